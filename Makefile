@@ -1,0 +1,68 @@
+# One entry point for people and CI. Every target sets itself up: a fresh machine needs only Python 3.11.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMPLE_CONFIG ?= sample_data/sample_service.yml
+OUT    ?= workbooks
+
+.PHONY: help setup workbook test lint format book lab bench browser-deps links clean sample-data
+
+help:
+	@echo "make workbook   set up, then build the sample service's workbook (about 3 minutes the first time)"
+	@echo "make test       set up, then run every check: lint, unit, notebooks, book, workbook, browser"
+	@echo "make book       build the book into _build/html"
+	@echo "make lab        open the notebooks in JupyterLab"
+	@echo "make bench      run the benchmarks (not part of make test)"
+	@echo "make links      check the book's external links (needs internet; never blocks)"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+workbook: setup
+	$(BIN)/equity-workbook run --config $(SAMPLE_CONFIG) --out $(OUT)
+
+# Browser tests drive Debian's Chromium; Playwright's own browser download is not available offline.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The browser tests need Chromium: run 'sudo apt-get install chromium' and try again."; exit 1; \
+	  fi; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup browser-deps lint
+	$(BIN)/python -m pytest
+
+book: setup
+	$(BIN)/jupyter-book build . -n -W --keep-going
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=. --ServerApp.jpserver_extensions="{'jupytext': True}"
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+links: setup
+	-$(BIN)/jupyter-book build . --builder linkcheck
+
+sample-data: setup
+	$(BIN)/python sample_data/generate.py
+
+clean:
+	rm -rf _build $(OUT) .jupyter_cache test-output
