@@ -1,0 +1,421 @@
+"""The service config: one YAML file that tells the playbook about a service's extract.
+
+A service maps its own column names and code values onto the playbook's canonical
+names here, so the loader never asks a service to rename its export.
+
+Example
+-------
+>>> from equity_helpers.config import load_config
+>>> cfg = load_config("sample_data/sample_service.yml")  # doctest: +SKIP
+>>> cfg.service_name  # doctest: +SKIP
+'Derbyshire Long COVID Rehabilitation Service (synthetic example)'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, ConfigErrors, PlaybookError
+from .privacy import DisclosureConfigError, DisclosureRule
+
+#: Canonical columns of the data contract, with what each means.
+CANONICAL_COLUMNS: dict[str, str] = {
+    "referral_id": "unique referral key",
+    "referral_date": "date the referral was received",
+    "age": "age in years at referral",
+    "age_band": "age band at referral (if age in years is not exported)",
+    "sex": "NHS person stated gender code (1, 2, 9, X) or its labels",
+    "ethnicity": "NHS ethnic category code (A to S, Z, 99) or its labels",
+    "lsoa_code": "LSOA 2011 or 2021 code of the person's home",
+    "accepted": "referral accepted or opted in (yes/no)",
+    "first_appointment_date": "date of first contact",
+    "appointments_offered": "number of appointments offered",
+    "appointments_attended": "number of appointments attended",
+    "appointments_dna": "number of appointments not attended (attendance codes 3 and 7)",
+    "discharge_date": "date of discharge (blank if still open)",
+    "discharge_reason": "completed, disengaged, dna_discharge, transferred or other",
+    "outcome_start": "outcome measure score at the start",
+    "outcome_end": "outcome measure score at the end",
+    "religion": "religion or belief",
+    "sexual_orientation": "sexual orientation",
+    "marital_status": "marital or civil partnership status",
+    "carer": "is a carer (yes/no)",
+    "pregnancy": "pregnant or recently pregnant (yes/no)",
+    "armed_forces": "armed forces veteran or family (yes/no)",
+    "disability": "has a disability (yes/no)",
+    "interpreter_needed": "needs an interpreter (yes/no)",
+    "learning_disability": "has a learning disability (yes/no)",
+    "smi": "has a severe mental illness (yes/no)",
+}
+REQUIRED_COLUMNS = ("referral_id", "referral_date", "sex", "ethnicity")
+YES_NO_FIELDS = (
+    "accepted",
+    "carer",
+    "pregnancy",
+    "armed_forces",
+    "disability",
+    "interpreter_needed",
+    "learning_disability",
+    "smi",
+)
+CATEGORY_FIELDS = ("religion", "sexual_orientation", "marital_status")
+EQUALITY_FIELDS = (
+    "ethnicity",
+    "sex",
+    "age_band",
+    "religion",
+    "sexual_orientation",
+    "marital_status",
+    "carer",
+    "pregnancy",
+    "armed_forces",
+    "disability",
+    "interpreter_needed",
+    "learning_disability",
+    "smi",
+)
+VALUE_MAPPED_FIELDS = ("sex", "ethnicity", "discharge_reason", *YES_NO_FIELDS, *CATEGORY_FIELDS)
+
+_TOP_KEYS = {
+    "service": "name and organisation of the service",
+    "extract": "where the extract is and how to read it",
+    "columns": "canonical name: your column name",
+    "values": "canonical field: {your value: NHS code}",
+    "catchment": "local authority codes or a file of LSOA codes",
+    "reference": "deprivation and population files",
+    "period": "start and end dates of the analysis",
+    "evaluation": "change date and focus group for Steps 11-12",
+    "outcome": "the outcome measure and its direction",
+    "disclosure": "small-number rule",
+    "readability": "folders of letters before and after a change",
+}
+_SECTION_KEYS = {
+    "service": {"name", "organisation", "description"},
+    "extract": {"path", "sheet", "header_row", "date_format"},
+    "catchment": {"local_authorities", "lsoa_file", "name"},
+    "reference": {"imd_edition", "imd_path", "population_ethnicity", "population_age",
+                  "population_sex", "lsoa_lookup"},
+    "period": {"start", "end"},
+    "evaluation": {"change_date", "focus_field", "focus_group", "measure"},
+    "outcome": {"name", "higher_is_better"},
+    "disclosure": {"threshold", "rounding", "enabled"},
+    "readability": {"before", "after"},
+}
+TODO = "TODO"
+
+
+@dataclass
+class ServiceConfig:
+    """A validated service config. Paths are absolute."""
+
+    path: Path
+    service_name: str
+    organisation: str
+    extract_path: Path
+    columns: dict[str, str]
+    values: dict[str, dict[str, str]]
+    catchment_lads: list[str]
+    catchment_lsoa_file: Path | None
+    catchment_name: str
+    imd_edition: int
+    imd_path: Path
+    population_ethnicity: Path | None
+    population_age: Path | None
+    population_sex: Path | None
+    lsoa_lookup: Path | None
+    period_start: dt.date
+    period_end: dt.date
+    change_date: dt.date | None
+    focus_field: str | None
+    focus_group: str | None
+    evaluation_measure: str
+    outcome_name: str
+    outcome_higher_is_better: bool
+    disclosure: DisclosureRule
+    readability_before: Path | None
+    readability_after: Path | None
+    extract_sheet: str | int | None = None
+    extract_header_row: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def has(self, canonical: str) -> bool:
+        """Whether the extract provides this canonical column."""
+        return canonical in self.columns
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Find a file given relative to the current folder or to any folder above it.
+
+    Notebooks run from ``notebooks/`` in the book and in JupyterLab, and from the
+    repository root under papermill; this lets the same default work in all three.
+    """
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    for parent in Path.cwd().resolve().parents:
+        candidate = parent / p
+        if candidate.exists():
+            return candidate
+    return p.resolve()
+
+
+def _close(word: str, options) -> str:
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def _date(value, key: str, problems: list) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(str(value), fmt).date()
+        except ValueError:
+            pass
+    problems.append(
+        ConfigError("CFG005", key=key, value=value, allowed="a date like 2024-04-01 or 01/04/2024")
+    )
+    return None
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> ServiceConfig:
+    """Read and validate a service config, reporting every problem at once.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file. Relative paths inside it are read from its folder.
+    check_files : bool
+        Check that the files it names exist.
+
+    Raises
+    ------
+    ConfigError
+        One problem; ``ConfigErrors`` when there are several.
+    """
+    cfg_path = resolve_path(path)
+    if not cfg_path.is_file():
+        raise ConfigError("CFG001", path=str(path))
+    try:
+        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8-sig")) or {}
+    except yaml.YAMLError as exc:
+        detail = str(exc).replace("\n", " ")
+        raise ConfigError("CFG002", path=str(cfg_path), detail=detail) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("CFG002", path=str(cfg_path), detail="the top level is not a mapping")
+    return _validate(raw, cfg_path, check_files)
+
+
+def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
+    problems: list[PlaybookError] = []
+    base = cfg_path.parent
+
+    for key in raw:
+        if key not in _TOP_KEYS:
+            problems.append(
+                ConfigError(
+                    "CFG003", key=key, section="the top level", suggestion=_close(key, _TOP_KEYS),
+                    allowed=", ".join(_TOP_KEYS),
+                )
+            )
+    sections = {}
+    for name, allowed in _SECTION_KEYS.items():
+        section = raw.get(name) or {}
+        if not isinstance(section, dict):
+            problems.append(
+                ConfigError("CFG005", key=name, value=section, allowed="a set of 'key: value' lines")
+            )
+            section = {}
+        for key in section:
+            if key not in allowed:
+                problems.append(
+                    ConfigError(
+                        "CFG003", key=key, section=name, suggestion=_close(key, allowed),
+                        allowed=", ".join(sorted(allowed)),
+                    )
+                )
+        sections[name] = section
+
+    def file_setting(section: str, key: str, required: bool = False) -> Path | None:
+        value = sections[section].get(key)
+        full_key = f"{section}.{key}"
+        if value in (None, ""):
+            if required:
+                problems.append(ConfigError("CFG004", key=full_key, hint="Give the path to the file."))
+            return None
+        p = Path(str(value)).expanduser()
+        p = p if p.is_absolute() else (base / p)
+        if check_files and not p.exists():
+            problems.append(ConfigError("CFG006", key=full_key, path=str(p)))
+        return p.resolve() if p.exists() else p
+
+    name = sections["service"].get("name")
+    if not name:
+        problems.append(ConfigError("CFG004", key="service.name", hint="Give the service's name."))
+
+    extract_path = file_setting("extract", "path", required=True)
+
+    columns_raw = raw.get("columns") or {}
+    columns: dict[str, str] = {}
+    todo: list[str] = []
+    if not isinstance(columns_raw, dict):
+        problems.append(
+            ConfigError("CFG005", key="columns", value=columns_raw,
+                        allowed="lines like 'referral_id: Referral Number'")
+        )
+        columns_raw = {}
+    for canonical, source in columns_raw.items():
+        if canonical not in CANONICAL_COLUMNS:
+            problems.append(
+                ConfigError(
+                    "CFG003", key=canonical, section="columns",
+                    suggestion=_close(canonical, CANONICAL_COLUMNS),
+                    allowed=", ".join(CANONICAL_COLUMNS),
+                )
+            )
+            continue
+        if source is None or str(source).strip() == "":
+            continue
+        if str(source).strip().upper().startswith(TODO):
+            todo.append(f"columns.{canonical}")
+            continue
+        columns[canonical] = str(source)
+    for req in REQUIRED_COLUMNS:
+        if req not in columns and f"columns.{req}" not in todo:
+            problems.append(
+                ConfigError("CFG004", key=f"columns.{req}",
+                            hint=f"Name the column of your extract that holds the {CANONICAL_COLUMNS[req]}.")
+            )
+    if "age" not in columns and "age_band" not in columns and "columns.age" not in todo:
+        problems.append(
+            ConfigError("CFG004", key="columns.age", hint="Map either 'age' or 'age_band'.")
+        )
+
+    values_raw = raw.get("values") or {}
+    values: dict[str, dict[str, str]] = {}
+    if isinstance(values_raw, dict):
+        for fieldname, mapping in values_raw.items():
+            if fieldname not in VALUE_MAPPED_FIELDS:
+                problems.append(
+                    ConfigError("CFG003", key=fieldname, section="values",
+                                suggestion=_close(fieldname, VALUE_MAPPED_FIELDS),
+                                allowed=", ".join(VALUE_MAPPED_FIELDS))
+                )
+                continue
+            if not isinstance(mapping, dict):
+                problems.append(
+                    ConfigError("CFG005", key=f"values.{fieldname}", value=mapping,
+                                allowed="lines like 'Your value: NHS code'")
+                )
+                continue
+            for k, v in mapping.items():
+                if str(v).strip().upper().startswith(TODO):
+                    todo.append(f"values.{fieldname}.{k}")
+            values[fieldname] = {str(k).strip(): str(v).strip() for k, v in mapping.items()}
+    if todo:
+        problems.append(ConfigError("CFG007", keys=", ".join(todo)))
+
+    lads = sections["catchment"].get("local_authorities") or []
+    if isinstance(lads, str):
+        lads = [lads]
+    lads = [str(x).strip() for x in lads]
+    for code in lads:
+        if not (len(code) == 9 and code[0] == "E" and code[1:].isdigit()):
+            problems.append(
+                ConfigError("CFG005", key="catchment.local_authorities", value=code,
+                            allowed="local authority codes like E06000015 (Derby)")
+            )
+    lsoa_file = file_setting("catchment", "lsoa_file")
+
+    edition = sections["reference"].get("imd_edition", 2025)
+    if edition not in (2019, 2025):
+        problems.append(ConfigError("CFG005", key="reference.imd_edition", value=edition, allowed="2019, 2025"))
+        edition = 2025
+    imd_path = file_setting("reference", "imd_path", required=True)
+
+    start = _date(sections["period"].get("start"), "period.start", problems)
+    end = _date(sections["period"].get("end"), "period.end", problems)
+    if start is None and "start" not in sections["period"]:
+        problems.append(ConfigError("CFG004", key="period.start", hint="For example 2022-04-01."))
+    if end is None and "end" not in sections["period"]:
+        problems.append(ConfigError("CFG004", key="period.end", hint="For example 2025-03-31."))
+    if start and end and start >= end:
+        problems.append(
+            ConfigError("CFG005", key="period", value=f"{start} to {end}", allowed="a start before the end")
+        )
+    change = _date(sections["evaluation"].get("change_date"), "evaluation.change_date", problems)
+    if change and start and end and not (start < change < end):
+        problems.append(
+            ConfigError("CFG005", key="evaluation.change_date", value=str(change),
+                        allowed=f"a date between {start} and {end}")
+        )
+    measure = sections["evaluation"].get("measure", "dna_rate")
+    measures = ("dna_rate", "drop_out_rate", "completion_rate")
+    if measure not in measures:
+        problems.append(ConfigError("CFG005", key="evaluation.measure", value=measure, allowed=", ".join(measures)))
+
+    higher = sections["outcome"].get("higher_is_better", True)
+    if not isinstance(higher, bool):
+        problems.append(ConfigError("CFG005", key="outcome.higher_is_better", value=higher, allowed="true, false"))
+        higher = True
+
+    try:
+        rule = DisclosureRule.from_config(sections["disclosure"])
+    except DisclosureConfigError as exc:
+        problems.append(ConfigError("CFG005", key=exc.key, value=exc.value, allowed=exc.allowed))
+        rule = DisclosureRule()
+
+    sheet = sections["extract"].get("sheet")
+    header_row = sections["extract"].get("header_row")
+    if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
+        problems.append(ConfigError("CFG005", key="extract.header_row", value=header_row,
+                                    allowed="a row number, 1 or more"))
+        header_row = None
+
+    cfg = ServiceConfig(
+        path=cfg_path,
+        service_name=str(name or ""),
+        organisation=str(sections["service"].get("organisation", "")),
+        extract_path=extract_path or base,
+        columns=columns,
+        values=values,
+        catchment_lads=lads,
+        catchment_lsoa_file=lsoa_file,
+        catchment_name=str(sections["catchment"].get("name", "the catchment")),
+        imd_edition=int(edition),
+        imd_path=imd_path or base,
+        population_ethnicity=file_setting("reference", "population_ethnicity"),
+        population_age=file_setting("reference", "population_age"),
+        population_sex=file_setting("reference", "population_sex"),
+        lsoa_lookup=file_setting("reference", "lsoa_lookup"),
+        period_start=start or dt.date(1900, 1, 1),
+        period_end=end or dt.date(2100, 1, 1),
+        change_date=change,
+        focus_field=sections["evaluation"].get("focus_field"),
+        focus_group=(str(sections["evaluation"]["focus_group"])
+                     if sections["evaluation"].get("focus_group") is not None else None),
+        evaluation_measure=str(measure),
+        outcome_name=str(sections["outcome"].get("name", "outcome score")),
+        outcome_higher_is_better=bool(higher),
+        disclosure=rule,
+        readability_before=file_setting("readability", "before"),
+        readability_after=file_setting("readability", "after"),
+        extract_sheet=sheet,
+        extract_header_row=header_row,
+        raw=raw,
+    )
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigErrors(problems)
+    return cfg

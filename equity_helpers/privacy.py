@@ -1,0 +1,966 @@
+"""Disclosure control: hide and round small counts before anything is published.
+
+The playbook follows NHS England's rule for sub-national Hospital Episode Statistics:
+
+* a count of 0 is shown as 0;
+* a count from 1 to the threshold (7 by default) is hidden and shown as ``*``;
+* every other count is rounded to the nearest multiple of ``rounding`` (5 by default),
+  halves rounded up.
+
+Percentages and rates are built from the *unrounded* counts, as NHS publications do, and
+then rounded (to 1 decimal place by default); a percentage or rate whose numerator or
+denominator is hidden is hidden too.
+
+A table with published totals needs more than that: if a row with a published total has
+exactly one hidden cell, a reader can take the other cells from the total and work out the
+hidden one. :func:`control_table` therefore applies *secondary suppression*: it hides the
+next-smallest non-zero cell in any such row or column until every row and column with a
+published total has no hidden cells or at least two.
+
+Examples
+--------
+>>> rule = DisclosureRule()
+>>> control_counts([0, 1, 7, 8, 12, 13, 1234], rule).tolist()
+[0, <NA>, <NA>, 10, 10, 15, 1235]
+>>> format_count(1235), format_count(pd.NA)
+('1,235', '*')
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger("equity_helpers")
+
+__all__ = [
+    "NHS_THRESHOLD",
+    "NHS_ROUNDING",
+    "DisclosureError",
+    "DisclosureConfigError",
+    "DisclosureInputError",
+    "DisclosureLeakError",
+    "DisclosureRule",
+    "ControlledTable",
+    "control_counts",
+    "control_table",
+    "controlled_percentage",
+    "controlled_rate",
+    "format_count",
+    "neutralise_formula",
+    "export_table",
+    "scan_for_small_counts",
+]
+
+#: NHS England's threshold for sub-national HES statistics: counts 1 to 7 are hidden.
+NHS_THRESHOLD = 7
+#: NHS England's rounding base for sub-national HES statistics: other counts to the nearest 5.
+NHS_ROUNDING = 5
+
+_TOTAL_LABEL = "Total"
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+class DisclosureError(Exception):
+    """Base class for every disclosure-control error."""
+
+
+class DisclosureConfigError(DisclosureError, ValueError):
+    """A disclosure setting has a value the playbook cannot use.
+
+    Attributes
+    ----------
+    key : str
+        The setting, written as in the config file (for example ``"disclosure.threshold"``).
+    value : object
+        The value that was given.
+    allowed : str
+        Plain-English description of the values that are allowed.
+    """
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"'{key}' is {value!r}, which is not allowed. Use {allowed}.")
+
+
+class DisclosureInputError(DisclosureError, ValueError):
+    """Counts given to disclosure control are not whole numbers of 0 or more."""
+
+
+class DisclosureLeakError(DisclosureError):
+    """A table about to be exported still holds unprotected small counts."""
+
+
+# --------------------------------------------------------------------------------------------
+# The rule
+# --------------------------------------------------------------------------------------------
+def _check_setting(section: str, name: str, value: Any) -> None:
+    key = f"{section}.{name}" if section else name
+    if name == "enabled":
+        if not isinstance(value, bool):
+            raise DisclosureConfigError(key, value, "true or false")
+        return
+    low, high = (0, 100) if name == "threshold" else (1, 100)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or not (low <= value <= high)
+    ):
+        raise DisclosureConfigError(key, value, f"a whole number from {low} to {high}")
+
+
+@dataclass(frozen=True)
+class DisclosureRule:
+    """The small-number rule applied to every published count.
+
+    Parameters
+    ----------
+    threshold : int, default 7
+        Counts from 1 to ``threshold`` are hidden (shown as ``*``). 0 hides nothing.
+    rounding : int, default 5
+        Other counts are rounded to the nearest multiple of this (halves up). 1 means no
+        rounding. A non-zero count that would round to 0 is hidden instead, so that a
+        published 0 always means "none".
+    enabled : bool, default True
+        ``False`` turns disclosure control off: counts are shown exactly. The rule still
+        says so in :meth:`describe` and :meth:`warning`, so every page can state it.
+
+    Raises
+    ------
+    DisclosureConfigError
+        If a value is outside the allowed range.
+
+    Examples
+    --------
+    >>> DisclosureRule().describe()
+    'Counts of 1 to 7 are shown as * and other counts are rounded to the nearest 5; percentages built on a hidden count are hidden too.'
+    >>> DisclosureRule(threshold=3).warning() is not None
+    True
+    """  # noqa: E501
+
+    threshold: int = NHS_THRESHOLD
+    rounding: int = NHS_ROUNDING
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "rounding", "enabled"):
+            _check_setting("", name, getattr(self, name))
+        object.__setattr__(self, "threshold", int(self.threshold))
+        object.__setattr__(self, "rounding", int(self.rounding))
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls, mapping: Mapping[str, Any] | None, *, section: str = "disclosure"
+    ) -> DisclosureRule:
+        """Build a rule from the ``disclosure`` section of a config file.
+
+        Parameters
+        ----------
+        mapping : mapping or None
+            Keys ``threshold``, ``rounding`` and ``enabled``; any may be left out to keep
+            NHS England's default. ``None`` or ``{}`` gives the default rule.
+        section : str, default "disclosure"
+            Section name used when naming a bad key in the error message.
+
+        Returns
+        -------
+        DisclosureRule
+
+        Raises
+        ------
+        DisclosureConfigError
+            Naming the key (for example ``disclosure.rounding``) and the values allowed, for
+            an unknown key, a value of the wrong type or a value out of range.
+
+        Examples
+        --------
+        >>> DisclosureRule.from_config({"threshold": 10})
+        DisclosureRule(threshold=10, rounding=5, enabled=True)
+        >>> DisclosureRule.from_config({"rounding": 0})
+        Traceback (most recent call last):
+        ...
+        equity_helpers.privacy.DisclosureConfigError: 'disclosure.rounding' is 0, which is not allowed. Use a whole number from 1 to 100.
+        """  # noqa: E501
+        if mapping is None:
+            return cls()
+        if not isinstance(mapping, Mapping):
+            raise DisclosureConfigError(
+                section, mapping, "a set of 'key: value' lines (threshold, rounding, enabled)"
+            )
+        allowed = ("threshold", "rounding", "enabled")
+        for key in mapping:
+            if key not in allowed:
+                raise DisclosureConfigError(
+                    f"{section}.{key}", mapping[key], "only the keys " + ", ".join(allowed)
+                )
+        for key in allowed:
+            if key in mapping:
+                _check_setting(section, key, mapping[key])
+        return cls(**{key: mapping[key] for key in allowed if key in mapping})
+
+    # -- derived facts ------------------------------------------------------------------------
+    @property
+    def hidden_up_to(self) -> int:
+        """Largest count that is hidden: the threshold, or more if rounding would give 0."""
+        # A count x rounds to 0 when 2x < rounding; such counts are hidden rather than shown
+        # as 0, because a published 0 must mean "none".
+        return max(self.threshold, (self.rounding - 1) // 2)
+
+    @property
+    def is_relaxed(self) -> bool:
+        """True when the rule is off or weaker than NHS England's (threshold 7, rounding 5)."""
+        return not self.enabled or self.threshold < NHS_THRESHOLD or self.rounding < NHS_ROUNDING
+
+    def round_count(self, count: int) -> int:
+        """Round one non-negative count to the nearest ``rounding``, halves up.
+
+        Examples
+        --------
+        >>> DisclosureRule().round_count(12), DisclosureRule().round_count(13)
+        (10, 15)
+        """
+        r = self.rounding
+        return (2 * int(count) + r) // (2 * r) * r
+
+    def possible_range(self, published: int | None) -> tuple[int, int | None]:
+        """The true counts that could lie behind a published value under this rule.
+
+        Parameters
+        ----------
+        published : int or None
+            The published count; ``None`` (or ``pd.NA``) for a hidden one.
+
+        Returns
+        -------
+        tuple of (int, int or None)
+            Smallest and largest true count; the largest is ``None`` (no limit) for a
+            hidden cell, because secondary suppression can hide counts of any size.
+
+        Examples
+        --------
+        >>> DisclosureRule().possible_range(10), DisclosureRule().possible_range(0)
+        ((8, 12), (0, 0))
+        """
+        if published is None or published is pd.NA:
+            return (1, None)
+        p = int(published)
+        if not self.enabled or p == 0:
+            return (p, p)
+        r = self.rounding
+        # x rounds to p exactly when p - r/2 <= x < p + r/2.
+        low = math.ceil(Fraction(2 * p - r, 2))
+        high = math.ceil(Fraction(2 * p + r, 2)) - 1
+        return (max(low, self.hidden_up_to + 1), high)
+
+    # -- words for every page -----------------------------------------------------------------
+    def describe(self) -> str:
+        """A plain-English sentence stating the rule, to print on every page.
+
+        Examples
+        --------
+        >>> DisclosureRule(enabled=False).describe()
+        'Disclosure control is off: counts are shown exactly as recorded, with nothing hidden or rounded.'
+        """  # noqa: E501
+        if not self.enabled:
+            return (
+                "Disclosure control is off: counts are shown exactly as recorded, "
+                "with nothing hidden or rounded."
+            )
+        hidden = self.hidden_up_to
+        if hidden == 0:
+            first = "No counts are hidden"
+        elif hidden == 1:
+            first = "Counts of 1 are shown as *"
+        else:
+            first = f"Counts of 1 to {hidden} are shown as *"
+        others = "other counts" if hidden else "counts"
+        if self.rounding == 1:
+            second = f"{others} are shown unrounded"
+        else:
+            second = f"{others} are rounded to the nearest {self.rounding}"
+        joiner = " and " if hidden else "; "
+        tail = "; percentages built on a hidden count are hidden too." if hidden else "."
+        return f"{first}{joiner}{second}{tail}"
+
+    def warning(self) -> str | None:
+        """A loud sentence when the rule is off or weaker than NHS England's, else ``None``.
+
+        Examples
+        --------
+        >>> DisclosureRule().warning() is None
+        True
+        >>> print(DisclosureRule(enabled=False).warning())
+        WARNING: disclosure control is OFF. These figures include small counts that could identify people. Do not share them outside your organisation.
+        """  # noqa: E501
+        if not self.enabled:
+            return (
+                "WARNING: disclosure control is OFF. These figures include small counts that "
+                "could identify people. Do not share them outside your organisation."
+            )
+        if not self.is_relaxed:
+            return None
+        weaker = []
+        if self.threshold < NHS_THRESHOLD:
+            weaker.append(f"only counts up to {self.hidden_up_to} are hidden (NHS rule: 1 to 7)")
+        if self.rounding < NHS_ROUNDING:
+            weaker.append(
+                "counts are not rounded (NHS rule: nearest 5)"
+                if self.rounding == 1
+                else f"counts are rounded to the nearest {self.rounding} (NHS rule: nearest 5)"
+            )
+        return (
+            "WARNING: disclosure control is weaker than NHS England's rule: "
+            + " and ".join(weaker)
+            + ". Small numbers could identify people. Do not share these figures outside "
+            "your organisation."
+        )
+
+
+DEFAULT_RULE = DisclosureRule()
+
+
+# --------------------------------------------------------------------------------------------
+# Counts
+# --------------------------------------------------------------------------------------------
+def _to_int_array(values: Any, what: str) -> np.ndarray:
+    """Check ``values`` are whole numbers of 0 or more and return them as int64."""
+    series = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if series.isna().any():
+        where = list(series.index[series.isna().to_numpy()])[:5]
+        raise DisclosureInputError(
+            f"{what} has missing values (at {where}). Disclosure control needs a count in "
+            "every cell: use 0 where nothing was recorded."
+        )
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        raise DisclosureInputError(
+            f"{what} must hold whole-number counts; it holds {series.dtype} values such as "
+            f"{series.iloc[0]!r}."
+            if len(series)
+            else f"{what} must hold whole-number counts."
+        )
+    as_float = series.to_numpy(dtype="float64")
+    if not np.all(np.isfinite(as_float)) or not np.all(as_float == np.floor(as_float)):
+        bad = series[~(np.isfinite(as_float) & (as_float == np.floor(as_float)))]
+        raise DisclosureInputError(
+            f"{what} must hold whole-number counts; found {bad.iloc[0]!r}. Control the counts "
+            "first and build percentages with controlled_percentage()."
+        )
+    if (as_float < 0).any():
+        raise DisclosureInputError(f"{what} must not be negative; found {as_float.min():g}.")
+    return series.to_numpy(dtype="int64")
+
+
+def _control_array(counts: np.ndarray, rule: DisclosureRule) -> tuple[np.ndarray, np.ndarray]:
+    """Return (published values, suppressed mask) for an int64 array."""
+    if not rule.enabled:
+        return counts.copy(), np.zeros(counts.shape, dtype=bool)
+    r = rule.rounding
+    suppressed = (counts >= 1) & (counts <= rule.hidden_up_to)
+    rounded = (2 * counts + r) // (2 * r) * r
+    return np.where(suppressed, 0, rounded), suppressed
+
+
+def _to_int64(published: np.ndarray, suppressed: np.ndarray) -> pd.arrays.IntegerArray:
+    return pd.arrays.IntegerArray(published.astype("int64"), suppressed.astype(bool))
+
+
+def control_counts(values: Any, rule: DisclosureRule = DEFAULT_RULE) -> Any:
+    """Apply the small-number rule to counts.
+
+    Parameters
+    ----------
+    values : int, array-like or pandas.Series
+        Unrounded counts: whole numbers of 0 or more, none missing.
+    rule : DisclosureRule, default NHS England's rule
+
+    Returns
+    -------
+    pandas.Series, pandas.arrays.IntegerArray or int or pandas.NA
+        Nullable ``Int64`` values with ``<NA>`` where a count is hidden. A Series keeps its
+        index and name; a single number gives a single value back.
+
+    Raises
+    ------
+    DisclosureInputError
+        For missing, negative, fractional or non-numeric counts.
+
+    Examples
+    --------
+    >>> control_counts(pd.Series([0, 3, 8], name="referrals")).tolist()
+    [0, <NA>, 10]
+    >>> control_counts(3, DisclosureRule(enabled=False))
+    3
+    """
+    if np.ndim(values) == 0:
+        out = control_counts([values], rule)[0]
+        return out if out is pd.NA else int(out)
+    counts = _to_int_array(values, "The counts")
+    published, suppressed = _control_array(counts, rule)
+    array = _to_int64(published, suppressed)
+    if isinstance(values, pd.Series):
+        return pd.Series(array, index=values.index, name=values.name)
+    return array
+
+
+# --------------------------------------------------------------------------------------------
+# Tables with secondary suppression
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ControlledTable:
+    """A table after disclosure control.
+
+    Attributes
+    ----------
+    values : pandas.DataFrame
+        Published counts as nullable ``Int64`` with ``<NA>`` for hidden cells; columns that
+        were not counts (labels) are passed through unchanged.
+    suppressed : pandas.DataFrame
+        ``True`` where a cell is hidden (same shape as ``values``).
+    primary : pandas.DataFrame
+        ``True`` where a cell is hidden because it is a small count itself; the rest of
+        ``suppressed`` is secondary suppression.
+    rule : DisclosureRule
+    count_columns : list
+        The controlled columns, including any total column.
+    index_is_label : bool
+        Whether the index holds row labels (and so is written out by :func:`export_table`).
+    """
+
+    values: pd.DataFrame
+    suppressed: pd.DataFrame
+    primary: pd.DataFrame
+    rule: DisclosureRule
+    count_columns: list = field(default_factory=list)
+    index_is_label: bool = True
+
+    @property
+    def n_secondary(self) -> int:
+        """How many cells were hidden only to protect other hidden cells."""
+        return int((self.suppressed & ~self.primary).to_numpy().sum())
+
+    def display(self) -> pd.DataFrame:
+        """The table as text: ``*`` for hidden cells, thousands separators elsewhere.
+
+        Examples
+        --------
+        >>> t = control_table(pd.DataFrame({"n": [3, 1234]}), ["n"])
+        >>> t.display()["n"].tolist()
+        ['*', '1,235']
+        """
+        shown = self.values.copy()
+        for column in self.count_columns:
+            shown[column] = [format_count(v) for v in self.values[column]]
+        return shown
+
+    def describe(self) -> str:
+        """The rule's sentence, plus a note when secondary suppression hid extra cells."""
+        text = self.rule.describe()
+        extra = self.n_secondary
+        if extra:
+            cells = "count is" if extra == 1 else "counts are"
+            text += (
+                f" In this table {extra} more {cells} hidden so that hidden counts cannot be "
+                "worked out from the totals."
+            )
+        return text
+
+
+def _secondary_suppression(grid: np.ndarray, hidden: np.ndarray, lines: list) -> np.ndarray:
+    """Hide further cells until no line with a published total has exactly one hidden cell.
+
+    ``lines`` is a list of (member cells, total cell) with cells as (row, column) tuples.
+    """
+    hidden = hidden.copy()
+    membership: dict[tuple[int, int], list[int]] = {}
+    for number, (members, _total) in enumerate(lines):
+        for cell in members:
+            membership.setdefault(cell, []).append(number)
+
+    def hidden_members(number: int) -> int:
+        return sum(hidden[cell] for cell in lines[number][0])
+
+    def needs_help(number: int) -> bool:
+        members, total = lines[number]
+        return not hidden[total] and hidden_members(number) == 1
+
+    while True:
+        todo = [number for number in range(len(lines)) if needs_help(number)]
+        if not todo:
+            return hidden
+        members, total = lines[todo[0]]
+        candidates = [cell for cell in members if not hidden[cell] and grid[cell] > 0]
+        if not candidates:
+            # Every other cell is 0, so the total would give the hidden cell away: hide the
+            # total as well (it belongs to a margin line, which the loop then protects).
+            hidden[total] = True
+            continue
+
+        def preference(cell: tuple[int, int], this: int = todo[0]) -> tuple:
+            # Smallest value first; among equals, prefer a cell that also mends a crossing
+            # line with one hidden cell, then one whose crossing lines are already safe.
+            crossing = [n for n in membership.get(cell, []) if n != this]
+            if any(needs_help(n) for n in crossing):
+                rank = 0
+            elif all(hidden[lines[n][1]] or hidden_members(n) >= 2 for n in crossing):
+                rank = 1
+            else:
+                rank = 2
+            return (int(grid[cell]), rank, cell)
+
+        hidden[min(candidates, key=preference)] = True
+
+
+def control_table(
+    df: pd.DataFrame,
+    count_columns: Sequence[Any],
+    rule: DisclosureRule = DEFAULT_RULE,
+    total_row: bool | str | None = None,
+    total_column: bool | str | None = None,
+    secondary: bool = True,
+) -> ControlledTable:
+    """Control a table of counts, adding totals and secondary suppression.
+
+    Totals are added from the *unrounded* counts and then controlled like any other count,
+    as NHS publications do (so a rounded total need not equal the sum of rounded cells).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per group; ``count_columns`` hold unrounded counts. Give the table without
+        totals: they are computed here so they always match the cells.
+    count_columns : sequence
+        Columns holding counts. Other columns (labels) are passed through.
+    rule : DisclosureRule, default NHS England's rule
+    total_row : bool, str or None
+        ``True`` adds a row of column totals labelled "Total"; a string gives its label.
+    total_column : bool, str or None
+        ``True`` adds a column of row totals named "Total"; a string gives its name.
+    secondary : bool, default True
+        Apply secondary suppression: while a row or column whose total is published has
+        exactly one hidden cell, also hide its smallest remaining non-zero cell (if there is
+        none, hide the total). Only rows and columns with a published total need it.
+
+    Returns
+    -------
+    ControlledTable
+
+    Raises
+    ------
+    DisclosureInputError
+        For a missing count column, a total label that is already used, or bad counts.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"female": [1, 8], "male": [20, 30]}, index=["Q1", "Q2"])
+    >>> t = control_table(df, ["female", "male"], total_column=True)
+    >>> t.display().to_dict("list")
+    {'female': ['*', '10'], 'male': ['*', '30'], 'Total': ['20', '40']}
+    """
+    columns = list(count_columns)
+    if not columns:
+        raise DisclosureInputError("control_table needs at least one count column.")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DisclosureInputError(
+            f"These count columns are not in the table: {missing}. "
+            f"The table has: {list(df.columns)}."
+        )
+    counts = (
+        np.column_stack(
+            [_to_int_array(df[c].reset_index(drop=True), f"Column {c!r}") for c in columns]
+        )
+        if len(df)
+        else np.zeros((0, len(columns)), dtype="int64")
+    )
+
+    row_label = _TOTAL_LABEL if total_row is True else (total_row or None)
+    col_label = _TOTAL_LABEL if total_column is True else (total_column or None)
+    if col_label is not None and col_label in df.columns:
+        raise DisclosureInputError(
+            f"The table already has a column called {col_label!r}. Give the table without "
+            "totals (they are added from the unrounded counts), or choose another name."
+        )
+    if row_label is not None and row_label in df.index:
+        raise DisclosureInputError(
+            f"The table already has a row labelled {row_label!r}. Give the table without "
+            "totals (they are added from the unrounded counts), or choose another label."
+        )
+
+    n_rows, n_cols = counts.shape
+    grid = counts
+    if col_label is not None:
+        grid = np.column_stack([grid, grid.sum(axis=1)])
+    if row_label is not None:
+        grid = np.vstack([grid, grid.sum(axis=0, keepdims=True)])
+
+    published, primary = _control_array(grid, rule)
+    hidden = primary
+    if secondary and rule.enabled:
+        hidden = _secondary_suppression(grid, primary, _lines(n_rows, n_cols, row_label, col_label))
+        if hidden.sum() > primary.sum():
+            logger.info(
+                "Secondary suppression hid %d more cell(s) to protect %d small count(s).",
+                int(hidden.sum() - primary.sum()),
+                int(primary.sum()),
+            )
+
+    out_columns = columns + ([col_label] if col_label is not None else [])
+    values = df.copy()
+    if col_label is not None:
+        values[col_label] = 0
+    index_is_label = not isinstance(df.index, pd.RangeIndex)
+    if row_label is not None:
+        labels = [c for c in df.columns if c not in out_columns]
+        text_label = bool(labels) and not pd.api.types.is_numeric_dtype(df[labels[0]])
+        if text_label and not index_is_label:
+            # Label the total row in the first text column and keep a plain row number.
+            values = values.reset_index(drop=True).reindex(range(len(df) + 1))
+            values.loc[len(df), labels[0]] = row_label
+        else:
+            values = values.reindex(pd.Index([*values.index, row_label], tupleize_cols=False))
+            index_is_label = True
+    suppressed = pd.DataFrame(False, index=values.index, columns=values.columns)
+    primary_frame = suppressed.copy()
+    for j, column in enumerate(out_columns):
+        values[column] = _to_int64(published[:, j], hidden[:, j])
+        suppressed[column] = hidden[:, j]
+        primary_frame[column] = primary[:, j]
+    return ControlledTable(values, suppressed, primary_frame, rule, out_columns, index_is_label)
+
+
+def _lines(n_rows: int, n_cols: int, row_label: Any, col_label: Any) -> list:
+    """The (members, total) lines of a table whose totals sit in its last row/column."""
+    lines = []
+    if col_label is not None:  # each row adds up to its row total
+        for i in range(n_rows):
+            lines.append(([(i, j) for j in range(n_cols)], (i, n_cols)))
+    if row_label is not None:  # each column adds up to its column total
+        for j in range(n_cols):
+            lines.append(([(i, j) for i in range(n_rows)], (n_rows, j)))
+    if col_label is not None and row_label is not None:
+        grand = (n_rows, n_cols)
+        lines.append(([(n_rows, j) for j in range(n_cols)], grand))
+        lines.append(([(i, n_cols) for i in range(n_rows)], grand))
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Percentages and rates
+# --------------------------------------------------------------------------------------------
+def _round_half_up(value: Fraction, decimals: int) -> float:
+    scale = 10**decimals
+    return math.floor(value * scale + Fraction(1, 2)) / scale
+
+
+def _controlled_ratio(
+    numerator: Any,
+    denominator: Any,
+    rule: DisclosureRule,
+    multiplier: int,
+    decimals: int,
+    what: str,
+) -> Any:
+    scalar = np.ndim(numerator) == 0 and np.ndim(denominator) == 0
+    num = _to_int_array(np.atleast_1d(numerator) if scalar else numerator, f"The {what} numerator")
+    den_series = pd.Series(np.atleast_1d(denominator) if scalar else denominator)
+    if den_series.isna().any() or not pd.api.types.is_numeric_dtype(den_series):
+        raise DisclosureInputError(f"The {what} denominator must be numbers with none missing.")
+    den = den_series.to_numpy(dtype="float64")
+    if len(num) != len(den):
+        raise DisclosureInputError(
+            f"The {what} numerator has {len(num)} values but the denominator has {len(den)}."
+        )
+    if (den < 0).any():
+        raise DisclosureInputError(f"The {what} denominator must not be negative.")
+    hide_up_to = rule.hidden_up_to if rule.enabled else 0
+    out = np.full(len(num), np.nan)
+    for k, (n, d) in enumerate(zip(num, den_series.to_list(), strict=True)):
+        if d == 0:
+            continue  # undefined
+        if 1 <= n <= hide_up_to or 0 < d <= hide_up_to:
+            continue  # built on a hidden count
+        out[k] = _round_half_up(Fraction(int(n)) * multiplier / Fraction(d), decimals)
+    if scalar:
+        return float(out[0])
+    if isinstance(numerator, pd.Series):
+        return pd.Series(out, index=numerator.index, name=numerator.name)
+    return out
+
+
+def controlled_percentage(
+    numerator: Any, denominator: Any, rule: DisclosureRule = DEFAULT_RULE, decimals: int = 1
+) -> Any:
+    """Percentage ``100 * numerator / denominator`` with disclosure control.
+
+    Built from the *unrounded* counts and rounded to ``decimals`` places (halves up), as
+    NHS publications do, because percentages of rounded counts can be badly wrong for small
+    groups. It is hidden (NaN) when the numerator is a hidden count (1 to the threshold) or
+    the denominator is hidden, and undefined (NaN) when the denominator is 0.
+
+    Note that a percentage of unrounded counts, shown next to a rounded denominator, can
+    narrow down the true numerator; publish percentages with the same care as counts.
+
+    Parameters
+    ----------
+    numerator, denominator : int, array-like or pandas.Series
+        Unrounded counts.
+    rule : DisclosureRule, default NHS England's rule
+    decimals : int, default 1
+
+    Returns
+    -------
+    float, numpy.ndarray or pandas.Series
+        NaN where hidden or undefined. A Series numerator keeps its index.
+
+    Examples
+    --------
+    >>> controlled_percentage([0, 5, 40, 40], [50, 50, 6, 120])
+    array([ 0. ,  nan,  nan, 33.3])
+    """
+    return _controlled_ratio(numerator, denominator, rule, 100, decimals, "percentage")
+
+
+def controlled_rate(
+    numerator: Any,
+    denominator: Any,
+    rule: DisclosureRule = DEFAULT_RULE,
+    per: int = 100_000,
+    decimals: int = 1,
+) -> Any:
+    """Rate ``per * numerator / denominator`` (for example per 100,000 people), controlled.
+
+    Same rule as :func:`controlled_percentage`: computed from unrounded figures, rounded
+    to ``decimals`` places, hidden (NaN) when the numerator is 1 to the threshold or the
+    denominator is hidden, NaN when the denominator is 0. The denominator may be a
+    population estimate with decimals.
+
+    Examples
+    --------
+    >>> float(controlled_rate(25, 120_000))
+    20.8
+    >>> float(controlled_rate(4, 120_000))
+    nan
+    """
+    return _controlled_ratio(numerator, denominator, rule, per, decimals, "rate")
+
+
+# --------------------------------------------------------------------------------------------
+# Showing and exporting
+# --------------------------------------------------------------------------------------------
+def format_count(value: Any) -> str:
+    """Show one published count: ``*`` if hidden, otherwise with thousands separators.
+
+    Examples
+    --------
+    >>> format_count(pd.NA), format_count(0), format_count(1234)
+    ('*', '0', '1,234')
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "*"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    return str(value)
+
+
+def neutralise_formula(value: Any) -> Any:
+    """Stop a text cell being run as a formula when the file is opened in a spreadsheet.
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    apostrophe. Numbers and anything that is not text are returned unchanged.
+
+    Examples
+    --------
+    >>> neutralise_formula("=HYPERLINK(1)"), neutralise_formula(-5), neutralise_formula("Q1")
+    ("'=HYPERLINK(1)", -5, 'Q1')
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _export_frame(table: pd.DataFrame | ControlledTable) -> pd.DataFrame:
+    """Cells ready to write: '*' for hidden counts, numbers as numbers, text neutralised."""
+    if isinstance(table, ControlledTable):
+        frame, keep_index = table.values, table.index_is_label
+    else:
+        frame, keep_index = table, not isinstance(table.index, pd.RangeIndex)
+    if keep_index:
+        frame = frame.reset_index(names=[name or "" for name in frame.index.names])
+    out = pd.DataFrame(index=range(len(frame)))
+    for position, column in enumerate(frame.columns):
+        cells = []
+        for value in frame.iloc[:, position].tolist():
+            if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+                cells.append("*")
+            elif isinstance(value, np.generic):
+                cells.append(value.item())
+            else:
+                cells.append(neutralise_formula(value))
+        out[neutralise_formula(str(column))] = cells
+    return out
+
+
+def export_table(
+    table: pd.DataFrame | ControlledTable,
+    path_csv: str | Path,
+    path_xlsx: str | Path,
+    rule: DisclosureRule | None = None,
+    title: str = "",
+    *,
+    label_columns: Iterable[Any] = (),
+) -> tuple[Path, Path]:
+    """Write a published table to CSV and Excel, stating the disclosure rule above it.
+
+    The CSV starts with lines beginning ``# ``: the title, the rule's sentence and, when
+    control is relaxed or off, the warning. The XLSX has the same lines in its first rows,
+    then a blank row, then the table. Hidden counts are written as ``*``; every text cell
+    (headers and title too) is passed through :func:`neutralise_formula`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or ControlledTable
+        A controlled table, or a frame that is already safe to publish.
+    path_csv, path_xlsx : str or Path
+    rule : DisclosureRule, optional
+        Defaults to the rule of a ControlledTable; required for a plain DataFrame.
+    title : str
+    label_columns : iterable, optional
+        Columns of a plain DataFrame that hold labels (such as quintile 1 to 5) rather than
+        counts, skipped by the small-count check.
+
+    Returns
+    -------
+    tuple of Path
+        The CSV and XLSX paths.
+
+    Raises
+    ------
+    DisclosureLeakError
+        If the rule is on and a plain DataFrame still holds whole numbers from 1 to the
+        threshold (use :func:`control_table` first).
+    DisclosureInputError
+        If no rule is given for a plain DataFrame, or it differs from the table's rule.
+
+    Examples
+    --------
+    >>> t = control_table(pd.DataFrame({"n": [3, 40]}, index=["A", "B"]), ["n"])
+    >>> export_table(t, "/tmp/t.csv", "/tmp/t.xlsx", title="Referrals")  # doctest: +SKIP
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    if isinstance(table, ControlledTable):
+        if rule is not None and rule != table.rule:
+            raise DisclosureInputError(
+                f"The table was controlled with {table.rule} but export_table was given {rule}."
+            )
+        rule = table.rule
+    else:
+        if rule is None:
+            raise DisclosureInputError(
+                "export_table needs the disclosure rule for a plain DataFrame, so the file can "
+                "state it."
+            )
+        if rule.enabled:
+            skip = set(label_columns)
+            check = table[[c for c in table.columns if c not in skip]]
+            leaks = scan_for_small_counts(check, threshold=rule.hidden_up_to)
+            if len(leaks):
+                first = leaks.iloc[0]
+                raise DisclosureLeakError(
+                    f"The table still holds {len(leaks)} small count(s) from 1 to "
+                    f"{rule.hidden_up_to}, for example {first['value']!r} in column "
+                    f"{first['column']!r}, row {first['row']!r}. Pass it through control_table "
+                    "first, or list label columns in label_columns=."
+                )
+    header = [line for line in (title, rule.describe(), rule.warning()) if line]
+    if rule.warning():
+        logger.warning("Exporting %s with relaxed disclosure control.", title or "a table")
+    frame = _export_frame(table)
+
+    path_csv, path_xlsx = Path(path_csv), Path(path_xlsx)
+    with path_csv.open("w", newline="", encoding="utf-8") as handle:
+        for line in header:
+            handle.write("# " + " ".join(line.splitlines()) + "\n")
+        writer = csv.writer(handle)
+        writer.writerow(list(frame.columns))
+        writer.writerows(frame.itertuples(index=False, name=None))
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Table"
+    for number, line in enumerate(header, start=1):
+        cell = sheet.cell(row=number, column=1, value=neutralise_formula(line))
+        cell.font = Font(bold=True, color="C00000" if line.startswith("WARNING") else None)
+    start = len(header) + 2
+    for j, name in enumerate(frame.columns, start=1):
+        sheet.cell(row=start, column=j, value=name).font = Font(bold=True)
+    for i, row in enumerate(frame.itertuples(index=False, name=None), start=start + 1):
+        for j, value in enumerate(row, start=1):
+            sheet.cell(row=i, column=j, value=value)
+    book.save(path_xlsx)
+    logger.info("Wrote %s and %s.", path_csv, path_xlsx)
+    return path_csv, path_xlsx
+
+
+# --------------------------------------------------------------------------------------------
+# Leak checks
+# --------------------------------------------------------------------------------------------
+_DIGITS = re.compile(r"\d{1,3}(,\d{3})*")
+
+
+def scan_for_small_counts(df: pd.DataFrame, threshold: int = NHS_THRESHOLD) -> pd.DataFrame:
+    """Find cells holding a whole number from 1 to ``threshold``: possible leaked counts.
+
+    Integers (including nullable ``Int64``) and text that is just a whole number (such as
+    ``"5"`` in a displayed table) are checked; floats are not, since they are usually
+    percentages or rates.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    threshold : int, default 7
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``row``, ``column`` and ``value``; empty when nothing is found.
+
+    Examples
+    --------
+    >>> scan_for_small_counts(pd.DataFrame({"n": [0, 5, 10], "s": ["*", "3", "1,234"]}))
+       row column value
+    0    1      n     5
+    1    1      s     3
+    """
+    found = []
+    for column in df.columns:
+        for row, value in zip(df.index, df[column].tolist(), strict=True):
+            number = None
+            if isinstance(value, bool | np.bool_) or value is None or value is pd.NA:
+                continue
+            if isinstance(value, int | np.integer):
+                number = int(value)
+            elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+                number = int(value.strip().replace(",", ""))
+            if number is not None and 1 <= number <= threshold:
+                found.append({"row": row, "column": column, "value": value})
+    return pd.DataFrame(found, columns=["row", "column", "value"])
