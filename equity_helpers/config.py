@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,7 @@ _SECTION_KEYS = {
     "readability": {"before", "after"},
 }
 TODO = "TODO"
+log = logging.getLogger("equity_helpers")
 
 
 @dataclass
@@ -246,7 +248,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
                 )
         sections[name] = section
 
-    def file_setting(section: str, key: str, required: bool = False) -> Path | None:
+    def file_setting(section: str, key: str, required: bool = False, must_exist: bool = True) -> Path | None:
         value = sections[section].get(key)
         full_key = f"{section}.{key}"
         if value in (None, ""):
@@ -256,7 +258,10 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         p = Path(str(value)).expanduser()
         p = p if p.is_absolute() else (base / p)
         if check_files and not p.exists():
-            problems.append(ConfigError("CFG006", key=full_key, path=str(p)))
+            if must_exist:
+                problems.append(ConfigError("CFG006", key=full_key, path=str(p)))
+            else:
+                log.warning(str(ConfigError("CFG006", key=full_key, path=str(p))))
         return p.resolve() if p.exists() else p
 
     name = sections["service"].get("name")
@@ -408,8 +413,8 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         outcome_name=str(sections["outcome"].get("name", "outcome score")),
         outcome_higher_is_better=bool(higher),
         disclosure=rule,
-        readability_before=file_setting("readability", "before"),
-        readability_after=file_setting("readability", "after"),
+        readability_before=file_setting("readability", "before", must_exist=False),
+        readability_after=file_setting("readability", "after", must_exist=False),
         extract_sheet=sheet,
         extract_header_row=header_row,
         raw=raw,

@@ -509,14 +509,20 @@ def _add_deprivation(out, src, cfg: ServiceConfig, imd: pd.DataFrame, col: _Coll
 # --------------------------------------------------------------------------- prepared file
 
 
-def write_prepared(prepared: PreparedExtract, path: str | Path) -> Path:
-    """Write the prepared data as Parquet, with the row account and issues as metadata."""
+def write_prepared(prepared: PreparedExtract, path: str | Path, extra: dict | None = None) -> Path:
+    """Write the prepared data as Parquet, with the row account and issues as metadata.
+
+    The file is written under a temporary name and moved into place, so a reader never
+    sees half a file, even when several notebooks prepare the same extract at once.
+    """
+    import os
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(prepared.data, preserve_index=False)
     meta = dict(table.schema.metadata or {})
-    meta[b"equity_helpers"] = json.dumps(prepared.metadata()).encode()
-    tmp = path.with_suffix(".tmp")
+    meta[b"equity_helpers"] = json.dumps(prepared.metadata() | (extra or {})).encode()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     import pyarrow.parquet as pq
 
     pq.write_table(table.replace_schema_metadata(meta), tmp)

@@ -519,7 +519,8 @@ def sii(
     pandas.DataFrame
         One row: ``sii``, ``sii_lower<level>cl``, ``sii_upper<level>cl``, then (if ``rii``)
         ``rii`` and its limits, ``intercept`` (fitted value at the most deprived end, in the
-        units of ``value``), ``indicator_type``, ``multiplier``, ``confidence`` and ``method``.
+        units of ``value`` times ``abs(multiplier)``), ``indicator_type``, ``multiplier``,
+        ``confidence`` and ``method``.
 
     Examples
     --------
@@ -617,7 +618,7 @@ def sii(
         for level, i_lower, i_upper in positions:
             row[f"rii_lower{_label(level)}cl"] = sim_rii[i_lower]
             row[f"rii_upper{_label(level)}cl"] = sim_rii[i_upper]
-    row["intercept"] = intercept
+    row["intercept"] = intercept * abs(multiplier)
     row["indicator_type"] = _VALUE_TYPES[value_type]
     row["multiplier"] = multiplier
     row["confidence"] = _percent_text(levels)

@@ -106,8 +106,6 @@ def make_areas(rng: np.random.Generator, n_areas: int = 130) -> pd.DataFrame:
     for j, g in enumerate(ETHNIC_GROUPS):
         areas[g] = np.round(areas["population"] * mix[:, j]).astype(int)
     areas["population"] = areas[ETHNIC_GROUPS].sum(axis=1)
-    age_counts = rng.multinomial(1, AGE_MIX, size=0)  # placeholder for clarity
-    del age_counts
     for g, p in zip(AGE_GROUPS, AGE_MIX, strict=True):
         areas[g] = np.round(areas["population"] * p).astype(int)
     areas[AGE_GROUPS[-1]] += areas["population"] - areas[AGE_GROUPS].sum(axis=1)
@@ -137,7 +135,7 @@ def make_referrals(rng: np.random.Generator, areas: pd.DataFrame, n: int) -> pd.
     r["age"] = rng.integers(lo, hi + 1)
     days = (PERIOD_END - PERIOD_START).days
     # Referrals grow slowly over the three years.
-    offset = np.floor(days * np.sqrt(rng.uniform(0.15, 1, n)) ** 1.0).astype(int)
+    offset = np.floor(days * rng.uniform(0, 1, n) ** 0.8).astype(int)
     r["referral_date"] = pd.Timestamp(PERIOD_START) + pd.to_timedelta(offset, unit="D")
     return r
 

@@ -58,3 +58,34 @@ def built_book() -> Path:
             "The book build failed or warned; see test-output/book/build.log\n" + proc.stdout[-4000:]
         )
     return out / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def run_notebook():
+    """Run a notebook under papermill, as the workbook does, and cache the result.
+
+    Usage: ``nb, glued = run_notebook("data-completeness", config_path=...)``.
+    Returns the executed notebook and the values it glued.
+    """
+    import nbformat
+    import papermill as pm
+
+    from equity_helpers.notebooks import read_glued, to_notebook
+
+    cache: dict = {}
+
+    def _run(name: str, **params):
+        key = (name, tuple(sorted(params.items())))
+        if key not in cache:
+            out_dir = TEST_OUTPUT / "notebooks"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            src = out_dir / f"{name}.source.ipynb"
+            nbformat.write(to_notebook(name), src)
+            out = out_dir / f"{name}-{abs(hash(key)) % 10**8}.ipynb"
+            pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(ROOT),
+                                kernel_name="python3", progress_bar=False)
+            nb = nbformat.read(out, as_version=4)
+            cache[key] = (nb, read_glued(nb))
+        return cache[key]
+
+    return _run

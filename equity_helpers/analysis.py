@@ -1,0 +1,523 @@
+"""The analyses behind each step, as functions that return tidy, controlled tables.
+
+Notebooks call these and narrate the results. Every count in a returned table is
+already under disclosure control (see :mod:`equity_helpers.privacy`); confidence
+intervals and rates are shown only where their counts are shown.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import codes, stats
+from .config import CATEGORY_FIELDS, YES_NO_FIELDS
+from .errors import CATALOGUE
+from .privacy import DisclosureRule, control_counts, controlled_percentage
+
+#: Plain names of fields, for tables and charts.
+FIELD_LABELS = {
+    "ethnic_group": "Ethnic group",
+    "ethnicity": "Ethnicity",
+    "sex": "Sex",
+    "sex_label": "Sex",
+    "age_band": "Age band",
+    "age_group": "Age group",
+    "imd_decile": "IMD decile",
+    "imd_quintile": "IMD quintile",
+    "core20": "Core20",
+    "lsoa_code": "Home area (LSOA)",
+    "religion": "Religion",
+    "sexual_orientation": "Sexual orientation",
+    "marital_status": "Marital status",
+    "carer": "Carer",
+    "pregnancy": "Pregnancy",
+    "armed_forces": "Armed forces",
+    "disability": "Disability",
+    "interpreter_needed": "Interpreter needed",
+    "learning_disability": "Learning disability",
+    "smi": "Severe mental illness",
+}
+#: Titles of the catalogue's messages, for tables that name a reason.
+CATALOGUE_TITLES = {code: m.title for code, m in CATALOGUE.items()}
+_NOT_STATED_WORDS = {"not stated", "prefer not to say", "declined", "refused"}
+
+
+def label(field: str) -> str:
+    return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+
+
+# ----------------------------------------------------------------------------- Step 1
+
+
+def _classify(data: pd.DataFrame, field: str) -> pd.Series:
+    """Each record of a field as recorded / not stated / not known / invalid."""
+    s = data[field]
+    if field == "ethnicity":
+        return pd.Series(np.select([s.eq("Z"), s.eq("99"), s.eq(codes.INVALID)],
+                                   ["Not stated", "Not known", "Invalid"], "Recorded"), index=s.index)
+    if field == "sex":
+        return pd.Series(np.select([s.eq("X"), s.eq(codes.INVALID)], ["Not known", "Invalid"],
+                                   "Recorded"), index=s.index)
+    if field == "age_band":
+        return pd.Series(np.where(s.eq(codes.UNKNOWN_AGE), "Not known", "Recorded"), index=s.index)
+    if field == "lsoa_code":
+        st = data["lsoa_status"]
+        return pd.Series(np.select([st.eq("missing"), st.eq("invalid")], ["Not known", "Invalid"],
+                                   "Recorded"), index=s.index)
+    text = s.astype("string").str.lower()
+    return pd.Series(np.select(
+        [s.isna().to_numpy(), text.isin(_NOT_STATED_WORDS).fillna(False).to_numpy(),
+         s.eq(codes.INVALID).fillna(False).to_numpy()],
+        ["Not known", "Not stated", "Invalid"], "Recorded"), index=s.index)
+
+
+def monitoring_fields(data: pd.DataFrame) -> list[str]:
+    """The equality-monitoring fields this extract has, in the guide's order."""
+    order = ["ethnicity", "sex", "age_band", "lsoa_code", "religion", "sexual_orientation",
+             "marital_status", "carer", "pregnancy", "armed_forces", "disability",
+             "interpreter_needed", "learning_disability", "smi"]
+    return [f for f in order if f in data.columns]
+
+
+def completeness(data: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
+    """How completely each equality field is recorded.
+
+    One row per field with controlled counts of records that are recorded, not stated,
+    not known (blank) and invalid, and the percentage recorded (from unrounded counts).
+    """
+    rows = []
+    for field in monitoring_fields(data):
+        if field == "pregnancy" and "sex" in data:
+            sub = data[data["sex"].eq("2")]
+        else:
+            sub = data
+        c = _classify(sub, field).value_counts()
+        n = len(sub)
+        rows.append({"Field": label(field), "field": field, "Records": n,
+                     **{k: int(c.get(k, 0)) for k in ("Recorded", "Not stated", "Not known", "Invalid")}})
+    raw = pd.DataFrame(rows)
+    out = raw[["Field", "field"]].copy()
+    for col in ("Records", "Recorded", "Not stated", "Not known", "Invalid"):
+        out[col] = control_counts(raw[col], rule)
+    out["% recorded"] = controlled_percentage(raw["Recorded"], raw["Records"], rule)
+    out["% not stated or not known"] = controlled_percentage(
+        raw["Not stated"] + raw["Not known"], raw["Records"], rule)
+    return out
+
+
+def quality_actions(comp: pd.DataFrame, gap_threshold: float = 10.0) -> list[str]:
+    """A short action list: fields with gaps over the threshold, biggest first."""
+    t = comp.dropna(subset=["% not stated or not known"]).sort_values("% not stated or not known",
+                                                                      ascending=False)
+    actions = []
+    for _, r in t.iterrows():
+        gap = r["% not stated or not known"]
+        if gap > gap_threshold:
+            actions.append(f"{r['Field']}: {gap:.1f}% not stated or not known. Agree who records it, "
+                           "at which contact, and check the form offers every option.")
+    invalid = comp[comp["Invalid"].fillna(1).astype(float) > 0] if "Invalid" in comp else comp.iloc[0:0]
+    for _, r in invalid.iterrows():
+        actions.append(f"{r['Field']}: some values are not on the NHS list. Map them in the config "
+                       "or correct them at source.")
+    return actions
+
+
+def completeness_by_month(data: pd.DataFrame, field: str, rule: DisclosureRule) -> pd.DataFrame:
+    """Percentage of referrals each month with the field recorded."""
+    cls = _classify(data, field)
+    g = pd.DataFrame({"month": data["referral_month"], "ok": cls.eq("Recorded")}).groupby("month")["ok"]
+    raw = pd.DataFrame({"referrals": g.size(), "recorded": g.sum()}).reset_index()
+    raw["% recorded"] = controlled_percentage(raw["recorded"], raw["referrals"], rule)
+    raw["Referrals"] = control_counts(raw["referrals"], rule)
+    return raw[["month", "Referrals", "% recorded"]]
+
+
+def recording_trend(data: pd.DataFrame, field: str, months: int = 12) -> tuple[float, float]:
+    """Percentage recorded in the first and the last ``months`` months of the period."""
+    cls = _classify(data, field).eq("Recorded")
+    month = data["referral_month"]
+    first = cls[month < month.min() + pd.DateOffset(months=months)].mean() * 100
+    last = cls[month > month.max() - pd.DateOffset(months=months)].mean() * 100
+    return float(first), float(last)
+
+
+# ----------------------------------------------------------------------------- groups and rates
+
+
+def _mask_small(out: pd.DataFrame, x: pd.Series, n: pd.Series, rule: DisclosureRule,
+                cols: list[str]) -> pd.DataFrame:
+    hidden = control_counts(x.astype("int64"), rule).isna() | control_counts(n.astype("int64"), rule).isna()
+    for c in cols:
+        out[c] = out[c].mask(hidden.to_numpy())
+    return out
+
+
+def group_proportion(data: pd.DataFrame, by: str, success: pd.Series, base: pd.Series | None = None,
+                     rule: DisclosureRule = DisclosureRule(), weights: tuple[str, str] | None = None,
+                     order=None, confidence: float = 0.95) -> pd.DataFrame:
+    """A proportion for each group, with its Wilson interval, under disclosure control.
+
+    Either ``success`` (a boolean Series: the event) with an optional ``base`` (boolean:
+    who counts in the denominator), or ``weights`` = (numerator column, denominator
+    column) summed within groups, as for missed appointments out of those offered.
+
+    Returns columns ``group, n, x, pct, lower, upper`` (percentages) and the raw
+    ``_x, _n`` for further statistics (never displayed).
+    """
+    df = pd.DataFrame({"group": data[by].astype("string").fillna("Not known")})
+    if weights is not None:
+        df["_x"] = data[weights[0]].astype("Float64")
+        df["_n"] = data[weights[1]].astype("Float64")
+        df = df[df["_x"].notna() & df["_n"].notna()]
+    else:
+        keep = base.fillna(False).to_numpy(dtype=bool) if base is not None else np.ones(len(df), bool)
+        df = df[keep]
+        df["_x"] = success[keep].fillna(False).astype(int).to_numpy()
+        df["_n"] = 1
+    g = df.groupby("group", observed=True)[["_x", "_n"]].sum().astype("int64")
+    if order is not None:
+        g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
+    g = g.reset_index()
+    lo, hi = stats.wilson_ci(g["_x"].to_numpy(), g["_n"].to_numpy(), confidence)
+    out = pd.DataFrame({
+        "group": g["group"],
+        "n": control_counts(g["_n"], rule),
+        "x": control_counts(g["_x"], rule),
+        "pct": controlled_percentage(g["_x"], g["_n"], rule),
+        "lower": np.round(np.asarray(lo) * 100, 1),
+        "upper": np.round(np.asarray(hi) * 100, 1),
+        "_x": g["_x"], "_n": g["_n"],
+    })
+    return _mask_small(out, g["_x"], g["_n"], rule, ["pct", "lower", "upper"])
+
+
+def group_median(data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None) -> pd.DataFrame:
+    """Median and quartiles of a measure (such as days waited) for each group."""
+    df = pd.DataFrame({"group": data[by].astype("string").fillna("Not known"), "v": data[value]}).dropna()
+    g = df.groupby("group")["v"]
+    out = pd.DataFrame({"n_raw": g.size(), "median": g.median(), "q1": g.quantile(0.25),
+                        "q3": g.quantile(0.75)})
+    if order is not None:
+        out = out.reindex([o for o in order if o in out.index] + [i for i in out.index if i not in order])
+    out = out.reset_index().rename(columns={"index": "group"})
+    out["n"] = control_counts(out["n_raw"].astype("int64"), rule)
+    hidden = out["n"].isna()
+    for c in ("median", "q1", "q3"):
+        out[c] = out[c].mask(hidden).round(1)
+    return out[["group", "n", "median", "q1", "q3"]]
+
+
+def group_mean(data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None) -> pd.DataFrame:
+    """Mean of a measure for each group with a t-based 95% interval."""
+    from scipy import stats as st
+
+    df = pd.DataFrame({"group": data[by].astype("string").fillna("Not known"),
+                       "v": pd.to_numeric(data[value], errors="coerce")}).dropna()
+    g = df.groupby("group")["v"].agg(["size", "mean", "std"])
+    if order is not None:
+        g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
+    g = g.reset_index()
+    half = st.t.ppf(0.975, np.maximum(g["size"] - 1, 1)) * g["std"] / np.sqrt(g["size"])
+    out = pd.DataFrame({"group": g["group"], "n": control_counts(g["size"].astype("int64"), rule),
+                        "mean": g["mean"].round(1), "lower": (g["mean"] - half).round(1),
+                        "upper": (g["mean"] + half).round(1)})
+    hidden = out["n"].isna()
+    for c in ("mean", "lower", "upper"):
+        out[c] = out[c].mask(hidden)
+    return out
+
+
+def group_order(field: str) -> list | None:
+    if field == "ethnic_group":
+        return codes.BROAD_GROUPS + [codes.NOT_STATED, codes.NOT_KNOWN, codes.INVALID]
+    if field == "age_group":
+        return codes.CENSUS_AGE_GROUPS + [codes.UNKNOWN_AGE]
+    if field == "age_band":
+        return codes.AGE_BANDS + [codes.UNKNOWN_AGE]
+    if field in ("imd_decile", "imd_quintile"):
+        return [str(i) for i in range(1, 11)] + ["Not known"]
+    if field in YES_NO_FIELDS:
+        return ["Yes", "No", "Not known", codes.INVALID]
+    return None
+
+
+def equality_dimensions(data: pd.DataFrame) -> list[str]:
+    """The fields the service can be split by, in the order the notebooks show them."""
+    dims = ["ethnic_group", "imd_quintile", "age_group", "sex_label"]
+    dims += [f for f in (*CATEGORY_FIELDS, *YES_NO_FIELDS) if f in data.columns and f != "accepted"]
+    return [d for d in dims if d in data.columns]
+
+
+# ----------------------------------------------------------------------------- Steps 1, 3, 4: who uses
+
+
+def population_by(service, dimension: str) -> pd.Series:
+    """The catchment's population by one dimension (from the census files in the config)."""
+    c = service.catchment
+    if dimension == "ethnic_group":
+        return c[codes.BROAD_GROUPS].sum()
+    if dimension == "age_group":
+        return c[codes.CENSUS_AGE_GROUPS].sum()
+    if dimension == "sex_label":
+        return c[["Female", "Male"]].sum()
+    if dimension in ("imd_decile", "imd_quintile"):
+        total = c["total"] if "total" in c else c[codes.BROAD_GROUPS].sum(axis=1)
+        s = total.groupby(c[dimension]).sum()
+        s.index = s.index.astype(str)
+        return s
+    raise KeyError(dimension)
+
+
+def representation(service, dimension: str, adults_only: bool = True) -> pd.DataFrame:
+    """Share of referrals against share of the catchment population, by group.
+
+    Referrals are those from inside the catchment with the group recorded. The
+    representation ratio (share of referrals / share of population) has a Katz log
+    interval (:func:`equity_helpers.stats.representation_ratio`); 1 means a group is
+    referred in proportion to its population, below 1 that it is under-represented.
+    """
+    data = service.data
+    rule = service.rule
+    pop = population_by(service, dimension).astype(float)
+    if adults_only and dimension == "age_group" and "age" in data:
+        # A service for adults is compared with the adult population.
+        served = data.loc[data["age_group"].ne(codes.UNKNOWN_AGE), "age_group"]
+        if not served.eq("0-15").any():
+            pop = pop.drop("0-15", errors="ignore")
+    sub = data[data["in_catchment"]] if "in_catchment" in data else data
+    groups = sub[dimension].astype("string")
+    counts = groups[groups.isin(pop.index)].value_counts().reindex(pop.index, fill_value=0)
+    total, total_pop = counts.sum(), pop.sum()
+    ratio, lo, hi = stats.representation_ratio(counts.to_numpy(), total, pop.to_numpy(), total_pop)
+    out = pd.DataFrame({
+        "group": pop.index.astype(str),
+        "referrals": control_counts(counts.astype("int64").reset_index(drop=True), rule),
+        "% of referrals": controlled_percentage(counts.to_numpy(), np.full(len(counts), total), rule),
+        "% of population": np.round(pop.to_numpy() / total_pop * 100, 1),
+        "ratio": np.round(ratio, 2), "lower": np.round(lo, 2), "upper": np.round(hi, 2),
+    })
+    hidden = out["referrals"].isna().to_numpy()
+    for c in ("ratio", "lower", "upper"):
+        out[c] = out[c].mask(hidden)
+    out.attrs["referrals_compared"] = int(total)
+    return out
+
+
+def under_represented(table: pd.DataFrame) -> pd.DataFrame:
+    """Groups whose whole interval for the representation ratio sits below 1."""
+    return table[table["upper"] < 1].sort_values("ratio")
+
+
+# ----------------------------------------------------------------------------- Step 4: gaps
+
+
+MEASURES = {
+    "dna_rate": "Missed appointments (% of appointments offered)",
+    "drop_out_rate": "Dropped out (% of finished referrals)",
+    "completion_rate": "Completed treatment (% of finished referrals)",
+    "acceptance_rate": "Referrals accepted (%)",
+}
+
+
+def measure(data: pd.DataFrame, name: str, by: str, rule: DisclosureRule, order=None) -> pd.DataFrame:
+    """One of the standard pathway measures by group (see :data:`MEASURES`)."""
+    order = order if order is not None else group_order(by)
+    if name == "dna_rate":
+        return group_proportion(data, by, None, rule=rule, order=order,
+                                weights=("appointments_dna", "appointments_offered"))
+    finished = data["closed"] & data["accepted"].eq("Yes") if "accepted" in data else data["closed"]
+    if name == "drop_out_rate":
+        return group_proportion(data, by, data["dropped_out"], finished, rule, order=order)
+    if name == "completion_rate":
+        return group_proportion(data, by, data["completed"], finished, rule, order=order)
+    if name == "acceptance_rate":
+        return group_proportion(data, by, data["accepted"].eq("Yes"), data["accepted"].notna(), rule,
+                                order=order)
+    raise KeyError(name)
+
+
+def available_measures(data: pd.DataFrame) -> list[str]:
+    out = []
+    if {"appointments_dna", "appointments_offered"} <= set(data.columns):
+        out.append("dna_rate")
+    if {"dropped_out", "closed"} <= set(data.columns):
+        out += ["drop_out_rate", "completion_rate"]
+    if "accepted" in data:
+        out.append("acceptance_rate")
+    return out
+
+
+def sii_by_decile(data: pd.DataFrame, name: str, repetitions: int = 20_000) -> pd.DataFrame | None:
+    """Slope and relative index of inequality of a measure across IMD deciles.
+
+    Uses the service's own activity in each decile as the population weights (the
+    people the measure is about), as is usual for service-level measures.
+    """
+    t = measure(data.assign(imd=data["imd_decile"].astype("string")), name, "imd",
+                DisclosureRule(enabled=False), order=[str(i) for i in range(1, 11)])
+    t = t[t["group"].isin([str(i) for i in range(1, 11)])]
+    t = t[(t["_n"] > 0) & (t["_x"] > 0) & (t["_x"] < t["_n"])]
+    if len(t) < 5:
+        return None
+    df = pd.DataFrame({"decile": t["group"].astype(int), "x": t["_x"], "n": t["_n"]})
+    return stats.sii(df, x="x", n="n", population="n", quantile="decile", value_type=2,
+                     multiplier=100, repetitions=repetitions)
+
+
+def gap_table(data: pd.DataFrame, name: str, by: str, rule: DisclosureRule) -> pd.DataFrame:
+    """Each group against everyone else: the difference in a measure with its Newcombe interval."""
+    t = measure(data, name, by, rule)
+    t = t[~t["group"].isin(["Not known", codes.NOT_STATED, codes.NOT_KNOWN, codes.INVALID, codes.UNKNOWN_AGE])]
+    total_x, total_n = t["_x"].sum(), t["_n"].sum()
+    rest_x, rest_n = total_x - t["_x"], total_n - t["_n"]
+    d, lo, hi = stats.difference_of_proportions(t["_x"], t["_n"], rest_x, rest_n)
+    out = t[["group", "n", "pct"]].copy()
+    out["rest pct"] = np.round(rest_x / rest_n * 100, 1)
+    out["difference"] = np.round(np.asarray(d) * 100, 1)
+    out["lower"] = np.round(np.asarray(lo) * 100, 1)
+    out["upper"] = np.round(np.asarray(hi) * 100, 1)
+    hidden = t["pct"].isna().to_numpy()
+    for c in ("rest pct", "difference", "lower", "upper"):
+        out[c] = out[c].mask(hidden)
+    out["credible"] = (out["lower"] > 0) | (out["upper"] < 0)
+    return out
+
+
+def two_way(data: pd.DataFrame, name: str, row: str, col: str, rule: DisclosureRule) -> pd.DataFrame:
+    """A measure for each combination of two fields (for example ethnic group by deprivation)."""
+    combo = data[row].astype("string").fillna("Not known") + " | " + data[col].astype("string").fillna("Not known")
+    t = measure(data.assign(_combo=combo), name, "_combo", rule, order=[])
+    parts = t["group"].str.split(" | ", regex=False, expand=True)
+    t[label(row)], t[label(col)] = parts[0], parts[1]
+    wide = t.pivot(index=label(row), columns=label(col), values="pct")
+    ro, co = group_order(row), group_order(col)
+    if ro:
+        wide = wide.reindex([r for r in ro if r in wide.index])
+    if co:
+        wide = wide[[c for c in co if c in wide.columns]]
+    return wide
+
+
+def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code") -> pd.DataFrame:
+    """Missed-appointment rate by home area, placed against funnel limits.
+
+    Areas whose missed-appointment count is hidden by disclosure control are left
+    out (their number is reported in ``attrs['hidden']``).
+    """
+    df = data[data.get("in_catchment", True) & data[area].notna()]
+    g = df.groupby(area)[["appointments_dna", "appointments_offered"]].sum().astype("int64")
+    g = g[g["appointments_offered"] > 0].reset_index()
+    pts = stats.funnel_points(g, "appointments_dna", "appointments_offered", multiplier=100)
+    hidden = control_counts(g["appointments_dna"], rule).isna() | control_counts(g["appointments_offered"], rule).isna()
+    shown = pts[~hidden.to_numpy()].copy()
+    shown["offered"] = control_counts(shown["appointments_offered"], rule)
+    shown.attrs["hidden"] = int(hidden.sum())
+    shown.attrs["baseline"] = float(pts["baseline"].iloc[0]) if len(pts) else np.nan
+    return shown.drop(columns=["appointments_dna"])
+
+
+# ----------------------------------------------------------------------------- Step 9: pathway
+
+STAGES = ["Referred", "Accepted", "First seen", "Completed"]
+
+
+def pathway(data: pd.DataFrame, by: str, rule: DisclosureRule, settle_days: int = 183) -> pd.DataFrame:
+    """How many of each group reach each stage, as a share of those referred.
+
+    Only referrals received at least ``settle_days`` before the last referral in the
+    data are counted, so that most have had time to finish; a referral still open is
+    counted as not (yet) completed.
+    """
+    cutoff = data["referral_date"].max() - pd.Timedelta(days=settle_days)
+    d = data[data["referral_date"] <= cutoff]
+    groups = d[by].astype("string").fillna("Not known")
+    stage = pd.DataFrame({
+        "Referred": np.ones(len(d), dtype=int),
+        "Accepted": d["accepted"].eq("Yes").fillna(False).astype(int) if "accepted" in d else 1,
+        "First seen": d["first_appointment_date"].notna().astype(int),
+        "Completed": d["completed"].fillna(False).astype(int),
+    }, index=d.index)
+    raw = stage.groupby(groups).sum()
+    order = group_order(by)
+    if order:
+        raw = raw.reindex([o for o in order if o in raw.index] + [i for i in raw.index if i not in order])
+    rows = []
+    for g, r in raw.iterrows():
+        for s in STAGES:
+            rows.append({"group": g, "stage": s, "people": control_counts(int(r[s]), rule),
+                         "% of referred": float(controlled_percentage(int(r[s]), int(r["Referred"]), rule)),
+                         "_x": int(r[s]), "_n": int(r["Referred"])})
+    return pd.DataFrame(rows)
+
+
+def biggest_drop(path: pd.DataFrame) -> pd.DataFrame:
+    """For each group, the stage where the largest share of those still in the pathway is lost."""
+    rows = []
+    for g, sub in path.groupby("group", sort=False):
+        sub = sub.set_index("stage")
+        losses = {}
+        for a, b in zip(STAGES[:-1], STAGES[1:], strict=True):
+            if sub.loc[a, "_x"] > 0:
+                losses[f"{a} → {b}"] = 1 - sub.loc[b, "_x"] / sub.loc[a, "_x"]
+        if losses and pd.notna(sub.loc["Completed", "% of referred"]):
+            step = max(losses, key=losses.get)
+            rows.append({"group": g, "biggest loss": step, "% lost at that step": round(losses[step] * 100, 1)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- Steps 11-12
+
+
+def focus_mask(data: pd.DataFrame, field: str, group: str) -> pd.Series:
+    """Which referrals are in the focus group (``core20`` is a special field name)."""
+    if field == "core20":
+        return data["core20"].fillna(False).astype(bool)
+    return data[field].astype("string").eq(str(group)).fillna(False)
+
+
+def _x_n(data: pd.DataFrame, name: str) -> tuple[int, int]:
+    if name == "dna_rate":
+        d = data[["appointments_dna", "appointments_offered"]].dropna()
+        return int(d["appointments_dna"].sum()), int(d["appointments_offered"].sum())
+    finished = data["closed"] & data["accepted"].eq("Yes")
+    col = {"drop_out_rate": "dropped_out", "completion_rate": "completed"}[name]
+    return int(data.loc[finished, col].sum()), int(finished.sum())
+
+
+def before_after(data: pd.DataFrame, name: str, focus: pd.Series, change_date) -> pd.DataFrame:
+    """The measure for the focus group and everyone else, before and after the change date."""
+    after = data["referral_date"] >= pd.Timestamp(change_date)
+    rows = []
+    for period, pm in (("Before", ~after), ("After", after)):
+        for who, fm in (("Focus group", focus), ("Everyone else", ~focus)):
+            x, n = _x_n(data[pm & fm], name)
+            rows.append({"period": period, "who": who, "_x": x, "_n": n})
+    return pd.DataFrame(rows)
+
+
+def gap_change_summary(table: pd.DataFrame) -> dict:
+    """The gap (focus minus everyone else) before and after, and its change with 95% interval."""
+    get = {(r["period"], r["who"]): (r["_x"], r["_n"]) for r in table.to_dict("records")}
+    fb, rb = get[("Before", "Focus group")], get[("Before", "Everyone else")]
+    fa, ra = get[("After", "Focus group")], get[("After", "Everyone else")]
+    gb = stats.difference_of_proportions(*fb, *rb)
+    ga = stats.difference_of_proportions(*fa, *ra)
+    ch = stats.gap_change(*fb, *rb, *fa, *ra)
+    pct = [[round(float(v) * 100, 1) for v in t] for t in (gb, ga, ch)]
+    return {"gap_before": pct[0], "gap_after": pct[1], "change": pct[2]}
+
+
+def monthly_rate(data: pd.DataFrame, name: str, mask: pd.Series | None = None) -> pd.DataFrame:
+    """Monthly value of a measure (percent) with its numerator and denominator."""
+    d = data if mask is None else data[mask.to_numpy(dtype=bool)]
+    rows = []
+    for month, sub in d.groupby("referral_month"):
+        x, n = _x_n(sub, name)
+        rows.append({"month": month, "_x": x, "_n": n, "value": 100 * x / n if n else np.nan})
+    return pd.DataFrame(rows)
+
+
+def monthly_referrals(data: pd.DataFrame) -> pd.DataFrame:
+    s = data.groupby("referral_month").size()
+    return pd.DataFrame({"month": s.index, "value": s.to_numpy().astype(float)})

@@ -1,0 +1,107 @@
+"""The analysis notebooks: what each one is, and how to run one and read its results.
+
+The notebooks live in ``notebooks/`` as MyST markdown (jupytext). Papermill runs
+them with a service's parameters; the figures they glue with ``myst_nb.glue`` are read
+back from the executed notebook with :func:`read_glued`.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@dataclass(frozen=True)
+class NotebookInfo:
+    name: str
+    title: str
+    steps: str
+    part: str
+    guide_asks: str
+    key_question: str
+    needs: tuple[str, ...] = field(default_factory=tuple)
+
+
+NOTEBOOKS: list[NotebookInfo] = [
+    NotebookInfo(
+        "data-completeness", "How complete is your equality data?", "Step 1", "Part 1",
+        "Look at how complete your equality and diversity monitoring is, and plan how to improve it.",
+        "Is your data complete enough to show who uses your service?",
+    ),
+    NotebookInfo(
+        "who-uses-the-service", "Who uses the service, and who is missing?", "Steps 1, 3 and 4", "Part 1",
+        "Compare the people who use your service with the people who live in your catchment.",
+        "Which groups are missing or under-represented, and do you know why?",
+        ("lsoa_code",),
+    ),
+    NotebookInfo(
+        "deprivation-and-core20", "Deprivation and Core20", "Step 3", "Part 1",
+        "Use the Index of Multiple Deprivation to see whether people from the most deprived areas "
+        "(Core20) reach your service.",
+        "Are people from the most deprived 20% of areas reaching your service in proportion?",
+        ("lsoa_code",),
+    ),
+    NotebookInfo(
+        "access-and-outcome-gaps", "Gaps in access and outcomes", "Step 4", "Part 1",
+        "Combine your data with deprivation and equality fields to find gaps in waiting, "
+        "attendance, drop-out and outcomes.",
+        "Has a focus for this work been identified, such as a community or an area?",
+    ),
+    NotebookInfo(
+        "pathway", "Where each group leaves the pathway", "Step 9", "Part 3",
+        "Map your pathway from the person's point of view, and find the step where each group is lost.",
+        "Have you planned adjustments, with people, at the steps where groups are lost?",
+        ("accepted", "first_appointment_date", "discharge_reason"),
+    ),
+    NotebookInfo(
+        "readability", "How easy are your letters to read?", "Step 10 and the case study", "Part 3",
+        "Check the reading age of your letters and leaflets before and after a plain-English rewrite.",
+        "Could most of the people you serve read and act on your letters?",
+    ),
+    NotebookInfo(
+        "evaluation", "Has the gap changed?", "Steps 11 and 12", "Part 4",
+        "Compare a baseline with the period after a change, and watch the measure over time.",
+        "Have you set out a robust and meaningful evaluation plan?",
+        ("appointments_dna", "appointments_offered"),
+    ),
+    NotebookInfo(
+        "summary-and-plan", "Summary, focus and plan", "Parts 1 to 4", "Part 4",
+        "Bring the findings together, choose a focus, and plan the action and its evaluation.",
+        "Has a focus been chosen, with an action plan and an evaluation plan?",
+    ),
+]
+BY_NAME = {n.name: n for n in NOTEBOOKS}
+
+
+def to_notebook(name_or_path: str | Path) -> nbformat.NotebookNode:
+    """Read a MyST markdown notebook (by name or path) as a notebook object."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = NOTEBOOK_DIR / f"{name_or_path}.md"
+    return jupytext.read(path)
+
+
+def read_glued(nb: nbformat.NotebookNode | str | Path) -> dict:
+    """The values an executed notebook glued, by name (as Python values where possible)."""
+    if not isinstance(nb, nbformat.NotebookNode):
+        nb = nbformat.read(str(nb), as_version=4)
+    out = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            text = o.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain")
+            if text is None:
+                continue
+            try:
+                out[meta["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                out[meta["name"]] = text
+    return out

@@ -1,0 +1,142 @@
+"""Open one service for analysis: its config, prepared data, reference data and rule.
+
+Every notebook starts with :func:`open_service`. Under the workbook runner the extract
+has already been prepared once and its path is passed in; in the book and in
+JupyterLab the prepared file is built on first use and reused while the config,
+extract and reference files are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .config import ServiceConfig, load_config, resolve_path
+from .extract import prepare, read_prepared, write_prepared
+from .privacy import DisclosureRule, export_table
+from .reference import (
+    catchment_lsoas,
+    load_imd,
+    load_population_age,
+    load_population_ethnicity,
+    load_population_sex,
+)
+
+log = logging.getLogger("equity_helpers")
+
+
+def input_fingerprint(cfg: ServiceConfig) -> str:
+    """A hash of everything a prepared extract depends on: config, files and code version."""
+    h = hashlib.sha256()
+    h.update(__version__.encode())
+    h.update(cfg.path.read_bytes())
+    for p in (cfg.extract_path, cfg.imd_path, cfg.lsoa_lookup, cfg.catchment_lsoa_file,
+              cfg.population_ethnicity, cfg.population_age, cfg.population_sex):
+        if p is not None and Path(p).is_file():
+            st = Path(p).stat()
+            h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def prepare_to_file(cfg: ServiceConfig, path: str | Path | None = None) -> tuple[Path, dict]:
+    """Prepare the extract once and write it; reuse the file when inputs are unchanged."""
+    if path is None:
+        cache = Path(os.environ.get("EQUITY_CACHE", Path(tempfile.gettempdir()) / "equity-playbook"))
+        path = cache / f"prepared-{input_fingerprint(cfg)}.parquet"
+    path = Path(path)
+    if path.is_file():
+        _, meta = read_prepared(path, columns=[])
+        if meta.get("fingerprint") == input_fingerprint(cfg):
+            return path, meta
+    prepared = prepare(cfg)
+    write_prepared(prepared, path, extra={"fingerprint": input_fingerprint(cfg)})
+    return path, read_prepared(path, columns=[])[1]
+
+
+@dataclass
+class Service:
+    """A service ready for analysis."""
+
+    cfg: ServiceConfig
+    data: pd.DataFrame
+    meta: dict
+    prepared_path: Path
+    output_dir: Path | None = None
+    _exports: list = field(default_factory=list)
+
+    @property
+    def rule(self) -> DisclosureRule:
+        return self.cfg.disclosure
+
+    @property
+    def name(self) -> str:
+        return self.cfg.service_name
+
+    @property
+    def account(self) -> dict:
+        return self.meta["account"]
+
+    @cached_property
+    def imd(self) -> pd.DataFrame:
+        """Deprivation of every LSOA in the catchment."""
+        imd = load_imd(self.cfg.imd_path, self.cfg.imd_edition)
+        return catchment_lsoas(imd, self.cfg.catchment_lads)
+
+    @cached_property
+    def catchment(self) -> pd.DataFrame:
+        """The catchment's population by LSOA (all the files the config gives), with IMD."""
+        out = self.imd[["lsoa_code", "lad_code", "imd_decile", "imd_quintile", "core20"]].copy()
+        for path, loader in ((self.cfg.population_ethnicity, load_population_ethnicity),
+                             (self.cfg.population_age, load_population_age),
+                             (self.cfg.population_sex, load_population_sex)):
+            if path is not None:
+                out = out.merge(loader(path), on="lsoa_code", how="left")
+        return out
+
+    def has_population(self, dimension: str) -> bool:
+        paths = {"ethnic_group": self.cfg.population_ethnicity, "age_group": self.cfg.population_age,
+                 "sex_label": self.cfg.population_sex, "imd_quintile": self.cfg.population_ethnicity,
+                 "imd_decile": self.cfg.population_ethnicity}
+        return paths.get(dimension) is not None
+
+    def export(self, name: str, table, title: str) -> None:
+        """Write a controlled summary table as CSV and XLSX when an output folder is set."""
+        if self.output_dir is None:
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        export_table(table, self.output_dir / f"{name}.csv", self.output_dir / f"{name}.xlsx",
+                     self.rule, title)
+        self._exports.append(name)
+
+
+def open_service(config_path: str | Path, prepared_path: str | Path | None = "",
+                 output_dir: str | Path | None = "") -> Service:
+    """Load a service's config and prepared data (preparing it if needed).
+
+    Parameters
+    ----------
+    config_path : str or Path
+        The service config. Relative paths are looked for from the current folder upwards,
+        so the same default works from the repository root and from ``notebooks/``.
+    prepared_path : str or Path, optional
+        A prepared Parquet file made by the workbook runner. Blank: prepare (or reuse) here.
+    output_dir : str or Path, optional
+        Where summary tables are written. Blank: tables are shown, not written.
+    """
+    cfg = load_config(resolve_path(config_path))
+    if prepared_path:
+        path = Path(prepared_path)
+        data, meta = read_prepared(path)
+    else:
+        path, meta = prepare_to_file(cfg)
+        data, meta = read_prepared(path)
+    return Service(cfg=cfg, data=data, meta=meta, prepared_path=path,
+                   output_dir=Path(output_dir) if output_dir else None)
