@@ -13,7 +13,7 @@ import pandas as pd
 from . import codes, stats
 from .config import CATEGORY_FIELDS, YES_NO_FIELDS
 from .errors import CATALOGUE
-from .privacy import DisclosureRule, control_counts, controlled_percentage
+from .privacy import DEFAULT_RULE, DisclosureRule, control_counts, controlled_percentage
 
 #: Plain names of fields, for tables and charts.
 FIELD_LABELS = {
@@ -54,29 +54,60 @@ def _classify(data: pd.DataFrame, field: str) -> pd.Series:
     """Each record of a field as recorded / not stated / not known / invalid."""
     s = data[field]
     if field == "ethnicity":
-        return pd.Series(np.select([s.eq("Z"), s.eq("99"), s.eq(codes.INVALID)],
-                                   ["Not stated", "Not known", "Invalid"], "Recorded"), index=s.index)
+        return pd.Series(
+            np.select(
+                [s.eq("Z"), s.eq("99"), s.eq(codes.INVALID)],
+                ["Not stated", "Not known", "Invalid"],
+                "Recorded",
+            ),
+            index=s.index,
+        )
     if field == "sex":
-        return pd.Series(np.select([s.eq("X"), s.eq(codes.INVALID)], ["Not known", "Invalid"],
-                                   "Recorded"), index=s.index)
+        return pd.Series(
+            np.select([s.eq("X"), s.eq(codes.INVALID)], ["Not known", "Invalid"], "Recorded"),
+            index=s.index,
+        )
     if field == "age_band":
         return pd.Series(np.where(s.eq(codes.UNKNOWN_AGE), "Not known", "Recorded"), index=s.index)
     if field == "lsoa_code":
         st = data["lsoa_status"]
-        return pd.Series(np.select([st.eq("missing"), st.eq("invalid")], ["Not known", "Invalid"],
-                                   "Recorded"), index=s.index)
+        return pd.Series(
+            np.select([st.eq("missing"), st.eq("invalid")], ["Not known", "Invalid"], "Recorded"),
+            index=s.index,
+        )
     text = s.astype("string").str.lower()
-    return pd.Series(np.select(
-        [s.isna().to_numpy(), text.isin(_NOT_STATED_WORDS).fillna(False).to_numpy(),
-         s.eq(codes.INVALID).fillna(False).to_numpy()],
-        ["Not known", "Not stated", "Invalid"], "Recorded"), index=s.index)
+    return pd.Series(
+        np.select(
+            [
+                s.isna().to_numpy(),
+                text.isin(_NOT_STATED_WORDS).fillna(False).to_numpy(),
+                s.eq(codes.INVALID).fillna(False).to_numpy(),
+            ],
+            ["Not known", "Not stated", "Invalid"],
+            "Recorded",
+        ),
+        index=s.index,
+    )
 
 
 def monitoring_fields(data: pd.DataFrame) -> list[str]:
     """The equality-monitoring fields this extract has, in the guide's order."""
-    order = ["ethnicity", "sex", "age_band", "lsoa_code", "religion", "sexual_orientation",
-             "marital_status", "carer", "pregnancy", "armed_forces", "disability",
-             "interpreter_needed", "learning_disability", "smi"]
+    order = [
+        "ethnicity",
+        "sex",
+        "age_band",
+        "lsoa_code",
+        "religion",
+        "sexual_orientation",
+        "marital_status",
+        "carer",
+        "pregnancy",
+        "armed_forces",
+        "disability",
+        "interpreter_needed",
+        "learning_disability",
+        "smi",
+    ]
     return [f for f in order if f in data.columns]
 
 
@@ -94,39 +125,55 @@ def completeness(data: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
             sub = data
         c = _classify(sub, field).value_counts()
         n = len(sub)
-        rows.append({"Field": label(field), "field": field, "Records": n,
-                     **{k: int(c.get(k, 0)) for k in ("Recorded", "Not stated", "Not known", "Invalid")}})
+        rows.append(
+            {
+                "Field": label(field),
+                "field": field,
+                "Records": n,
+                **{k: int(c.get(k, 0)) for k in ("Recorded", "Not stated", "Not known", "Invalid")},
+            }
+        )
     raw = pd.DataFrame(rows)
     out = raw[["Field", "field"]].copy()
     for col in ("Records", "Recorded", "Not stated", "Not known", "Invalid"):
         out[col] = control_counts(raw[col], rule)
     out["% recorded"] = controlled_percentage(raw["Recorded"], raw["Records"], rule)
     out["% not stated or not known"] = controlled_percentage(
-        raw["Not stated"] + raw["Not known"], raw["Records"], rule)
+        raw["Not stated"] + raw["Not known"], raw["Records"], rule
+    )
     return out
 
 
 def quality_actions(comp: pd.DataFrame, gap_threshold: float = 10.0) -> list[str]:
     """A short action list: fields with gaps over the threshold, biggest first."""
-    t = comp.dropna(subset=["% not stated or not known"]).sort_values("% not stated or not known",
-                                                                      ascending=False)
+    t = comp.dropna(subset=["% not stated or not known"]).sort_values(
+        "% not stated or not known", ascending=False
+    )
     actions = []
     for _, r in t.iterrows():
         gap = r["% not stated or not known"]
         if gap > gap_threshold:
-            actions.append(f"{r['Field']}: {gap:.1f}% not stated or not known. Agree who records it, "
-                           "at which contact, and check the form offers every option.")
-    invalid = comp[comp["Invalid"].fillna(1).astype(float) > 0] if "Invalid" in comp else comp.iloc[0:0]
+            actions.append(
+                f"{r['Field']}: {gap:.1f}% not stated or not known. Agree who records it, "
+                "at which contact, and check the form offers every option."
+            )
+    invalid = (
+        comp[comp["Invalid"].fillna(1).astype(float) > 0] if "Invalid" in comp else comp.iloc[0:0]
+    )
     for _, r in invalid.iterrows():
-        actions.append(f"{r['Field']}: some values are not on the NHS list. Map them in the config "
-                       "or correct them at source.")
+        actions.append(
+            f"{r['Field']}: some values are not on the NHS list. Map them in the config "
+            "or correct them at source."
+        )
     return actions
 
 
 def completeness_by_month(data: pd.DataFrame, field: str, rule: DisclosureRule) -> pd.DataFrame:
     """Percentage of referrals each month with the field recorded."""
     cls = _classify(data, field)
-    g = pd.DataFrame({"month": data["referral_month"], "ok": cls.eq("Recorded")}).groupby("month")["ok"]
+    g = pd.DataFrame({"month": data["referral_month"], "ok": cls.eq("Recorded")}).groupby("month")[
+        "ok"
+    ]
     raw = pd.DataFrame({"referrals": g.size(), "recorded": g.sum()}).reset_index()
     raw["% recorded"] = controlled_percentage(raw["recorded"], raw["referrals"], rule)
     raw["Referrals"] = control_counts(raw["referrals"], rule)
@@ -145,17 +192,28 @@ def recording_trend(data: pd.DataFrame, field: str, months: int = 12) -> tuple[f
 # ----------------------------------------------------------------------------- groups and rates
 
 
-def _mask_small(out: pd.DataFrame, x: pd.Series, n: pd.Series, rule: DisclosureRule,
-                cols: list[str]) -> pd.DataFrame:
-    hidden = control_counts(x.astype("int64"), rule).isna() | control_counts(n.astype("int64"), rule).isna()
+def _mask_small(
+    out: pd.DataFrame, x: pd.Series, n: pd.Series, rule: DisclosureRule, cols: list[str]
+) -> pd.DataFrame:
+    hidden = (
+        control_counts(x.astype("int64"), rule).isna()
+        | control_counts(n.astype("int64"), rule).isna()
+    )
     for c in cols:
         out[c] = out[c].mask(hidden.to_numpy())
     return out
 
 
-def group_proportion(data: pd.DataFrame, by: str, success: pd.Series, base: pd.Series | None = None,
-                     rule: DisclosureRule = DisclosureRule(), weights: tuple[str, str] | None = None,
-                     order=None, confidence: float = 0.95) -> pd.DataFrame:
+def group_proportion(
+    data: pd.DataFrame,
+    by: str,
+    success: pd.Series,
+    base: pd.Series | None = None,
+    rule: DisclosureRule = DEFAULT_RULE,
+    weights: tuple[str, str] | None = None,
+    order=None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     """A proportion for each group, with its Wilson interval, under disclosure control.
 
     Either ``success`` (a boolean Series: the event) with an optional ``base`` (boolean:
@@ -171,7 +229,9 @@ def group_proportion(data: pd.DataFrame, by: str, success: pd.Series, base: pd.S
         df["_n"] = data[weights[1]].astype("Float64")
         df = df[df["_x"].notna() & df["_n"].notna()]
     else:
-        keep = base.fillna(False).to_numpy(dtype=bool) if base is not None else np.ones(len(df), bool)
+        keep = (
+            base.fillna(False).to_numpy(dtype=bool) if base is not None else np.ones(len(df), bool)
+        )
         df = df[keep]
         df["_x"] = success[keep].fillna(False).astype(int).to_numpy()
         df["_n"] = 1
@@ -180,26 +240,36 @@ def group_proportion(data: pd.DataFrame, by: str, success: pd.Series, base: pd.S
         g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
     g = g.reset_index()
     lo, hi = stats.wilson_ci(g["_x"].to_numpy(), g["_n"].to_numpy(), confidence)
-    out = pd.DataFrame({
-        "group": g["group"],
-        "n": control_counts(g["_n"], rule),
-        "x": control_counts(g["_x"], rule),
-        "pct": controlled_percentage(g["_x"], g["_n"], rule),
-        "lower": np.round(np.asarray(lo) * 100, 1),
-        "upper": np.round(np.asarray(hi) * 100, 1),
-        "_x": g["_x"], "_n": g["_n"],
-    })
+    out = pd.DataFrame(
+        {
+            "group": g["group"],
+            "n": control_counts(g["_n"], rule),
+            "x": control_counts(g["_x"], rule),
+            "pct": controlled_percentage(g["_x"], g["_n"], rule),
+            "lower": np.round(np.asarray(lo) * 100, 1),
+            "upper": np.round(np.asarray(hi) * 100, 1),
+            "_x": g["_x"],
+            "_n": g["_n"],
+        }
+    )
     return _mask_small(out, g["_x"], g["_n"], rule, ["pct", "lower", "upper"])
 
 
-def group_median(data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None) -> pd.DataFrame:
+def group_median(
+    data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None
+) -> pd.DataFrame:
     """Median and quartiles of a measure (such as days waited) for each group."""
-    df = pd.DataFrame({"group": data[by].astype("string").fillna("Not known"), "v": data[value]}).dropna()
+    df = pd.DataFrame(
+        {"group": data[by].astype("string").fillna("Not known"), "v": data[value]}
+    ).dropna()
     g = df.groupby("group")["v"]
-    out = pd.DataFrame({"n_raw": g.size(), "median": g.median(), "q1": g.quantile(0.25),
-                        "q3": g.quantile(0.75)})
+    out = pd.DataFrame(
+        {"n_raw": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75)}
+    )
     if order is not None:
-        out = out.reindex([o for o in order if o in out.index] + [i for i in out.index if i not in order])
+        out = out.reindex(
+            [o for o in order if o in out.index] + [i for i in out.index if i not in order]
+        )
     out = out.reset_index().rename(columns={"index": "group"})
     out["n"] = control_counts(out["n_raw"].astype("int64"), rule)
     hidden = out["n"].isna()
@@ -208,20 +278,32 @@ def group_median(data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, 
     return out[["group", "n", "median", "q1", "q3"]]
 
 
-def group_mean(data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None) -> pd.DataFrame:
+def group_mean(
+    data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None
+) -> pd.DataFrame:
     """Mean of a measure for each group with a t-based 95% interval."""
     from scipy import stats as st
 
-    df = pd.DataFrame({"group": data[by].astype("string").fillna("Not known"),
-                       "v": pd.to_numeric(data[value], errors="coerce")}).dropna()
+    df = pd.DataFrame(
+        {
+            "group": data[by].astype("string").fillna("Not known"),
+            "v": pd.to_numeric(data[value], errors="coerce"),
+        }
+    ).dropna()
     g = df.groupby("group")["v"].agg(["size", "mean", "std"])
     if order is not None:
         g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
     g = g.reset_index()
     half = st.t.ppf(0.975, np.maximum(g["size"] - 1, 1)) * g["std"] / np.sqrt(g["size"])
-    out = pd.DataFrame({"group": g["group"], "n": control_counts(g["size"].astype("int64"), rule),
-                        "mean": g["mean"].round(1), "lower": (g["mean"] - half).round(1),
-                        "upper": (g["mean"] + half).round(1)})
+    out = pd.DataFrame(
+        {
+            "group": g["group"],
+            "n": control_counts(g["size"].astype("int64"), rule),
+            "mean": g["mean"].round(1),
+            "lower": (g["mean"] - half).round(1),
+            "upper": (g["mean"] + half).round(1),
+        }
+    )
     hidden = out["n"].isna()
     for c in ("mean", "lower", "upper"):
         out[c] = out[c].mask(hidden)
@@ -290,13 +372,19 @@ def representation(service, dimension: str, adults_only: bool = True) -> pd.Data
     counts = groups[groups.isin(pop.index)].value_counts().reindex(pop.index, fill_value=0)
     total, total_pop = counts.sum(), pop.sum()
     ratio, lo, hi = stats.representation_ratio(counts.to_numpy(), total, pop.to_numpy(), total_pop)
-    out = pd.DataFrame({
-        "group": pop.index.astype(str),
-        "referrals": control_counts(counts.astype("int64").reset_index(drop=True), rule),
-        "% of referrals": controlled_percentage(counts.to_numpy(), np.full(len(counts), total), rule),
-        "% of population": np.round(pop.to_numpy() / total_pop * 100, 1),
-        "ratio": np.round(ratio, 2), "lower": np.round(lo, 2), "upper": np.round(hi, 2),
-    })
+    out = pd.DataFrame(
+        {
+            "group": pop.index.astype(str),
+            "referrals": control_counts(counts.astype("int64").reset_index(drop=True), rule),
+            "% of referrals": controlled_percentage(
+                counts.to_numpy(), np.full(len(counts), total), rule
+            ),
+            "% of population": np.round(pop.to_numpy() / total_pop * 100, 1),
+            "ratio": np.round(ratio, 2),
+            "lower": np.round(lo, 2),
+            "upper": np.round(hi, 2),
+        }
+    )
     hidden = out["referrals"].isna().to_numpy()
     for c in ("ratio", "lower", "upper"):
         out[c] = out[c].mask(hidden)
@@ -320,20 +408,29 @@ MEASURES = {
 }
 
 
-def measure(data: pd.DataFrame, name: str, by: str, rule: DisclosureRule, order=None) -> pd.DataFrame:
+def measure(
+    data: pd.DataFrame, name: str, by: str, rule: DisclosureRule, order=None
+) -> pd.DataFrame:
     """One of the standard pathway measures by group (see :data:`MEASURES`)."""
     order = order if order is not None else group_order(by)
     if name == "dna_rate":
-        return group_proportion(data, by, None, rule=rule, order=order,
-                                weights=("appointments_dna", "appointments_offered"))
+        return group_proportion(
+            data,
+            by,
+            None,
+            rule=rule,
+            order=order,
+            weights=("appointments_dna", "appointments_offered"),
+        )
     finished = data["closed"] & data["accepted"].eq("Yes") if "accepted" in data else data["closed"]
     if name == "drop_out_rate":
         return group_proportion(data, by, data["dropped_out"], finished, rule, order=order)
     if name == "completion_rate":
         return group_proportion(data, by, data["completed"], finished, rule, order=order)
     if name == "acceptance_rate":
-        return group_proportion(data, by, data["accepted"].eq("Yes"), data["accepted"].notna(), rule,
-                                order=order)
+        return group_proportion(
+            data, by, data["accepted"].eq("Yes"), data["accepted"].notna(), rule, order=order
+        )
     raise KeyError(name)
 
 
@@ -354,21 +451,38 @@ def sii_by_decile(data: pd.DataFrame, name: str, repetitions: int = 20_000) -> p
     Uses the service's own activity in each decile as the population weights (the
     people the measure is about), as is usual for service-level measures.
     """
-    t = measure(data.assign(imd=data["imd_decile"].astype("string")), name, "imd",
-                DisclosureRule(enabled=False), order=[str(i) for i in range(1, 11)])
+    t = measure(
+        data.assign(imd=data["imd_decile"].astype("string")),
+        name,
+        "imd",
+        DisclosureRule(enabled=False),
+        order=[str(i) for i in range(1, 11)],
+    )
     t = t[t["group"].isin([str(i) for i in range(1, 11)])]
     t = t[(t["_n"] > 0) & (t["_x"] > 0) & (t["_x"] < t["_n"])]
     if len(t) < 5:
         return None
     df = pd.DataFrame({"decile": t["group"].astype(int), "x": t["_x"], "n": t["_n"]})
-    return stats.sii(df, x="x", n="n", population="n", quantile="decile", value_type=2,
-                     multiplier=100, repetitions=repetitions)
+    return stats.sii(
+        df,
+        x="x",
+        n="n",
+        population="n",
+        quantile="decile",
+        value_type=2,
+        multiplier=100,
+        repetitions=repetitions,
+    )
 
 
 def gap_table(data: pd.DataFrame, name: str, by: str, rule: DisclosureRule) -> pd.DataFrame:
     """Each group against everyone else: the difference in a measure with its Newcombe interval."""
     t = measure(data, name, by, rule)
-    t = t[~t["group"].isin(["Not known", codes.NOT_STATED, codes.NOT_KNOWN, codes.INVALID, codes.UNKNOWN_AGE])]
+    t = t[
+        ~t["group"].isin(
+            ["Not known", codes.NOT_STATED, codes.NOT_KNOWN, codes.INVALID, codes.UNKNOWN_AGE]
+        )
+    ]
     total_x, total_n = t["_x"].sum(), t["_n"].sum()
     rest_x, rest_n = total_x - t["_x"], total_n - t["_n"]
     d, lo, hi = stats.difference_of_proportions(t["_x"], t["_n"], rest_x, rest_n)
@@ -384,9 +498,15 @@ def gap_table(data: pd.DataFrame, name: str, by: str, rule: DisclosureRule) -> p
     return out
 
 
-def two_way(data: pd.DataFrame, name: str, row: str, col: str, rule: DisclosureRule) -> pd.DataFrame:
+def two_way(
+    data: pd.DataFrame, name: str, row: str, col: str, rule: DisclosureRule
+) -> pd.DataFrame:
     """A measure for each combination of two fields (for example ethnic group by deprivation)."""
-    combo = data[row].astype("string").fillna("Not known") + " | " + data[col].astype("string").fillna("Not known")
+    combo = (
+        data[row].astype("string").fillna("Not known")
+        + " | "
+        + data[col].astype("string").fillna("Not known")
+    )
     t = measure(data.assign(_combo=combo), name, "_combo", rule, order=[])
     parts = t["group"].str.split(" | ", regex=False, expand=True)
     t[label(row)], t[label(col)] = parts[0], parts[1]
@@ -409,7 +529,10 @@ def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code
     g = df.groupby(area)[["appointments_dna", "appointments_offered"]].sum().astype("int64")
     g = g[g["appointments_offered"] > 0].reset_index()
     pts = stats.funnel_points(g, "appointments_dna", "appointments_offered", multiplier=100)
-    hidden = control_counts(g["appointments_dna"], rule).isna() | control_counts(g["appointments_offered"], rule).isna()
+    hidden = (
+        control_counts(g["appointments_dna"], rule).isna()
+        | control_counts(g["appointments_offered"], rule).isna()
+    )
     shown = pts[~hidden.to_numpy()].copy()
     shown["offered"] = control_counts(shown["appointments_offered"], rule)
     shown.attrs["hidden"] = int(hidden.sum())
@@ -422,7 +545,9 @@ def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code
 STAGES = ["Referred", "Accepted", "First seen", "Completed"]
 
 
-def pathway(data: pd.DataFrame, by: str, rule: DisclosureRule, settle_days: int = 183) -> pd.DataFrame:
+def pathway(
+    data: pd.DataFrame, by: str, rule: DisclosureRule, settle_days: int = 183
+) -> pd.DataFrame:
     """How many of each group reach each stage, as a share of those referred.
 
     Only referrals received at least ``settle_days`` before the last referral in the
@@ -432,22 +557,36 @@ def pathway(data: pd.DataFrame, by: str, rule: DisclosureRule, settle_days: int 
     cutoff = data["referral_date"].max() - pd.Timedelta(days=settle_days)
     d = data[data["referral_date"] <= cutoff]
     groups = d[by].astype("string").fillna("Not known")
-    stage = pd.DataFrame({
-        "Referred": np.ones(len(d), dtype=int),
-        "Accepted": d["accepted"].eq("Yes").fillna(False).astype(int) if "accepted" in d else 1,
-        "First seen": d["first_appointment_date"].notna().astype(int),
-        "Completed": d["completed"].fillna(False).astype(int),
-    }, index=d.index)
+    stage = pd.DataFrame(
+        {
+            "Referred": np.ones(len(d), dtype=int),
+            "Accepted": d["accepted"].eq("Yes").fillna(False).astype(int) if "accepted" in d else 1,
+            "First seen": d["first_appointment_date"].notna().astype(int),
+            "Completed": d["completed"].fillna(False).astype(int),
+        },
+        index=d.index,
+    )
     raw = stage.groupby(groups).sum()
     order = group_order(by)
     if order:
-        raw = raw.reindex([o for o in order if o in raw.index] + [i for i in raw.index if i not in order])
+        raw = raw.reindex(
+            [o for o in order if o in raw.index] + [i for i in raw.index if i not in order]
+        )
     rows = []
     for g, r in raw.iterrows():
         for s in STAGES:
-            rows.append({"group": g, "stage": s, "people": control_counts(int(r[s]), rule),
-                         "% of referred": float(controlled_percentage(int(r[s]), int(r["Referred"]), rule)),
-                         "_x": int(r[s]), "_n": int(r["Referred"])})
+            rows.append(
+                {
+                    "group": g,
+                    "stage": s,
+                    "people": control_counts(int(r[s]), rule),
+                    "% of referred": float(
+                        controlled_percentage(int(r[s]), int(r["Referred"]), rule)
+                    ),
+                    "_x": int(r[s]),
+                    "_n": int(r["Referred"]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -462,7 +601,13 @@ def biggest_drop(path: pd.DataFrame) -> pd.DataFrame:
                 losses[f"{a} → {b}"] = 1 - sub.loc[b, "_x"] / sub.loc[a, "_x"]
         if losses and pd.notna(sub.loc["Completed", "% of referred"]):
             step = max(losses, key=losses.get)
-            rows.append({"group": g, "biggest loss": step, "% lost at that step": round(losses[step] * 100, 1)})
+            rows.append(
+                {
+                    "group": g,
+                    "biggest loss": step,
+                    "% lost at that step": round(losses[step] * 100, 1),
+                }
+            )
     return pd.DataFrame(rows)
 
 

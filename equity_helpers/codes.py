@@ -49,18 +49,46 @@ _BROAD = {
 }
 # Labels services commonly export, lower-cased with punctuation folded.
 _ETHNIC_LABELS = {
-    "british": "A", "white british": "A", "english": "A", "welsh": "A", "scottish": "A",
-    "irish": "B", "white irish": "B",
-    "any other white background": "C", "other white": "C", "white other": "C",
-    "white and black caribbean": "D", "white and black african": "E", "white and asian": "F",
-    "any other mixed background": "G", "other mixed": "G", "mixed other": "G",
-    "indian": "H", "pakistani": "J", "bangladeshi": "K",
-    "any other asian background": "L", "other asian": "L", "asian other": "L",
-    "caribbean": "M", "black caribbean": "M", "african": "N", "black african": "N",
-    "any other black background": "P", "other black": "P", "black other": "P",
-    "chinese": "R", "any other ethnic group": "S", "other ethnic group": "S", "other": "S",
-    "not stated": "Z", "declined": "Z", "refused": "Z", "prefer not to say": "Z",
-    "not known": "99", "unknown": "99", "not recorded": "99",
+    "british": "A",
+    "white british": "A",
+    "english": "A",
+    "welsh": "A",
+    "scottish": "A",
+    "irish": "B",
+    "white irish": "B",
+    "any other white background": "C",
+    "other white": "C",
+    "white other": "C",
+    "white and black caribbean": "D",
+    "white and black african": "E",
+    "white and asian": "F",
+    "any other mixed background": "G",
+    "other mixed": "G",
+    "mixed other": "G",
+    "indian": "H",
+    "pakistani": "J",
+    "bangladeshi": "K",
+    "any other asian background": "L",
+    "other asian": "L",
+    "asian other": "L",
+    "caribbean": "M",
+    "black caribbean": "M",
+    "african": "N",
+    "black african": "N",
+    "any other black background": "P",
+    "other black": "P",
+    "black other": "P",
+    "chinese": "R",
+    "any other ethnic group": "S",
+    "other ethnic group": "S",
+    "other": "S",
+    "not stated": "Z",
+    "declined": "Z",
+    "refused": "Z",
+    "prefer not to say": "Z",
+    "not known": "99",
+    "unknown": "99",
+    "not recorded": "99",
 }
 for _code, _label in ETHNIC_CATEGORIES.items():
     _ETHNIC_LABELS[_label.lower()] = _code
@@ -68,9 +96,20 @@ for _code, _label in ETHNIC_CATEGORIES.items():
 
 SEX_CODES = {"1": "Male", "2": "Female", "9": "Indeterminate", "X": "Not known"}
 _SEX_LABELS = {
-    "male": "1", "m": "1", "man": "1", "female": "2", "f": "2", "woman": "2",
-    "indeterminate": "9", "not specified": "9", "i": "9",
-    "not known": "X", "unknown": "X", "u": "X", "x": "X", "0": "X",
+    "male": "1",
+    "m": "1",
+    "man": "1",
+    "female": "2",
+    "f": "2",
+    "woman": "2",
+    "indeterminate": "9",
+    "not specified": "9",
+    "i": "9",
+    "not known": "X",
+    "unknown": "X",
+    "u": "X",
+    "x": "X",
+    "0": "X",
 }
 
 #: NHS five-year age bands (as in NHS Digital publications), with 90+.
@@ -81,14 +120,26 @@ UNKNOWN_AGE = "Unknown"
 
 DISCHARGE_REASONS = ("completed", "disengaged", "dna_discharge", "transferred", "other")
 _DISCHARGE_LABELS = {
-    "completed": "completed", "complete": "completed", "treatment completed": "completed",
-    "discharged - completed": "completed", "goals met": "completed",
-    "disengaged": "disengaged", "did not engage": "disengaged", "dropped out": "disengaged",
-    "self-discharged": "disengaged", "self discharged": "disengaged",
-    "dna": "dna_discharge", "dna_discharge": "dna_discharge", "discharged after dna": "dna_discharge",
+    "completed": "completed",
+    "complete": "completed",
+    "treatment completed": "completed",
+    "discharged - completed": "completed",
+    "goals met": "completed",
+    "disengaged": "disengaged",
+    "did not engage": "disengaged",
+    "dropped out": "disengaged",
+    "self-discharged": "disengaged",
+    "self discharged": "disengaged",
+    "dna": "dna_discharge",
+    "dna_discharge": "dna_discharge",
+    "discharged after dna": "dna_discharge",
     "did not attend": "dna_discharge",
-    "transferred": "transferred", "transfer": "transferred", "referred on": "transferred",
-    "other": "other", "died": "other", "moved away": "other",
+    "transferred": "transferred",
+    "transfer": "transferred",
+    "referred on": "transferred",
+    "other": "other",
+    "died": "other",
+    "moved away": "other",
 }
 _YES = {"y", "yes", "true", "1", "t", "accepted", "opted in", "yes - accepted"}
 _NO = {"n", "no", "false", "0", "f", "declined", "rejected", "not accepted", "opted out"}
@@ -216,4 +267,10 @@ def band_to_census_group(bands: pd.Series) -> pd.Series:
 
 def lsoa_format_ok(codes: pd.Series) -> pd.Series:
     """True where a value is an English LSOA code (E01 followed by six digits)."""
-    return codes.astype("string").str.strip().str.upper().str.fullmatch(LSOA_PATTERN.pattern).fillna(False)
+    return (
+        codes.astype("string")
+        .str.strip()
+        .str.upper()
+        .str.fullmatch(LSOA_PATTERN.pattern)
+        .fillna(False)
+    )

@@ -100,8 +100,14 @@ _SECTION_KEYS = {
     "service": {"name", "organisation", "description"},
     "extract": {"path", "sheet", "header_row", "date_format"},
     "catchment": {"local_authorities", "lsoa_file", "name"},
-    "reference": {"imd_edition", "imd_path", "population_ethnicity", "population_age",
-                  "population_sex", "lsoa_lookup"},
+    "reference": {
+        "imd_edition",
+        "imd_path",
+        "population_ethnicity",
+        "population_age",
+        "population_sex",
+        "lsoa_lookup",
+    },
     "period": {"start", "end"},
     "evaluation": {"change_date", "focus_field", "focus_group", "measure"},
     "outcome": {"name", "higher_is_better"},
@@ -226,7 +232,10 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         if key not in _TOP_KEYS:
             problems.append(
                 ConfigError(
-                    "CFG003", key=key, section="the top level", suggestion=_close(key, _TOP_KEYS),
+                    "CFG003",
+                    key=key,
+                    section="the top level",
+                    suggestion=_close(key, _TOP_KEYS),
                     allowed=", ".join(_TOP_KEYS),
                 )
             )
@@ -235,25 +244,34 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         section = raw.get(name) or {}
         if not isinstance(section, dict):
             problems.append(
-                ConfigError("CFG005", key=name, value=section, allowed="a set of 'key: value' lines")
+                ConfigError(
+                    "CFG005", key=name, value=section, allowed="a set of 'key: value' lines"
+                )
             )
             section = {}
         for key in section:
             if key not in allowed:
                 problems.append(
                     ConfigError(
-                        "CFG003", key=key, section=name, suggestion=_close(key, allowed),
+                        "CFG003",
+                        key=key,
+                        section=name,
+                        suggestion=_close(key, allowed),
                         allowed=", ".join(sorted(allowed)),
                     )
                 )
         sections[name] = section
 
-    def file_setting(section: str, key: str, required: bool = False, must_exist: bool = True) -> Path | None:
+    def file_setting(
+        section: str, key: str, required: bool = False, must_exist: bool = True
+    ) -> Path | None:
         value = sections[section].get(key)
         full_key = f"{section}.{key}"
         if value in (None, ""):
             if required:
-                problems.append(ConfigError("CFG004", key=full_key, hint="Give the path to the file."))
+                problems.append(
+                    ConfigError("CFG004", key=full_key, hint="Give the path to the file.")
+                )
             return None
         p = Path(str(value)).expanduser()
         p = p if p.is_absolute() else (base / p)
@@ -275,15 +293,21 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
     todo: list[str] = []
     if not isinstance(columns_raw, dict):
         problems.append(
-            ConfigError("CFG005", key="columns", value=columns_raw,
-                        allowed="lines like 'referral_id: Referral Number'")
+            ConfigError(
+                "CFG005",
+                key="columns",
+                value=columns_raw,
+                allowed="lines like 'referral_id: Referral Number'",
+            )
         )
         columns_raw = {}
     for canonical, source in columns_raw.items():
         if canonical not in CANONICAL_COLUMNS:
             problems.append(
                 ConfigError(
-                    "CFG003", key=canonical, section="columns",
+                    "CFG003",
+                    key=canonical,
+                    section="columns",
                     suggestion=_close(canonical, CANONICAL_COLUMNS),
                     allowed=", ".join(CANONICAL_COLUMNS),
                 )
@@ -298,8 +322,11 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
     for req in REQUIRED_COLUMNS:
         if req not in columns and f"columns.{req}" not in todo:
             problems.append(
-                ConfigError("CFG004", key=f"columns.{req}",
-                            hint=f"Name the column of your extract that holds the {CANONICAL_COLUMNS[req]}.")
+                ConfigError(
+                    "CFG004",
+                    key=f"columns.{req}",
+                    hint=f"Name the column of your extract that holds the {CANONICAL_COLUMNS[req]}.",
+                )
             )
     if "age" not in columns and "age_band" not in columns and "columns.age" not in todo:
         problems.append(
@@ -312,15 +339,23 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         for fieldname, mapping in values_raw.items():
             if fieldname not in VALUE_MAPPED_FIELDS:
                 problems.append(
-                    ConfigError("CFG003", key=fieldname, section="values",
-                                suggestion=_close(fieldname, VALUE_MAPPED_FIELDS),
-                                allowed=", ".join(VALUE_MAPPED_FIELDS))
+                    ConfigError(
+                        "CFG003",
+                        key=fieldname,
+                        section="values",
+                        suggestion=_close(fieldname, VALUE_MAPPED_FIELDS),
+                        allowed=", ".join(VALUE_MAPPED_FIELDS),
+                    )
                 )
                 continue
             if not isinstance(mapping, dict):
                 problems.append(
-                    ConfigError("CFG005", key=f"values.{fieldname}", value=mapping,
-                                allowed="lines like 'Your value: NHS code'")
+                    ConfigError(
+                        "CFG005",
+                        key=f"values.{fieldname}",
+                        value=mapping,
+                        allowed="lines like 'Your value: NHS code'",
+                    )
                 )
                 continue
             for k, v in mapping.items():
@@ -337,14 +372,20 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
     for code in lads:
         if not (len(code) == 9 and code[0] == "E" and code[1:].isdigit()):
             problems.append(
-                ConfigError("CFG005", key="catchment.local_authorities", value=code,
-                            allowed="local authority codes like E06000015 (Derby)")
+                ConfigError(
+                    "CFG005",
+                    key="catchment.local_authorities",
+                    value=code,
+                    allowed="local authority codes like E06000015 (Derby)",
+                )
             )
     lsoa_file = file_setting("catchment", "lsoa_file")
 
     edition = sections["reference"].get("imd_edition", 2025)
     if edition not in (2019, 2025):
-        problems.append(ConfigError("CFG005", key="reference.imd_edition", value=edition, allowed="2019, 2025"))
+        problems.append(
+            ConfigError("CFG005", key="reference.imd_edition", value=edition, allowed="2019, 2025")
+        )
         edition = 2025
     imd_path = file_setting("reference", "imd_path", required=True)
 
@@ -356,22 +397,36 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         problems.append(ConfigError("CFG004", key="period.end", hint="For example 2025-03-31."))
     if start and end and start >= end:
         problems.append(
-            ConfigError("CFG005", key="period", value=f"{start} to {end}", allowed="a start before the end")
+            ConfigError(
+                "CFG005", key="period", value=f"{start} to {end}", allowed="a start before the end"
+            )
         )
     change = _date(sections["evaluation"].get("change_date"), "evaluation.change_date", problems)
     if change and start and end and not (start < change < end):
         problems.append(
-            ConfigError("CFG005", key="evaluation.change_date", value=str(change),
-                        allowed=f"a date between {start} and {end}")
+            ConfigError(
+                "CFG005",
+                key="evaluation.change_date",
+                value=str(change),
+                allowed=f"a date between {start} and {end}",
+            )
         )
     measure = sections["evaluation"].get("measure", "dna_rate")
     measures = ("dna_rate", "drop_out_rate", "completion_rate")
     if measure not in measures:
-        problems.append(ConfigError("CFG005", key="evaluation.measure", value=measure, allowed=", ".join(measures)))
+        problems.append(
+            ConfigError(
+                "CFG005", key="evaluation.measure", value=measure, allowed=", ".join(measures)
+            )
+        )
 
     higher = sections["outcome"].get("higher_is_better", True)
     if not isinstance(higher, bool):
-        problems.append(ConfigError("CFG005", key="outcome.higher_is_better", value=higher, allowed="true, false"))
+        problems.append(
+            ConfigError(
+                "CFG005", key="outcome.higher_is_better", value=higher, allowed="true, false"
+            )
+        )
         higher = True
 
     try:
@@ -383,8 +438,14 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
     sheet = sections["extract"].get("sheet")
     header_row = sections["extract"].get("header_row")
     if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
-        problems.append(ConfigError("CFG005", key="extract.header_row", value=header_row,
-                                    allowed="a row number, 1 or more"))
+        problems.append(
+            ConfigError(
+                "CFG005",
+                key="extract.header_row",
+                value=header_row,
+                allowed="a row number, 1 or more",
+            )
+        )
         header_row = None
 
     cfg = ServiceConfig(
@@ -407,8 +468,11 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         period_end=end or dt.date(2100, 1, 1),
         change_date=change,
         focus_field=sections["evaluation"].get("focus_field"),
-        focus_group=(str(sections["evaluation"]["focus_group"])
-                     if sections["evaluation"].get("focus_group") is not None else None),
+        focus_group=(
+            str(sections["evaluation"]["focus_group"])
+            if sections["evaluation"].get("focus_group") is not None
+            else None
+        ),
         evaluation_measure=str(measure),
         outcome_name=str(sections["outcome"].get("name", "outcome score")),
         outcome_higher_is_better=bool(higher),

@@ -30,14 +30,19 @@ def table(df: pd.DataFrame, *, caption: str, counts=(), percents=(), numbers=(),
         if c in shown:
             shown[c] = [_pct(v) for v in shown[c]]
     shown = shown.astype(str).replace({"<NA>": "*", "nan": "*"})
-    return shown.style.hide(axis="index").set_caption(html.escape(caption)).set_table_attributes(
-        'class="playbook-table"')
+    return (
+        shown.style.hide(axis="index")
+        .set_caption(html.escape(caption))
+        .set_table_attributes('class="playbook-table"')
+    )
 
 
 def wide_table(wide: pd.DataFrame, *, caption: str):
     """A two-way table of percentages with ``*`` for hidden cells."""
     shown = wide.apply(lambda col: [_pct(v) for v in col]).astype(str)
-    return shown.style.set_caption(html.escape(caption)).set_table_attributes('class="playbook-table"')
+    return shown.style.set_caption(html.escape(caption)).set_table_attributes(
+        'class="playbook-table"'
+    )
 
 
 def disclosure_notice(rule: DisclosureRule) -> Markdown:

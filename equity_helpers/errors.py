@@ -31,163 +31,335 @@ def _m(code: str, kind: str, title: str, template: str, what_to_do: str) -> Mess
 
 _ENTRIES = [
     # --- the service config ------------------------------------------------------------
-    _m("CFG001", "error", "The config file cannot be found",
-       "There is no file at {path}.",
-       "Check the path. Run `equity-workbook init EXTRACT` to write a starter config."),
-    _m("CFG002", "error", "The config file is not valid YAML",
-       "{path} could not be read as YAML: {detail}.",
-       "Open the file in a text editor and fix the line named. Indent with spaces, not tabs."),
-    _m("CFG003", "error", "The config has a key the playbook does not know",
-       "Unknown key '{key}' in {section}.{suggestion}",
-       "Correct the spelling. The allowed keys are: {allowed}."),
-    _m("CFG004", "error", "A required config setting is missing",
-       "The config has no '{key}'.",
-       "Add it. {hint}"),
-    _m("CFG005", "error", "A config setting has a value the playbook cannot use",
-       "'{key}' is {value!r}, which is not allowed.",
-       "Use one of: {allowed}."),
-    _m("CFG006", "error", "A file named in the config cannot be found",
-       "'{key}' points to {path}, and there is no file there.",
-       "Check the path. Relative paths are read from the folder that holds the config."),
-    _m("CFG007", "error", "The config still has TODO marks",
-       "These settings still say TODO: {keys}.",
-       "Replace each TODO with the name of a column in your extract, or delete the line "
-       "if your extract does not have that field."),
-    _m("CFG008", "warning", "Disclosure control is relaxed or off",
-       "{detail}",
-       "Do not share this workbook outside your organisation. Set disclosure.threshold "
-       "back to 7 and disclosure.rounding to 5 before sharing."),
+    _m(
+        "CFG001",
+        "error",
+        "The config file cannot be found",
+        "There is no file at {path}.",
+        "Check the path. Run `equity-workbook init EXTRACT` to write a starter config.",
+    ),
+    _m(
+        "CFG002",
+        "error",
+        "The config file is not valid YAML",
+        "{path} could not be read as YAML: {detail}.",
+        "Open the file in a text editor and fix the line named. Indent with spaces, not tabs.",
+    ),
+    _m(
+        "CFG003",
+        "error",
+        "The config has a key the playbook does not know",
+        "Unknown key '{key}' in {section}.{suggestion}",
+        "Correct the spelling. The allowed keys are: {allowed}.",
+    ),
+    _m(
+        "CFG004",
+        "error",
+        "A required config setting is missing",
+        "The config has no '{key}'.",
+        "Add it. {hint}",
+    ),
+    _m(
+        "CFG005",
+        "error",
+        "A config setting has a value the playbook cannot use",
+        "'{key}' is {value!r}, which is not allowed.",
+        "Use one of: {allowed}.",
+    ),
+    _m(
+        "CFG006",
+        "error",
+        "A file named in the config cannot be found",
+        "'{key}' points to {path}, and there is no file there.",
+        "Check the path. Relative paths are read from the folder that holds the config.",
+    ),
+    _m(
+        "CFG007",
+        "error",
+        "The config still has TODO marks",
+        "These settings still say TODO: {keys}.",
+        "Replace each TODO with the name of a column in your extract, or delete the line "
+        "if your extract does not have that field.",
+    ),
+    _m(
+        "CFG008",
+        "warning",
+        "Disclosure control is relaxed or off",
+        "{detail}",
+        "Do not share this workbook outside your organisation. Set disclosure.threshold "
+        "back to 7 and disclosure.rounding to 5 before sharing.",
+    ),
     # --- reading the extract -------------------------------------------------------------
-    _m("EXT001", "error", "The extract is empty",
-       "{path} has no content.",
-       "Export the data again and check the file is not empty."),
-    _m("EXT002", "error", "The extract has a header but no rows",
-       "{path} has column names but no data rows.",
-       "Check the date range of your export: it may have matched no referrals."),
-    _m("EXT003", "error", "The extract's format is not supported",
-       "{path} has the ending '{suffix}'.",
-       "Save the extract as CSV (.csv), Excel (.xlsx) or Parquet (.parquet)."),
-    _m("EXT004", "error", "Required columns are missing from the extract",
-       "The config maps {missing} to columns the extract does not have. "
-       "Columns found: {found}.{suggestion}",
-       "Correct the column names under 'columns:' in the config so they match the extract exactly."),
-    _m("EXT005", "error", "The extract looks like it uses a different delimiter",
-       "{path} was read as a single column: {header!r}.",
-       "Save the extract as a comma-separated CSV, or check it is not a report with text "
-       "above the table."),
-    _m("EXT006", "error", "The header row of the Excel sheet cannot be found",
-       "None of the first {rows} rows of sheet '{sheet}' in {path} holds the mapped column names.",
-       "Delete any title rows above the table, or set extract.header_row in the config."),
-    _m("EXT007", "error", "Referral IDs are repeated",
-       "{count} referral IDs appear more than once in column '{column}' (rows {rows}).",
-       "Each row must be one referral. Remove repeated rows from the export, or map "
-       "referral_id to a column that is unique."),
-    _m("EXT008", "error", "The extract cannot be read",
-       "{path} could not be read: {detail}.",
-       "Open the file in Excel or a text editor to check it, then export it again."),
-    _m("EXT009", "warning", "Identifier columns were dropped",
-       "These columns look like personal identifiers and were not read: {columns}.",
-       "Nothing to do: identifiers are never used. Leave them out of future exports if you can."),
-    _m("EXT010", "error", "No rows are left to analyse",
-       "All {rows} rows of {path} were excluded. The largest reason: {reason}.",
-       "Check the analysis period in the config and the date format of the referral date."),
-    _m("EXT011", "warning", "The text encoding was guessed",
-       "{path} is not UTF-8; it was read as {encoding}.",
-       "Check that names with accents look right. Save as 'CSV UTF-8' to avoid this."),
+    _m(
+        "EXT001",
+        "error",
+        "The extract is empty",
+        "{path} has no content.",
+        "Export the data again and check the file is not empty.",
+    ),
+    _m(
+        "EXT002",
+        "error",
+        "The extract has a header but no rows",
+        "{path} has column names but no data rows.",
+        "Check the date range of your export: it may have matched no referrals.",
+    ),
+    _m(
+        "EXT003",
+        "error",
+        "The extract's format is not supported",
+        "{path} has the ending '{suffix}'.",
+        "Save the extract as CSV (.csv), Excel (.xlsx) or Parquet (.parquet).",
+    ),
+    _m(
+        "EXT004",
+        "error",
+        "Required columns are missing from the extract",
+        "The config maps {missing} to columns the extract does not have. "
+        "Columns found: {found}.{suggestion}",
+        "Correct the column names under 'columns:' in the config so they match the extract exactly.",
+    ),
+    _m(
+        "EXT005",
+        "error",
+        "The extract looks like it uses a different delimiter",
+        "{path} was read as a single column: {header!r}.",
+        "Save the extract as a comma-separated CSV, or check it is not a report with text "
+        "above the table.",
+    ),
+    _m(
+        "EXT006",
+        "error",
+        "The header row of the Excel sheet cannot be found",
+        "None of the first {rows} rows of sheet '{sheet}' in {path} holds the mapped column names.",
+        "Delete any title rows above the table, or set extract.header_row in the config.",
+    ),
+    _m(
+        "EXT007",
+        "error",
+        "Referral IDs are repeated",
+        "{count} referral IDs appear more than once in column '{column}' (rows {rows}).",
+        "Each row must be one referral. Remove repeated rows from the export, or map "
+        "referral_id to a column that is unique.",
+    ),
+    _m(
+        "EXT008",
+        "error",
+        "The extract cannot be read",
+        "{path} could not be read: {detail}.",
+        "Open the file in Excel or a text editor to check it, then export it again.",
+    ),
+    _m(
+        "EXT009",
+        "warning",
+        "Identifier columns were dropped",
+        "These columns look like personal identifiers and were not read: {columns}.",
+        "Nothing to do: identifiers are never used. Leave them out of future exports if you can.",
+    ),
+    _m(
+        "EXT010",
+        "error",
+        "No rows are left to analyse",
+        "All {rows} rows of {path} were excluded. The largest reason: {reason}.",
+        "Check the analysis period in the config and the date format of the referral date.",
+    ),
+    _m(
+        "EXT011",
+        "warning",
+        "The text encoding was guessed",
+        "{path} is not UTF-8; it was read as {encoding}.",
+        "Check that names with accents look right. Save as 'CSV UTF-8' to avoid this.",
+    ),
     # --- rows left out (exclusions) -------------------------------------------------------
-    _m("EXC001", "exclusion", "Referral ID is blank",
-       "{count} rows have no referral ID (rows {rows}).",
-       "Fill the ID in your system, or leave these rows out of the export."),
-    _m("EXC002", "exclusion", "Referral date is missing or not a date",
-       "{count} rows have a referral date that is blank or cannot be read (rows {rows}; "
-       "for example {example!r}).",
-       "Use dates like 31/01/2024 or 2024-01-31."),
-    _m("EXC003", "exclusion", "Referral date is in the future",
-       "{count} rows have a referral date after the date of the run (rows {rows}; "
-       "for example {example!r}).",
-       "Correct the dates in your system; they are usually typing errors."),
-    _m("EXC004", "exclusion", "Referral date is outside the analysis period",
-       "{count} rows fall outside the analysis period {start} to {end} (rows {rows}).",
-       "Nothing to do if this is expected. Otherwise change period.start or period.end "
-       "in the config."),
+    _m(
+        "EXC001",
+        "exclusion",
+        "Referral ID is blank",
+        "{count} rows have no referral ID (rows {rows}).",
+        "Fill the ID in your system, or leave these rows out of the export.",
+    ),
+    _m(
+        "EXC002",
+        "exclusion",
+        "Referral date is missing or not a date",
+        "{count} rows have a referral date that is blank or cannot be read (rows {rows}; "
+        "for example {example!r}).",
+        "Use dates like 31/01/2024 or 2024-01-31.",
+    ),
+    _m(
+        "EXC003",
+        "exclusion",
+        "Referral date is in the future",
+        "{count} rows have a referral date after the date of the run (rows {rows}; "
+        "for example {example!r}).",
+        "Correct the dates in your system; they are usually typing errors.",
+    ),
+    _m(
+        "EXC004",
+        "exclusion",
+        "Referral date is outside the analysis period",
+        "{count} rows fall outside the analysis period {start} to {end} (rows {rows}).",
+        "Nothing to do if this is expected. Otherwise change period.start or period.end "
+        "in the config.",
+    ),
     # --- values that are recorded but unusable (kept, counted as invalid) ----------------
-    _m("VAL001", "warning", "Codes the playbook does not recognise",
-       "{count} rows of '{column}' hold codes that are not on the NHS list "
-       "(rows {rows}; for example {example!r}). They are counted as 'invalid'.",
-       "Map these values under 'values: {field}:' in the config, or correct them at source."),
-    _m("VAL002", "warning", "Ages below 0 or above 120",
-       "{count} rows have an impossible age in '{column}' (rows {rows}; for example "
-       "{example!r}). They are counted as unknown age.",
-       "Check how age is calculated in your export."),
-    _m("VAL003", "warning", "Dates that cannot be read",
-       "{count} rows of '{column}' hold values that are not dates (rows {rows}; "
-       "for example {example!r}). They are treated as blank.",
-       "Use dates like 31/01/2024 or 2024-01-31."),
-    _m("VAL004", "warning", "Dates before the referral date",
-       "{count} rows have '{column}' before the referral date (rows {rows}). "
-       "They are treated as blank.",
-       "Correct the dates at source; wait times and pathway stages ignore them meanwhile."),
-    _m("VAL005", "warning", "LSOA codes in the wrong format",
-       "{count} rows of '{column}' are not LSOA codes (E01 and six digits) (rows {rows}; "
-       "for example {example!r}). They are counted as unknown area.",
-       "Export the LSOA code, not the postcode or area name."),
-    _m("VAL006", "warning", "LSOA codes outside the catchment",
-       "{count} rows live outside the catchment set in the config (rows {rows}; "
-       "for example {example!r}). They are kept, but left out of comparisons with the "
-       "catchment population.",
-       "Check catchment.local_authorities in the config if this number is large."),
-    _m("VAL007", "warning", "LSOA codes not found in the deprivation file",
-       "{count} rows have LSOA codes that are not in the IMD {edition} file (rows {rows}; "
-       "for example {example!r}).",
-       "{hint}"),
-    _m("VAL008", "warning", "Appointment counts that do not add up",
-       "{count} rows have attended + did-not-attend greater than offered, or a negative "
-       "count (rows {rows}). Their appointment counts are not used.",
-       "Check how the counts are built in your export."),
-    _m("VAL009", "warning", "Yes/no values the playbook does not recognise",
-       "{count} rows of '{column}' hold values that are not yes or no (rows {rows}; "
-       "for example {example!r}). They are treated as unknown.",
-       "Map them under 'values: {field}:' in the config."),
-    _m("VAL010", "warning", "Outcome scores that are not numbers",
-       "{count} rows of '{column}' are not numbers (rows {rows}; for example {example!r}).",
-       "Export the score as a number."),
-    _m("VAL011", "warning", "LSOA 2011 codes were converted to 2021",
-       "{count} rows held LSOA 2011 codes and were matched to LSOA 2021 through the "
-       "ONS lookup ({split} of them in areas that were split, given the first new area).",
-       "Nothing to do. Export LSOA 2021 codes in future if your system has them."),
+    _m(
+        "VAL001",
+        "warning",
+        "Codes the playbook does not recognise",
+        "{count} rows of '{column}' hold codes that are not on the NHS list "
+        "(rows {rows}; for example {example!r}). They are counted as 'invalid'.",
+        "Map these values under 'values: {field}:' in the config, or correct them at source.",
+    ),
+    _m(
+        "VAL002",
+        "warning",
+        "Ages below 0 or above 120",
+        "{count} rows have an impossible age in '{column}' (rows {rows}; for example "
+        "{example!r}). They are counted as unknown age.",
+        "Check how age is calculated in your export.",
+    ),
+    _m(
+        "VAL003",
+        "warning",
+        "Dates that cannot be read",
+        "{count} rows of '{column}' hold values that are not dates (rows {rows}; "
+        "for example {example!r}). They are treated as blank.",
+        "Use dates like 31/01/2024 or 2024-01-31.",
+    ),
+    _m(
+        "VAL004",
+        "warning",
+        "Dates before the referral date",
+        "{count} rows have '{column}' before the referral date (rows {rows}). "
+        "They are treated as blank.",
+        "Correct the dates at source; wait times and pathway stages ignore them meanwhile.",
+    ),
+    _m(
+        "VAL005",
+        "warning",
+        "LSOA codes in the wrong format",
+        "{count} rows of '{column}' are not LSOA codes (E01 and six digits) (rows {rows}; "
+        "for example {example!r}). They are counted as unknown area.",
+        "Export the LSOA code, not the postcode or area name.",
+    ),
+    _m(
+        "VAL006",
+        "warning",
+        "LSOA codes outside the catchment",
+        "{count} rows live outside the catchment set in the config (rows {rows}; "
+        "for example {example!r}). They are kept, but left out of comparisons with the "
+        "catchment population.",
+        "Check catchment.local_authorities in the config if this number is large.",
+    ),
+    _m(
+        "VAL007",
+        "warning",
+        "LSOA codes not found in the deprivation file",
+        "{count} rows have LSOA codes that are not in the IMD {edition} file (rows {rows}; "
+        "for example {example!r}).",
+        "{hint}",
+    ),
+    _m(
+        "VAL008",
+        "warning",
+        "Appointment counts that do not add up",
+        "{count} rows have attended + did-not-attend greater than offered, or a negative "
+        "count (rows {rows}). Their appointment counts are not used.",
+        "Check how the counts are built in your export.",
+    ),
+    _m(
+        "VAL009",
+        "warning",
+        "Yes/no values the playbook does not recognise",
+        "{count} rows of '{column}' hold values that are not yes or no (rows {rows}; "
+        "for example {example!r}). They are treated as unknown.",
+        "Map them under 'values: {field}:' in the config.",
+    ),
+    _m(
+        "VAL010",
+        "warning",
+        "Outcome scores that are not numbers",
+        "{count} rows of '{column}' are not numbers (rows {rows}; for example {example!r}).",
+        "Export the score as a number.",
+    ),
+    _m(
+        "VAL011",
+        "warning",
+        "LSOA 2011 codes were converted to 2021",
+        "{count} rows held LSOA 2011 codes and were matched to LSOA 2021 through the "
+        "ONS lookup ({split} of them in areas that were split, given the first new area).",
+        "Nothing to do. Export LSOA 2021 codes in future if your system has them.",
+    ),
     # --- reference data ------------------------------------------------------------------
-    _m("REF001", "error", "The deprivation file's layout is not recognised",
-       "{path} has no column for {missing}. Columns found: {found}.",
-       "Use the official MHCLG File 1 or File 7 CSV, unchanged. "
-       "`equity-workbook reference download` fetches it."),
-    _m("REF002", "error", "The population file's layout is not recognised",
-       "{path} has no column for {missing}. Columns found: {found}.",
-       "Use the Nomis bulk CSV for the Census 2021 table, unchanged."),
-    _m("REF003", "error", "The download failed",
-       "Could not download {url}: {detail}.",
-       "Check your internet connection or proxy, or download the file by hand from the "
-       "page named in the book and set its path in the config."),
-    _m("REF004", "error", "No catchment areas were found",
-       "None of the local authority codes {codes} appear in {path}.",
-       "Check catchment.local_authorities in the config (Derby is E06000015)."),
+    _m(
+        "REF001",
+        "error",
+        "The deprivation file's layout is not recognised",
+        "{path} has no column for {missing}. Columns found: {found}.",
+        "Use the official MHCLG File 1 or File 7 CSV, unchanged. "
+        "`equity-workbook reference download` fetches it.",
+    ),
+    _m(
+        "REF002",
+        "error",
+        "The population file's layout is not recognised",
+        "{path} has no column for {missing}. Columns found: {found}.",
+        "Use the Nomis bulk CSV for the Census 2021 table, unchanged.",
+    ),
+    _m(
+        "REF003",
+        "error",
+        "The download failed",
+        "Could not download {url}: {detail}.",
+        "Check your internet connection or proxy, or download the file by hand from the "
+        "page named in the book and set its path in the config.",
+    ),
+    _m(
+        "REF004",
+        "error",
+        "No catchment areas were found",
+        "None of the local authority codes {codes} appear in {path}.",
+        "Check catchment.local_authorities in the config (Derby is E06000015).",
+    ),
     # --- the workbook run ----------------------------------------------------------------
-    _m("RUN001", "error", "A step of the workbook failed",
-       "The step '{step}' stopped with: {detail}.",
-       "The other steps are still in the workbook. Open {log} for the details, fix the "
-       "cause and run again: finished steps are reused."),
-    _m("RUN002", "error", "The output folder cannot be written",
-       "Could not write to {path}: {detail}.",
-       "Choose another folder with --out, or free some disk space."),
-    _m("RUN003", "warning", "A step was skipped because a column is missing",
-       "The step '{step}' needs {columns}, which the extract does not have.",
-       "Add the column to your export and map it in the config to include this step."),
-    _m("RUN004", "error", "The run was interrupted",
-       "The run stopped before it finished; no workbook was published.",
-       "Run the same command again: finished steps are reused."),
-    _m("RDB001", "error", "The letters folder cannot be read",
-       "{detail}",
-       "Put the letters as .txt, .md or .docx files in the folder named by "
-       "readability.before and readability.after in the config."),
+    _m(
+        "RUN001",
+        "error",
+        "A step of the workbook failed",
+        "The step '{step}' stopped with: {detail}.",
+        "The other steps are still in the workbook. Open {log} for the details, fix the "
+        "cause and run again: finished steps are reused.",
+    ),
+    _m(
+        "RUN002",
+        "error",
+        "The output folder cannot be written",
+        "Could not write to {path}: {detail}.",
+        "Choose another folder with --out, or free some disk space.",
+    ),
+    _m(
+        "RUN003",
+        "warning",
+        "A step was skipped because a column is missing",
+        "The step '{step}' needs {columns}, which the extract does not have.",
+        "Add the column to your export and map it in the config to include this step.",
+    ),
+    _m(
+        "RUN004",
+        "error",
+        "The run was interrupted",
+        "The run stopped before it finished; no workbook was published.",
+        "Run the same command again: finished steps are reused.",
+    ),
+    _m(
+        "RDB001",
+        "error",
+        "The letters folder cannot be read",
+        "{detail}",
+        "Put the letters as .txt, .md or .docx files in the folder named by "
+        "readability.before and readability.after in the config.",
+    ),
 ]
 
 CATALOGUE: dict[str, Message] = {m.code: m for m in _ENTRIES}

@@ -44,8 +44,16 @@ IDENTIFIER_PATTERN = re.compile(
     r"e.?mail|hospital.?(number|no)|\bmrn\b|ni.?number|national.?insurance",
     re.IGNORECASE,
 )
-_DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%d-%m-%Y",
-                 "%d.%m.%Y", "%Y/%m/%d", "%d/%m/%y")
+_DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%Y-%m-%d %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d-%m-%Y",
+    "%d.%m.%Y",
+    "%Y/%m/%d",
+    "%d/%m/%y",
+)
 _DELIMITERS = [",", ";", "\t", "|"]
 EXAMPLE_ROWS = 20
 
@@ -184,10 +192,17 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, str, str, int]:
     return df, encoding, delimiter, 1
 
 
-def _read_excel(path: Path, sheet, header_row: int | None, expected: list[str]) -> tuple[pd.DataFrame, int]:
+def _read_excel(
+    path: Path, sheet, header_row: int | None, expected: list[str]
+) -> tuple[pd.DataFrame, int]:
     try:
-        grid = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, header=None,
-                             dtype=str, engine="openpyxl")
+        grid = pd.read_excel(
+            path,
+            sheet_name=sheet if sheet is not None else 0,
+            header=None,
+            dtype=str,
+            engine="openpyxl",
+        )
     except Exception as exc:  # openpyxl raises many types for broken files
         raise ExtractError("EXT008", path=str(path), detail=str(exc)) from None
     if grid.dropna(how="all").empty:
@@ -201,18 +216,29 @@ def _read_excel(path: Path, sheet, header_row: int | None, expected: list[str]) 
                 header_row = i + 1
                 break
         if header_row is None:
-            raise ExtractError("EXT006", path=str(path), rows=min(30, len(grid)),
-                               sheet=sheet if sheet is not None else "the first sheet")
-    header = [str(v).strip() if not pd.isna(v) else f"Unnamed {j}" for j, v in
-              enumerate(grid.iloc[header_row - 1])]
+            raise ExtractError(
+                "EXT006",
+                path=str(path),
+                rows=min(30, len(grid)),
+                sheet=sheet if sheet is not None else "the first sheet",
+            )
+    header = [
+        str(v).strip() if not pd.isna(v) else f"Unnamed {j}"
+        for j, v in enumerate(grid.iloc[header_row - 1])
+    ]
     df = grid.iloc[header_row:].reset_index(drop=True)
     df.columns = header
     df = df.dropna(how="all")
     return df.fillna("").astype(str), header_row
 
 
-def read_extract(path: str | Path, *, sheet=None, header_row: int | None = None,
-                 expected_columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
+def read_extract(
+    path: str | Path,
+    *,
+    sheet=None,
+    header_row: int | None = None,
+    expected_columns: list[str] | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Read an extract as text columns, whatever its format.
 
     Returns the table (all values as strings, blanks as "") and facts about the read:
@@ -295,8 +321,10 @@ class _Collector:
             filled = picked[picked.ne("")]
             example = str(filled.iloc[0] if len(filled) else picked.iloc[0])
         column = self.columns.get(canonical, canonical) if canonical else None
-        fields = dict(count=n, rows=format_rows(rows), example=example, column=column,
-                      field=canonical) | extra
+        fields = (
+            dict(count=n, rows=format_rows(rows), example=example, column=column, field=canonical)
+            | extra
+        )
         message = render(code, **fields)
         self.issues.append(Issue(code, column, n, rows, example, message, CATALOGUE[code].kind))
         (log.info if CATALOGUE[code].kind == "exclusion" else log.warning)(message)
@@ -313,8 +341,12 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     """
     today = today or dt.date.today()
     path = Path(cfg.extract_path)
-    raw, info = read_extract(path, sheet=cfg.extract_sheet, header_row=cfg.extract_header_row,
-                             expected_columns=list(cfg.columns.values()))
+    raw, info = read_extract(
+        path,
+        sheet=cfg.extract_sheet,
+        header_row=cfg.extract_header_row,
+        expected_columns=list(cfg.columns.values()),
+    )
     found = list(raw.columns)
     missing = {c: s for c, s in cfg.columns.items() if s not in raw.columns}
     if missing:
@@ -324,12 +356,16 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         for canonical, source in missing.items():
             close = difflib.get_close_matches(source, found, n=2, cutoff=0.5)
             if close:
-                hints.append(f"'{source}' (for {canonical}) might be " + " or ".join(f"'{c}'" for c in close))
+                hints.append(
+                    f"'{source}' (for {canonical}) might be " + " or ".join(f"'{c}'" for c in close)
+                )
         suggestion = (" Closest names: " + "; ".join(hints) + ".") if hints else ""
         raise ExtractError(
-            "EXT004", path=str(path),
+            "EXT004",
+            path=str(path),
             missing=", ".join(f"{c} → '{s}'" for c, s in missing.items()),
-            found=", ".join(f"'{c}'" for c in found), suggestion=suggestion,
+            found=", ".join(f"'{c}'" for c in found),
+            suggestion=suggestion,
         )
     mapped_sources = set(cfg.columns.values())
     dropped = [c for c in found if c not in mapped_sources and IDENTIFIER_PATTERN.search(c)]
@@ -358,8 +394,13 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     dup = rid.duplicated(keep=False) & rid.ne("")
     if dup.any():
         dup_rows = row_numbers[dup.to_numpy()]
-        raise ExtractError("EXT007", path=str(path), column=cfg.columns["referral_id"],
-                           rows=dup_rows[:EXAMPLE_ROWS], count=int(rid[dup].nunique()))
+        raise ExtractError(
+            "EXT007",
+            path=str(path),
+            column=cfg.columns["referral_id"],
+            rows=dup_rows[:EXAMPLE_ROWS],
+            count=int(rid[dup].nunique()),
+        )
 
     # Referral date: must be a date, not in the future, inside the period.
     fmt = (cfg.raw.get("extract") or {}).get("date_format")
@@ -369,8 +410,14 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     exclude("EXC003", future, "referral_date", src["referral_date"])
     start, end = pd.Timestamp(cfg.period_start), pd.Timestamp(cfg.period_end)
     outside = ((ref_date < start) | (ref_date > end)).fillna(False)
-    exclude("EXC004", outside, "referral_date", src["referral_date"],
-            start=cfg.period_start.strftime("%d/%m/%Y"), end=cfg.period_end.strftime("%d/%m/%Y"))
+    exclude(
+        "EXC004",
+        outside,
+        "referral_date",
+        src["referral_date"],
+        start=cfg.period_start.strftime("%d/%m/%Y"),
+        end=cfg.period_end.strftime("%d/%m/%Y"),
+    )
     out["referral_date"] = ref_date
     out["referral_month"] = ref_date.dt.to_period("M").dt.to_timestamp()
     if cfg.change_date:
@@ -425,16 +472,26 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     count_fields = ["appointments_offered", "appointments_attended", "appointments_dna"]
     if all(cfg.has(f) for f in count_fields):
         nums = {f: pd.to_numeric(src[f], errors="coerce") for f in count_fields}
-        bad = ((nums["appointments_attended"] + nums["appointments_dna"] > nums["appointments_offered"])
-               | (nums["appointments_offered"] < 0) | (nums["appointments_attended"] < 0)
-               | (nums["appointments_dna"] < 0)).fillna(False)
+        bad = (
+            (
+                nums["appointments_attended"] + nums["appointments_dna"]
+                > nums["appointments_offered"]
+            )
+            | (nums["appointments_offered"] < 0)
+            | (nums["appointments_attended"] < 0)
+            | (nums["appointments_dna"] < 0)
+        ).fillna(False)
         col.add("VAL008", bad & keep, "appointments_offered")
         for f in count_fields:
             out[f] = nums[f].mask(bad).astype("Float64").round().astype("Int64")
 
     if cfg.has("discharge_reason"):
-        reason = codes.normalise_discharge_reason(src["discharge_reason"], cfg.values.get("discharge_reason"))
-        col.add("VAL001", reason.eq(codes.INVALID) & keep, "discharge_reason", src["discharge_reason"])
+        reason = codes.normalise_discharge_reason(
+            src["discharge_reason"], cfg.values.get("discharge_reason")
+        )
+        col.add(
+            "VAL001", reason.eq(codes.INVALID) & keep, "discharge_reason", src["discharge_reason"]
+        )
         out["discharge_reason"] = reason
         out["dropped_out"] = reason.isin(["disengaged", "dna_discharge"])
         out["completed"] = reason.eq("completed")
@@ -443,7 +500,12 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     for fieldname in ("outcome_start", "outcome_end"):
         if cfg.has(fieldname):
             v = pd.to_numeric(src[fieldname], errors="coerce")
-            col.add("VAL010", v.isna() & src[fieldname].fillna("").ne("") & keep, fieldname, src[fieldname])
+            col.add(
+                "VAL010",
+                v.isna() & src[fieldname].fillna("").ne("") & keep,
+                fieldname,
+                src[fieldname],
+            )
             out[fieldname] = v
     if cfg.has("outcome_start") and cfg.has("outcome_end"):
         change = out["outcome_end"] - out["outcome_start"]
@@ -458,14 +520,25 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     account = RowAccount(rows_read=n_read, rows_used=len(data), excluded=excluded)
     if account.rows_used == 0:
         reason = max(excluded, key=excluded.get) if excluded else "EXC002"
-        raise ExtractError("EXT010", path=str(path), rows=[], reason=CATALOGUE[reason].title.lower())
+        raise ExtractError(
+            "EXT010", path=str(path), rows=[], reason=CATALOGUE[reason].title.lower()
+        )
     assert account.adds_up()
-    return PreparedExtract(data=data, account=account, issues=col.issues, dropped_identifiers=dropped,
-                           source=path.name, encoding=info["encoding"], delimiter=info["delimiter"],
-                           imd_edition=cfg.imd_edition)
+    return PreparedExtract(
+        data=data,
+        account=account,
+        issues=col.issues,
+        dropped_identifiers=dropped,
+        source=path.name,
+        encoding=info["encoding"],
+        delimiter=info["delimiter"],
+        imd_edition=cfg.imd_edition,
+    )
 
 
-def _add_deprivation(out, src, cfg: ServiceConfig, imd: pd.DataFrame, col: _Collector, keep) -> None:
+def _add_deprivation(
+    out, src, cfg: ServiceConfig, imd: pd.DataFrame, col: _Collector, keep
+) -> None:
     code = src["lsoa_code"].fillna("").str.upper()
     fmt_ok = codes.lsoa_format_ok(code)
     col.add("VAL005", (~fmt_ok & code.ne("")).to_numpy() & keep, "lsoa_code", src["lsoa_code"])
@@ -482,11 +555,20 @@ def _add_deprivation(out, src, cfg: ServiceConfig, imd: pd.DataFrame, col: _Coll
             col.add("VAL011", convertible.to_numpy() & keep, "lsoa_code", split=int(split))
             known = code.isin(imd["lsoa_code"])
     not_in_imd = code.notna() & ~known
-    hint = ("They may be LSOA 2011 codes: set reference.lsoa_lookup to the ONS LSOA 2011 to 2021 "
-            "lookup so they can be matched." if cfg.imd_edition == 2025 else
-            "They may be LSOA 2021 codes: use IMD 2025, or set reference.lsoa_lookup.")
-    col.add("VAL007", not_in_imd.to_numpy() & keep, "lsoa_code", src["lsoa_code"],
-            edition=cfg.imd_edition, hint=hint)
+    hint = (
+        "They may be LSOA 2011 codes: set reference.lsoa_lookup to the ONS LSOA 2011 to 2021 "
+        "lookup so they can be matched."
+        if cfg.imd_edition == 2025
+        else "They may be LSOA 2021 codes: use IMD 2025, or set reference.lsoa_lookup."
+    )
+    col.add(
+        "VAL007",
+        not_in_imd.to_numpy() & keep,
+        "lsoa_code",
+        src["lsoa_code"],
+        edition=cfg.imd_edition,
+        hint=hint,
+    )
     catchment = catchment_lsoas(imd, cfg.catchment_lads)["lsoa_code"]
     if cfg.catchment_lsoa_file is not None:
         listed = pd.read_csv(cfg.catchment_lsoa_file, dtype=str).iloc[:, 0].str.strip()
@@ -497,7 +579,8 @@ def _add_deprivation(out, src, cfg: ServiceConfig, imd: pd.DataFrame, col: _Coll
     out["lsoa_code"] = code
     out["lsoa_status"] = np.select(
         [code.isna() & src["lsoa_code"].fillna("").eq(""), code.isna(), ~known, ~inside],
-        ["missing", "invalid", "not in IMD file", "outside catchment"], "in catchment",
+        ["missing", "invalid", "not in IMD file", "outside catchment"],
+        "in catchment",
     )
     out["in_catchment"] = inside
     out["imd_decile"] = code.map(by_code["imd_decile"]).astype("Int64")
@@ -536,7 +619,11 @@ def read_prepared(path: str | Path, columns: list[str] | None = None) -> tuple[p
 
     path = Path(path)
     schema = pq.read_schema(path)
-    meta = json.loads(schema.metadata[b"equity_helpers"]) if b"equity_helpers" in schema.metadata else {}
+    meta = (
+        json.loads(schema.metadata[b"equity_helpers"])
+        if b"equity_helpers" in schema.metadata
+        else {}
+    )
     if columns is not None:
         columns = [c for c in columns if c in schema.names]
     return pd.read_parquet(path, columns=columns), meta

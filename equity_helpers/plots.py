@@ -38,9 +38,19 @@ def _new(ax, height: float = 3.6, width: float = 7.5):
     return ax
 
 
-def bar_ci(table: pd.DataFrame, value: str = "pct", lower: str | None = "lower",
-           upper: str | None = "upper", group: str = "group", *, title: str, xlabel: str,
-           reference: float | None = None, reference_label: str = "Overall", ax=None):
+def bar_ci(
+    table: pd.DataFrame,
+    value: str = "pct",
+    lower: str | None = "lower",
+    upper: str | None = "upper",
+    group: str = "group",
+    *,
+    title: str,
+    xlabel: str,
+    reference: float | None = None,
+    reference_label: str = "Overall",
+    ax=None,
+):
     """Horizontal bars with 95% intervals; hidden values shown as ``*``.
 
     >>> t = pd.DataFrame({"group": ["A", "B"], "pct": [10.0, None], "lower": [8, None], "upper": [12, None]})
@@ -56,8 +66,15 @@ def bar_ci(table: pd.DataFrame, value: str = "pct", lower: str | None = "lower",
         lo = pd.to_numeric(table[lower], errors="coerce").to_numpy(dtype=float)[::-1]
         hi = pd.to_numeric(table[upper], errors="coerce").to_numpy(dtype=float)[::-1]
         ok = shown & ~np.isnan(lo) & ~np.isnan(hi)
-        ax.errorbar(vals[ok], y[ok], xerr=[vals[ok] - lo[ok], hi[ok] - vals[ok]], fmt="none",
-                    ecolor="black", capsize=3, linewidth=1)
+        ax.errorbar(
+            vals[ok],
+            y[ok],
+            xerr=[vals[ok] - lo[ok], hi[ok] - vals[ok]],
+            fmt="none",
+            ecolor="black",
+            capsize=3,
+            linewidth=1,
+        )
     top = np.nanmax(np.concatenate([vals[shown], [0]])) if shown.any() else 1
     for yi, v in zip(y, vals, strict=True):
         if np.isnan(v):
@@ -66,18 +83,31 @@ def bar_ci(table: pd.DataFrame, value: str = "pct", lower: str | None = "lower",
             ax.text(v, yi, f" {v:.1f}", va="bottom", ha="left", fontsize=8)
     if reference is not None and np.isfinite(reference):
         ax.axvline(reference, color="black", linestyle="--", linewidth=1)
-        ax.text(reference, len(labels) - 0.4, f" {reference_label} {reference:.1f}", fontsize=8, va="bottom")
+        ax.text(
+            reference,
+            len(labels) - 0.4,
+            f" {reference_label} {reference:.1f}",
+            fontsize=8,
+            va="bottom",
+        )
     ax.set_yticks(y, labels)
     ax.set_xlim(0, max(top * 1.25, 1))
     _style(ax, title, xlabel, None)
     if (~shown).any():
-        ax.annotate(HIDDEN_NOTE, (0, 0), xycoords="figure fraction", xytext=(4, 2),
-                    textcoords="offset points", fontsize=7)
+        ax.annotate(
+            HIDDEN_NOTE,
+            (0, 0),
+            xycoords="figure fraction",
+            xytext=(4, 2),
+            textcoords="offset points",
+            fontsize=7,
+        )
     return ax
 
 
-def paired_bars(table: pd.DataFrame, a: str, b: str, group: str = "group", *, title: str,
-                xlabel: str, ax=None):
+def paired_bars(
+    table: pd.DataFrame, a: str, b: str, group: str = "group", *, title: str, xlabel: str, ax=None
+):
     """Two measures side by side for each group (for example referrals and population)."""
     ax = _new(ax, height=max(2.4, 0.55 * len(table) + 1.2))
     labels = table[group].astype(str).tolist()[::-1]
@@ -86,11 +116,24 @@ def paired_bars(table: pd.DataFrame, a: str, b: str, group: str = "group", *, ti
     for k, (col, colour, hatch) in enumerate(((a, OKABE_ITO[0], ""), (b, "#bbbbbb", "xx"))):
         v = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)[::-1]
         pos = y + (h / 2 if k == 0 else -h / 2)
-        ax.barh(pos[~np.isnan(v)], v[~np.isnan(v)], height=h, color=colour, hatch=hatch,
-                edgecolor="black", linewidth=0.6, label=col)
+        ax.barh(
+            pos[~np.isnan(v)],
+            v[~np.isnan(v)],
+            height=h,
+            color=colour,
+            hatch=hatch,
+            edgecolor="black",
+            linewidth=0.6,
+            label=col,
+        )
         for yi, vi in zip(pos, v, strict=True):
-            ax.text(0 if np.isnan(vi) else vi, yi, " *" if np.isnan(vi) else f" {vi:.1f}",
-                    va="center", fontsize=8)
+            ax.text(
+                0 if np.isnan(vi) else vi,
+                yi,
+                " *" if np.isnan(vi) else f" {vi:.1f}",
+                va="center",
+                fontsize=8,
+            )
     ax.set_yticks(y, labels)
     ax.legend(loc="lower right", frameon=False, fontsize=8)
     _style(ax, title, xlabel, None)
@@ -107,14 +150,35 @@ def ratio_plot(table: pd.DataFrame, group: str = "group", *, title: str, ax=None
     y = np.arange(len(labels))
     ok = ~np.isnan(r)
     under = ok & (hi < 1)
-    ax.errorbar(r[ok], y[ok], xerr=[r[ok] - lo[ok], hi[ok] - r[ok]], fmt="none", ecolor="black", capsize=3)
-    ax.scatter(r[ok & ~under], y[ok & ~under], marker="o", s=45, color=OKABE_ITO[0], zorder=3,
-               label="in line with, or above, fair share")
-    ax.scatter(r[under], y[under], marker="v", s=60, color=OKABE_ITO[1], zorder=3,
-               label="under-represented (whole interval below 1)")
+    ax.errorbar(
+        r[ok], y[ok], xerr=[r[ok] - lo[ok], hi[ok] - r[ok]], fmt="none", ecolor="black", capsize=3
+    )
+    ax.scatter(
+        r[ok & ~under],
+        y[ok & ~under],
+        marker="o",
+        s=45,
+        color=OKABE_ITO[0],
+        zorder=3,
+        label="in line with, or above, fair share",
+    )
+    ax.scatter(
+        r[under],
+        y[under],
+        marker="v",
+        s=60,
+        color=OKABE_ITO[1],
+        zorder=3,
+        label="under-represented (whole interval below 1)",
+    )
     for yi, v in zip(y, r, strict=True):
-        ax.text(v if not np.isnan(v) else 1, yi + 0.15, f"{v:.2f}" if not np.isnan(v) else "*", fontsize=8,
-                ha="center")
+        ax.text(
+            v if not np.isnan(v) else 1,
+            yi + 0.15,
+            f"{v:.2f}" if not np.isnan(v) else "*",
+            fontsize=8,
+            ha="center",
+        )
     ax.axvline(1, color="black", linestyle="--", linewidth=1)
     ax.set_yticks(y, labels)
     ax.legend(loc="best", frameon=False, fontsize=8)
@@ -122,14 +186,22 @@ def ratio_plot(table: pd.DataFrame, group: str = "group", *, title: str, ax=None
     return ax
 
 
-def line_chart(df: pd.DataFrame, x: str, y: str, *, title: str, ylabel: str, ax=None,
-               series: str | None = None):
+def line_chart(
+    df: pd.DataFrame, x: str, y: str, *, title: str, ylabel: str, ax=None, series: str | None = None
+):
     """A line over time, one style per series, labelled at the end of each line."""
     ax = _new(ax)
     groups = [(None, df)] if series is None else list(df.groupby(series, sort=False))
     for k, (name, sub) in enumerate(groups):
-        ax.plot(sub[x], sub[y], marker=MARKERS[k % 8], markersize=3, linestyle=LINESTYLES[k % 8],
-                color=OKABE_ITO[k % 8], label=name)
+        ax.plot(
+            sub[x],
+            sub[y],
+            marker=MARKERS[k % 8],
+            markersize=3,
+            linestyle=LINESTYLES[k % 8],
+            color=OKABE_ITO[k % 8],
+            label=name,
+        )
         last = sub.dropna(subset=[y]).tail(1)
         if name is not None and len(last):
             ax.annotate(f" {name}", (last[x].iloc[0], last[y].iloc[0]), fontsize=8)
@@ -142,23 +214,43 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, *, title: str, ax=No
     """Funnel plot: each area's rate against 95% and 99.8% limits around the overall rate."""
     ax = _new(ax, height=4.2)
     n = limits["n"].to_numpy()
-    styles = {"95": ("--", "95% limits"), "99_8": (":", "99.8% limits")}
+    # Column names as stats.funnel_limits writes them: lower95_0cl, upper99_8cl and so on.
+    styles = {"95_0": ("--", "95% limits"), "99_8": (":", "99.8% limits")}
     for key, (ls, lab) in styles.items():
-        ax.plot(n, limits[f"lower{key}"], color="black", linestyle=ls, linewidth=1, label=lab)
-        ax.plot(n, limits[f"upper{key}"], color="black", linestyle=ls, linewidth=1)
-    ax.axhline(points.attrs.get("baseline", limits["baseline"].iloc[0]), color="black", linewidth=1,
-               label="Overall rate")
+        ax.plot(n, limits[f"lower{key}cl"], color="black", linestyle=ls, linewidth=1, label=lab)
+        ax.plot(n, limits[f"upper{key}cl"], color="black", linestyle=ls, linewidth=1)
+    ax.axhline(
+        points.attrs.get("baseline", limits["baseline"].iloc[0]),
+        color="black",
+        linewidth=1,
+        label="Overall rate",
+    )
     pos = points["funnel_position"].astype(str)
-    kinds = [("within", "o", OKABE_ITO[5], "within limits"),
-             ("above", "^", OKABE_ITO[1], "above the 95% limit"),
-             ("below", "v", OKABE_ITO[2], "below the 95% limit")]
+    kinds = [
+        ("within", "o", OKABE_ITO[5], "within limits"),
+        ("above", "^", OKABE_ITO[1], "above the 95% limit"),
+        ("below", "v", OKABE_ITO[2], "below the 95% limit"),
+    ]
     for word, marker, colour, lab in kinds:
         m = pos.str.startswith(word)
-        ax.scatter(points.loc[m, "offered"].astype(float), points.loc[m, "value"], marker=marker,
-                   color=colour, edgecolor="black", linewidth=0.4, s=28, label=lab, zorder=3)
+        ax.scatter(
+            points.loc[m, "offered"].astype(float),
+            points.loc[m, "value"],
+            marker=marker,
+            color=colour,
+            edgecolor="black",
+            linewidth=0.4,
+            s=28,
+            label=lab,
+            zorder=3,
+        )
     ax.legend(frameon=False, fontsize=8, loc="upper right")
-    _style(ax, title, "Appointments offered in the area (rounded to the nearest 5)",
-           "Missed appointments (%)")
+    _style(
+        ax,
+        title,
+        "Appointments offered in the area (rounded to the nearest 5)",
+        "Missed appointments (%)",
+    )
     return ax
 
 
@@ -167,19 +259,36 @@ def spc_chart(spc: pd.DataFrame, x, *, title: str, ylabel: str, ax=None):
     ax = _new(ax, height=3.8)
     ax.plot(x, spc["value"], color="#555555", linewidth=1)
     ax.plot(x, spc["mean"], color="black", linewidth=1, label="Mean")
-    ax.plot(x, spc["upper_process_limit"], color="black", linestyle="--", linewidth=1,
-            label="Process limits")
+    ax.plot(
+        x,
+        spc["upper_process_limit"],
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label="Process limits",
+    )
     ax.plot(x, spc["lower_process_limit"], color="black", linestyle="--", linewidth=1)
     kind = spc["point_type"].astype(str)
-    groups = [("common_cause", "o", MDC["common"], "Common cause"),
-              ("special_cause_improvement", "^", MDC["improvement"], "Special cause: improvement"),
-              ("special_cause_concern", "v", MDC["concern"], "Special cause: concern"),
-              ("special_cause_neutral", "D", MDC["neutral"], "Special cause: neutral")]
+    groups = [
+        ("common_cause", "o", MDC["common"], "Common cause"),
+        ("special_cause_improvement", "^", MDC["improvement"], "Special cause: improvement"),
+        ("special_cause_concern", "v", MDC["concern"], "Special cause: concern"),
+        ("special_cause_neutral", "D", MDC["neutral"], "Special cause: neutral"),
+    ]
     for key, marker, colour, lab in groups:
         m = kind.str.startswith(key).to_numpy()
         if m.any():
-            ax.scatter(np.asarray(x)[m], spc["value"].to_numpy()[m], marker=marker, color=colour,
-                       edgecolor="black", linewidth=0.4, s=30, label=lab, zorder=3)
+            ax.scatter(
+                np.asarray(x)[m],
+                spc["value"].to_numpy()[m],
+                marker=marker,
+                color=colour,
+                edgecolor="black",
+                linewidth=0.4,
+                s=30,
+                label=lab,
+                zorder=3,
+            )
     ax.legend(frameon=False, fontsize=7, loc="upper left", ncols=2)
     _style(ax, title, None, ylabel)
     return ax
@@ -191,8 +300,14 @@ def pathway_chart(path: pd.DataFrame, *, title: str, ax=None):
     stages = list(dict.fromkeys(path["stage"]))
     for k, (g, sub) in enumerate(path.groupby("group", sort=False)):
         v = sub.set_index("stage").reindex(stages)["% of referred"].to_numpy(dtype=float)
-        ax.plot(stages, v, marker=MARKERS[k % 8], linestyle=LINESTYLES[k % 8], color=OKABE_ITO[k % 8],
-                label=str(g))
+        ax.plot(
+            stages,
+            v,
+            marker=MARKERS[k % 8],
+            linestyle=LINESTYLES[k % 8],
+            color=OKABE_ITO[k % 8],
+            label=str(g),
+        )
         if not np.isnan(v[-1]):
             ax.annotate(f" {g}", (len(stages) - 1, v[-1]), fontsize=8)
     ax.set_ylim(0, 105)
@@ -212,7 +327,9 @@ def heatmap(wide: pd.DataFrame, *, title: str, value_label: str, ax=None):
             val = v[i, j]
             text = "*" if np.isnan(val) else f"{val:.1f}"
             dark = not np.isnan(val) and val > np.nanpercentile(v, 60)
-            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black"
+            )
     ax.set_xticks(range(v.shape[1]), [str(c) for c in wide.columns])
     ax.set_yticks(range(v.shape[0]), [str(r) for r in wide.index])
     ax.set_xlabel(wide.columns.name or "")

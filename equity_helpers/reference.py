@@ -78,8 +78,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _number(series: pd.Series) -> pd.Series:
     """Numbers written with thousands separators, as MHCLG publishes them."""
-    return pd.to_numeric(series.astype("string").str.replace(",", "", regex=False).str.strip(),
-                         errors="coerce")
+    return pd.to_numeric(
+        series.astype("string").str.replace(",", "", regex=False).str.strip(), errors="coerce"
+    )
 
 
 def _find(columns, patterns) -> str | None:
@@ -140,7 +141,10 @@ def load_imd(path: str | Path, edition: int | None = None) -> pd.DataFrame:
 _ETHNIC_NOMIS = {
     "total": [r"^total_usual_residents$", r"Ethnic group: Total"],
     "Asian": [r"^asian$", r"Ethnic group: Asian, Asian British or Asian Welsh$"],
-    "Black": [r"^black$", r"Ethnic group: Black, Black British, Black Welsh, Caribbean or African$"],
+    "Black": [
+        r"^black$",
+        r"Ethnic group: Black, Black British, Black Welsh, Caribbean or African$",
+    ],
     "Mixed": [r"^mixed$", r"Ethnic group: Mixed or Multiple ethnic groups$"],
     "White": [r"^white$", r"Ethnic group: White$"],
     "Other": [r"^other$", r"Ethnic group: Other ethnic group$"],
@@ -155,7 +159,9 @@ def _population(path: Path, spec: dict, what: str) -> pd.DataFrame:
     missing = [k for k, v in cols.items() if v is None]
     if geo is None or missing:
         raise ReferenceDataError(
-            "REF002", path=str(path), missing=", ".join((["LSOA code"] if geo is None else []) + missing),
+            "REF002",
+            path=str(path),
+            missing=", ".join((["LSOA code"] if geo is None else []) + missing),
             found=", ".join(raw.columns[:12]),
         )
     out = pd.DataFrame({"lsoa_code": raw[geo].str.strip()})
@@ -219,8 +225,12 @@ def load_population_age(path: str | Path) -> pd.DataFrame:
     bands = {c: _band_bounds(c) for c in raw.columns}
     bands = {c: b for c, b in bands.items() if b is not None}
     if geo is None or not bands:
-        raise ReferenceDataError("REF002", path=str(path), missing="LSOA code and age bands",
-                                 found=", ".join(raw.columns[:12]))
+        raise ReferenceDataError(
+            "REF002",
+            path=str(path),
+            missing="LSOA code and age bands",
+            found=", ".join(raw.columns[:12]),
+        )
     out = pd.DataFrame({"lsoa_code": raw[geo].str.strip()})
     for group in CENSUS_AGE_GROUPS:
         out[group] = 0.0
@@ -256,8 +266,12 @@ def load_lsoa_lookup(path: str | Path) -> pd.DataFrame:
     c21 = _find(raw.columns, [r"^lsoa21cd$"])
     chg = _find(raw.columns, [r"^chgind$"])
     if not (c11 and c21):
-        raise ReferenceDataError("REF002", path=str(path), missing="LSOA11CD and LSOA21CD",
-                                 found=", ".join(raw.columns[:12]))
+        raise ReferenceDataError(
+            "REF002",
+            path=str(path),
+            missing="LSOA11CD and LSOA21CD",
+            found=", ".join(raw.columns[:12]),
+        )
     out = pd.DataFrame({"lsoa11": raw[c11].str.strip(), "lsoa21": raw[c21].str.strip()})
     out["change"] = raw[chg].str.strip() if chg else pd.NA
     return out
@@ -273,8 +287,9 @@ def catchment_lsoas(imd: pd.DataFrame, lads: list[str]) -> pd.DataFrame:
     return out
 
 
-def download_reference(dest: str | Path, which=("imd2019", "ts021", "ts007a", "ts008"),
-                       opener=urllib.request.urlopen) -> dict[str, Path]:
+def download_reference(
+    dest: str | Path, which=("imd2019", "ts021", "ts007a", "ts008"), opener=urllib.request.urlopen
+) -> dict[str, Path]:
     """Download official files into ``dest`` and check that each one parses.
 
     ``opener`` is the function that fetches a URL (``urllib.request.urlopen``); the
@@ -286,7 +301,9 @@ def download_reference(dest: str | Path, which=("imd2019", "ts021", "ts007a", "t
     for key in which:
         src = OFFICIAL_SOURCES[key]
         if not src.get("url"):
-            log.warning("No direct link is known for %s; download it from %s", src["title"], src["page"])
+            log.warning(
+                "No direct link is known for %s; download it from %s", src["title"], src["page"]
+            )
             continue
         try:
             with opener(src["url"]) as response:
@@ -298,8 +315,12 @@ def download_reference(dest: str | Path, which=("imd2019", "ts021", "ts007a", "t
                 data = zf.read(src["member"])
         target = dest / src["filename"]
         target.write_bytes(data)
-        loader = {"imd2019": load_imd, "ts021": load_population_ethnicity,
-                  "ts007a": load_population_age, "ts008": load_population_sex}[key]
+        loader = {
+            "imd2019": load_imd,
+            "ts021": load_population_ethnicity,
+            "ts007a": load_population_age,
+            "ts008": load_population_sex,
+        }[key]
         loader(target)
         done[key] = target
         log.info("Downloaded %s to %s", src["title"], target)

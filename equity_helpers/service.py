@@ -38,8 +38,15 @@ def input_fingerprint(cfg: ServiceConfig) -> str:
     h = hashlib.sha256()
     h.update(__version__.encode())
     h.update(cfg.path.read_bytes())
-    for p in (cfg.extract_path, cfg.imd_path, cfg.lsoa_lookup, cfg.catchment_lsoa_file,
-              cfg.population_ethnicity, cfg.population_age, cfg.population_sex):
+    for p in (
+        cfg.extract_path,
+        cfg.imd_path,
+        cfg.lsoa_lookup,
+        cfg.catchment_lsoa_file,
+        cfg.population_ethnicity,
+        cfg.population_age,
+        cfg.population_sex,
+    ):
         if p is not None and Path(p).is_file():
             st = Path(p).stat()
             h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -49,7 +56,9 @@ def input_fingerprint(cfg: ServiceConfig) -> str:
 def prepare_to_file(cfg: ServiceConfig, path: str | Path | None = None) -> tuple[Path, dict]:
     """Prepare the extract once and write it; reuse the file when inputs are unchanged."""
     if path is None:
-        cache = Path(os.environ.get("EQUITY_CACHE", Path(tempfile.gettempdir()) / "equity-playbook"))
+        cache = Path(
+            os.environ.get("EQUITY_CACHE", Path(tempfile.gettempdir()) / "equity-playbook")
+        )
         path = cache / f"prepared-{input_fingerprint(cfg)}.parquet"
     path = Path(path)
     if path.is_file():
@@ -94,17 +103,23 @@ class Service:
     def catchment(self) -> pd.DataFrame:
         """The catchment's population by LSOA (all the files the config gives), with IMD."""
         out = self.imd[["lsoa_code", "lad_code", "imd_decile", "imd_quintile", "core20"]].copy()
-        for path, loader in ((self.cfg.population_ethnicity, load_population_ethnicity),
-                             (self.cfg.population_age, load_population_age),
-                             (self.cfg.population_sex, load_population_sex)):
+        for path, loader in (
+            (self.cfg.population_ethnicity, load_population_ethnicity),
+            (self.cfg.population_age, load_population_age),
+            (self.cfg.population_sex, load_population_sex),
+        ):
             if path is not None:
                 out = out.merge(loader(path), on="lsoa_code", how="left")
         return out
 
     def has_population(self, dimension: str) -> bool:
-        paths = {"ethnic_group": self.cfg.population_ethnicity, "age_group": self.cfg.population_age,
-                 "sex_label": self.cfg.population_sex, "imd_quintile": self.cfg.population_ethnicity,
-                 "imd_decile": self.cfg.population_ethnicity}
+        paths = {
+            "ethnic_group": self.cfg.population_ethnicity,
+            "age_group": self.cfg.population_age,
+            "sex_label": self.cfg.population_sex,
+            "imd_quintile": self.cfg.population_ethnicity,
+            "imd_decile": self.cfg.population_ethnicity,
+        }
         return paths.get(dimension) is not None
 
     def export(self, name: str, table, title: str) -> None:
@@ -112,13 +127,21 @@ class Service:
         if self.output_dir is None:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        export_table(table, self.output_dir / f"{name}.csv", self.output_dir / f"{name}.xlsx",
-                     self.rule, title)
+        export_table(
+            table,
+            self.output_dir / f"{name}.csv",
+            self.output_dir / f"{name}.xlsx",
+            self.rule,
+            title,
+        )
         self._exports.append(name)
 
 
-def open_service(config_path: str | Path, prepared_path: str | Path | None = "",
-                 output_dir: str | Path | None = "") -> Service:
+def open_service(
+    config_path: str | Path,
+    prepared_path: str | Path | None = "",
+    output_dir: str | Path | None = "",
+) -> Service:
     """Load a service's config and prepared data (preparing it if needed).
 
     Parameters
@@ -138,5 +161,10 @@ def open_service(config_path: str | Path, prepared_path: str | Path | None = "",
     else:
         path, meta = prepare_to_file(cfg)
         data, meta = read_prepared(path)
-    return Service(cfg=cfg, data=data, meta=meta, prepared_path=path,
-                   output_dir=Path(output_dir) if output_dir else None)
+    return Service(
+        cfg=cfg,
+        data=data,
+        meta=meta,
+        prepared_path=path,
+        output_dir=Path(output_dir) if output_dir else None,
+    )

@@ -50,7 +50,10 @@ LADS = [
 DECILE_MIX = np.array([56, 71, 66, 67, 67, 58, 67, 68, 65, 66], dtype=float)
 ETHNIC_GROUPS = ["Asian", "Black", "Mixed", "White", "Other"]
 # Census 2021 broad ethnic mix, rounded: Derby city and the Derbyshire districts.
-ETHNIC_MIX = {"Derby": [0.16, 0.04, 0.04, 0.73, 0.03], "county": [0.013, 0.005, 0.013, 0.965, 0.004]}
+ETHNIC_MIX = {
+    "Derby": [0.16, 0.04, 0.04, 0.73, 0.03],
+    "county": [0.013, 0.005, 0.013, 0.965, 0.004],
+}
 NHS_CODES = {
     "White": (["A", "B", "C"], [0.88, 0.02, 0.10]),
     "Mixed": (["D", "E", "F", "G"], [0.35, 0.15, 0.30, 0.20]),
@@ -60,8 +63,13 @@ NHS_CODES = {
 }
 AGE_GROUPS = ["0-15", "16-24", "25-34", "35-49", "50-64", "65+"]
 AGE_MIX = np.array([0.18, 0.10, 0.125, 0.18, 0.20, 0.215])
-AGE_RANGES = {"16-24": (16, 24), "25-34": (25, 34), "35-49": (35, 49), "50-64": (50, 64),
-              "65+": (65, 94)}
+AGE_RANGES = {
+    "16-24": (16, 24),
+    "25-34": (25, 34),
+    "35-49": (35, 49),
+    "50-64": (50, 64),
+    "65+": (65, 94),
+}
 # Relative chance of referral per resident, by group (need and access together).
 UPTAKE_AGE = {"0-15": 0.0, "16-24": 0.45, "25-34": 0.9, "35-49": 1.35, "50-64": 1.4, "65+": 0.75}
 UPTAKE_SEX = {"Female": 1.45, "Male": 1.0}
@@ -77,12 +85,15 @@ def make_areas(rng: np.random.Generator, n_areas: int = 130) -> pd.DataFrame:
     serial = 1
     for (code, name, _, lean), k in zip(LADS, counts, strict=True):
         for i in range(k):
-            rows.append({
-                "lsoa_code": f"E019{serial:05d}",
-                "lsoa_name": f"{name} 9{i // 4:02d}{'ABCD'[i % 4]}",
-                "lad_code": code, "lad_name": name,
-                "lean": lean + rng.normal(0, 0.9),
-            })
+            rows.append(
+                {
+                    "lsoa_code": f"E019{serial:05d}",
+                    "lsoa_name": f"{name} 9{i // 4:02d}{'ABCD'[i % 4]}",
+                    "lad_code": code,
+                    "lad_name": name,
+                    "lean": lean + rng.normal(0, 0.9),
+                }
+            )
             serial += 1
     areas = pd.DataFrame(rows)
     # Allocate deciles so the overall mix follows Derby and Derbyshire's.
@@ -95,10 +106,13 @@ def make_areas(rng: np.random.Generator, n_areas: int = 130) -> pd.DataFrame:
     width = 33755 / 10
     lo = (areas["imd_decile"] - 1) * width + 1
     areas["imd_rank"] = (lo + rng.uniform(0, width - 1, len(areas))).astype(int)
-    areas["imd_score"] = np.round(75 * np.exp(-areas["imd_rank"] / 9000) + rng.normal(0, 1, len(areas)), 3)
+    areas["imd_score"] = np.round(
+        75 * np.exp(-areas["imd_rank"] / 9000) + rng.normal(0, 1, len(areas)), 3
+    )
     areas["population"] = rng.integers(1300, 2100, len(areas))
-    mix = np.where(areas["lad_name"].eq("Derby").to_numpy()[:, None],
-                   ETHNIC_MIX["Derby"], ETHNIC_MIX["county"])
+    mix = np.where(
+        areas["lad_name"].eq("Derby").to_numpy()[:, None], ETHNIC_MIX["Derby"], ETHNIC_MIX["county"]
+    )
     # More diverse populations in Derby's more deprived areas, as in the census.
     tilt = np.clip((5 - areas["imd_decile"].to_numpy()) / 4, 0, 1) * areas["lad_name"].eq("Derby")
     mix = mix * (1 + np.outer(tilt, [1.2, 1.2, 0.4, -0.25, 0.8]))
@@ -124,8 +138,9 @@ def make_referrals(rng: np.random.Generator, areas: pd.DataFrame, n: int) -> pd.
                 pop = areas["population"] * share * (areas[s] / areas["population"])
                 w = pop * UPTAKE_AGE[a] * UPTAKE_SEX[s] * UPTAKE_ETHNIC[g]
                 w = w * UPTAKE_DECILE[areas["imd_decile"] - 1]
-                cells.append(pd.DataFrame({"area": areas.index, "eth": g, "age_group": a,
-                                           "sex": s, "w": w}))
+                cells.append(
+                    pd.DataFrame({"area": areas.index, "eth": g, "age_group": a, "sex": s, "w": w})
+                )
     cells = pd.concat(cells, ignore_index=True)
     pick = rng.choice(len(cells), size=n, p=(cells["w"] / cells["w"].sum()).to_numpy())
     r = cells.iloc[pick, :4].reset_index(drop=True)
@@ -158,10 +173,17 @@ def add_pathway(rng: np.random.Generator, r: pd.DataFrame) -> pd.DataFrame:
     attended = offered - dna - cancelled
     drop_p = 0.11 + np.where(core20, np.where(after, 0.06, 0.12), 0) + 0.04 * young
     u = rng.uniform(size=n)
-    reason = np.where(u < drop_p * 0.6, "Disengaged",
-                      np.where(u < drop_p, "Discharged after DNA",
-                               np.where(u < drop_p + 0.05, "Transferred",
-                                        np.where(u < drop_p + 0.07, "Other", "Completed"))))
+    reason = np.where(
+        u < drop_p * 0.6,
+        "Disengaged",
+        np.where(
+            u < drop_p,
+            "Discharged after DNA",
+            np.where(
+                u < drop_p + 0.05, "Transferred", np.where(u < drop_p + 0.07, "Other", "Completed")
+            ),
+        ),
+    )
     length = np.round(rng.gamma(3, 35, n)) + offered * 7
     discharge = r["first_date"] + pd.to_timedelta(length, unit="D")
     open_case = discharge > pd.Timestamp(PERIOD_END)
@@ -173,8 +195,11 @@ def add_pathway(rng: np.random.Generator, r: pd.DataFrame) -> pd.DataFrame:
     r["dna"] = np.where(acc, dna, 0)
     r["discharge_date"] = discharge.where(acc & ~open_case)
     r.loc[~acc, "discharge_date"] = r.loc[~acc, "referral_date"] + pd.Timedelta(days=10)
-    reason = np.where(~acc, "Other", np.where(acc & ~first_seen & (reason == "Completed"),
-                                              "Discharged after DNA", reason))
+    reason = np.where(
+        ~acc,
+        "Other",
+        np.where(acc & ~first_seen & (reason == "Completed"), "Discharged after DNA", reason),
+    )
     r["discharge_reason"] = np.where(r["discharge_date"].isna(), "", reason)
     completed = r["discharge_reason"].eq("Completed").to_numpy()
     start = np.clip(rng.normal(48, 12, n), 5, 95)
@@ -194,23 +219,45 @@ def add_equality_fields(rng: np.random.Generator, r: pd.DataFrame) -> pd.DataFra
     t = ((r["referral_date"] - pd.Timestamp(PERIOD_START)).dt.days / 1095).to_numpy()
     u = rng.uniform(size=n)
     p_z, p_99 = 0.15 - 0.08 * t, 0.11 - 0.06 * t
-    codes = np.where(u < p_z, "Z", np.where(u < p_z + p_99, np.where(u < p_z + p_99 / 2, "99", ""), codes))
+    codes = np.where(
+        u < p_z, "Z", np.where(u < p_z + p_99, np.where(u < p_z + p_99 / 2, "99", ""), codes)
+    )
     r["ethnicity"] = codes
     sex = np.where(r["sex"] == "Female", "2", "1").astype(object)
     sex[rng.uniform(size=n) < 0.004] = "X"
     r["sex_code"] = sex
     r["religion"] = rng.choice(
-        ["Christian", "No religion", "Muslim", "Hindu", "Sikh", "Buddhist", "Jewish", "Other", "Not stated", ""],
-        size=n, p=[0.42, 0.33, 0.05, 0.015, 0.015, 0.005, 0.002, 0.013, 0.05, 0.1])
+        [
+            "Christian",
+            "No religion",
+            "Muslim",
+            "Hindu",
+            "Sikh",
+            "Buddhist",
+            "Jewish",
+            "Other",
+            "Not stated",
+            "",
+        ],
+        size=n,
+        p=[0.42, 0.33, 0.05, 0.015, 0.015, 0.005, 0.002, 0.013, 0.05, 0.1],
+    )
     minority = r["eth"].isin(["Asian", "Black"]).to_numpy()
-    r.loc[minority, "religion"] = rng.choice(["Muslim", "Hindu", "Sikh", "Christian", "Not stated"],
-                                             size=minority.sum(), p=[0.4, 0.15, 0.15, 0.2, 0.1])
+    r.loc[minority, "religion"] = rng.choice(
+        ["Muslim", "Hindu", "Sikh", "Christian", "Not stated"],
+        size=minority.sum(),
+        p=[0.4, 0.15, 0.15, 0.2, 0.1],
+    )
     r["sexual_orientation"] = rng.choice(
         ["Heterosexual or straight", "Gay or lesbian", "Bisexual", "Other", "Not stated", ""],
-        size=n, p=[0.8, 0.02, 0.02, 0.005, 0.08, 0.075])
+        size=n,
+        p=[0.8, 0.02, 0.02, 0.005, 0.08, 0.075],
+    )
     r["marital_status"] = rng.choice(
         ["Married or civil partnership", "Single", "Divorced", "Widowed", "Separated", ""],
-        size=n, p=[0.45, 0.3, 0.1, 0.06, 0.03, 0.06])
+        size=n,
+        p=[0.45, 0.3, 0.1, 0.06, 0.03, 0.06],
+    )
 
     def yes_no(p_yes, p_blank):
         return rng.choice(["Y", "N", ""], size=n, p=[p_yes, 1 - p_yes - p_blank, p_blank])
@@ -219,8 +266,9 @@ def add_equality_fields(rng: np.random.Generator, r: pd.DataFrame) -> pd.DataFra
     r["pregnancy"] = np.where((r["sex"] == "Female") & (r["age"] < 50), yes_no(0.02, 0.5), "")
     r["armed_forces"] = yes_no(0.03, 0.45)
     r["disability"] = yes_no(0.25, 0.2)
-    r["interpreter"] = np.where(minority & (rng.uniform(size=n) < 0.15), "Y",
-                                np.where(rng.uniform(size=n) < 0.7, "N", ""))
+    r["interpreter"] = np.where(
+        minority & (rng.uniform(size=n) < 0.15), "Y", np.where(rng.uniform(size=n) < 0.7, "N", "")
+    )
     r["learning_disability"] = yes_no(0.01, 0.3)
     r["smi"] = yes_no(0.02, 0.3)
     return r
@@ -230,15 +278,25 @@ def add_identifiers(rng: np.random.Generator, r: pd.DataFrame) -> pd.DataFrame:
     """Identifier columns a real export often carries; the loader must drop them."""
     n = len(r)
     # 999 numbers are reserved for testing and never issued to patients.
-    r["nhs_number"] = [f"999 {a:03d} {b:04d}" for a, b in zip(rng.integers(0, 1000, n),
-                                                            rng.integers(0, 10000, n), strict=True)]
+    r["nhs_number"] = [
+        f"999 {a:03d} {b:04d}"
+        for a, b in zip(rng.integers(0, 1000, n), rng.integers(0, 10000, n), strict=True)
+    ]
     r["name"] = [f"Synthetic Patient {i:05d}" for i in range(1, n + 1)]
-    birth = r["referral_date"] - pd.to_timedelta(r["age"] * 365.25 + rng.integers(0, 365, n), unit="D")
+    birth = r["referral_date"] - pd.to_timedelta(
+        r["age"] * 365.25 + rng.integers(0, 365, n), unit="D"
+    )
     r["dob"] = birth.dt.strftime("%d/%m/%Y")
     # ZZ99 is the NHS pseudo-postcode area: never a real address.
-    r["postcode"] = [f"ZZ99 {d}{a}{b}" for d, a, b in zip(rng.integers(1, 10, n),
-                                                         rng.choice(list("ABDEFG"), n),
-                                                         rng.choice(list("HJLNPQ"), n), strict=True)]
+    r["postcode"] = [
+        f"ZZ99 {d}{a}{b}"
+        for d, a, b in zip(
+            rng.integers(1, 10, n),
+            rng.choice(list("ABDEFG"), n),
+            rng.choice(list("HJLNPQ"), n),
+            strict=True,
+        )
+    ]
     return r
 
 
@@ -250,14 +308,27 @@ def add_data_quality_problems(rng: np.random.Generator, out: pd.DataFrame) -> pd
 
     def take(m):
         nonlocal k
-        sel = out.index[idx[k:k + m]]
+        sel = out.index[idx[k : k + m]]
         k += m
         return sel
 
-    out.loc[take(5), "Date Referral Received"] = ["31/02/2023", "2023-13-01", "not known", "00/00/0000", "15/15/2024"]
+    out.loc[take(5), "Date Referral Received"] = [
+        "31/02/2023",
+        "2023-13-01",
+        "not known",
+        "00/00/0000",
+        "15/15/2024",
+    ]
     out.loc[take(3), "Date Referral Received"] = ""
-    out.loc[take(4), "Date Referral Received"] = ["04/01/2027", "12/06/2028", "01/01/2030", "20/11/2027"]
-    out.loc[take(12), "Date Referral Received"] = [f"{d:02d}/0{m}/2021" for d, m in zip(range(1, 13), [3] * 12, strict=True)]
+    out.loc[take(4), "Date Referral Received"] = [
+        "04/01/2027",
+        "12/06/2028",
+        "01/01/2030",
+        "20/11/2027",
+    ]
+    out.loc[take(12), "Date Referral Received"] = [
+        f"{d:02d}/0{m}/2021" for d, m in zip(range(1, 13), [3] * 12, strict=True)
+    ]
     out.loc[take(2), "Referral Ref"] = ""
     out.loc[take(max(3, n // 2000)), "Ethnic Category"] = "W"
     out.loc[take(max(2, n // 3000)), "Ethnic Category"] = "White Other British"
@@ -273,8 +344,15 @@ def add_data_quality_problems(rng: np.random.Generator, out: pd.DataFrame) -> pd
     out.loc[sel, "LSOA"] = [f"E0195{rng.integers(1, 13):04d}" for _ in sel]  # outside catchment
     sel = take(5)
     out.loc[sel, "First Contact Date"] = (
-        pd.to_datetime(out.loc[sel, "Date Referral Received"], format="%d/%m/%Y", errors="coerce")
-        - pd.Timedelta(days=20)).dt.strftime("%d/%m/%Y").fillna("")
+        (
+            pd.to_datetime(
+                out.loc[sel, "Date Referral Received"], format="%d/%m/%Y", errors="coerce"
+            )
+            - pd.Timedelta(days=20)
+        )
+        .dt.strftime("%d/%m/%Y")
+        .fillna("")
+    )
     sel = take(4)
     out.loc[sel, "Appts Offered"] = "1"
     out.loc[sel, "Appts Attended"] = "2"
@@ -299,37 +377,39 @@ def build(n: int = 6000, seed: int = SEED, n_areas: int = 130):
     def num(x):
         return pd.Series(x).map(lambda v: "" if pd.isna(v) else str(int(v)))
 
-    out = pd.DataFrame({
-        "Referral Ref": [f"LC{100000 + i}" for i in range(len(r))],
-        "NHS Number": r["nhs_number"],
-        "Patient Name": r["name"],
-        "Date of Birth": r["dob"],
-        "Postcode": r["postcode"],
-        "Date Referral Received": uk(r["referral_date"]),
-        "Age at Referral": r["age"].astype(str),
-        "Gender": r["sex_code"],
-        "Ethnic Category": r["ethnicity"],
-        "LSOA": r["lsoa_code"],
-        "Referral Accepted": np.where(r["accepted"], "Y", "N"),
-        "First Contact Date": uk(r["first_date"]),
-        "Appts Offered": r["offered"].astype(str),
-        "Appts Attended": r["attended"].astype(str),
-        "Appts DNA": r["dna"].astype(str),
-        "Discharge Date": uk(r["discharge_date"]),
-        "Discharge Reason": r["discharge_reason"],
-        "C19-YRS Start": num(r["outcome_start"]).to_numpy(),
-        "C19-YRS End": num(r["outcome_end"]).to_numpy(),
-        "Religion": r["religion"],
-        "Sexual Orientation": r["sexual_orientation"],
-        "Marital Status": r["marital_status"],
-        "Carer": r["carer"],
-        "Pregnant": r["pregnancy"],
-        "Armed Forces": r["armed_forces"],
-        "Disability": r["disability"],
-        "Interpreter Required": r["interpreter"],
-        "Learning Disability": r["learning_disability"],
-        "SMI": r["smi"],
-    })
+    out = pd.DataFrame(
+        {
+            "Referral Ref": [f"LC{100000 + i}" for i in range(len(r))],
+            "NHS Number": r["nhs_number"],
+            "Patient Name": r["name"],
+            "Date of Birth": r["dob"],
+            "Postcode": r["postcode"],
+            "Date Referral Received": uk(r["referral_date"]),
+            "Age at Referral": r["age"].astype(str),
+            "Gender": r["sex_code"],
+            "Ethnic Category": r["ethnicity"],
+            "LSOA": r["lsoa_code"],
+            "Referral Accepted": np.where(r["accepted"], "Y", "N"),
+            "First Contact Date": uk(r["first_date"]),
+            "Appts Offered": r["offered"].astype(str),
+            "Appts Attended": r["attended"].astype(str),
+            "Appts DNA": r["dna"].astype(str),
+            "Discharge Date": uk(r["discharge_date"]),
+            "Discharge Reason": r["discharge_reason"],
+            "C19-YRS Start": num(r["outcome_start"]).to_numpy(),
+            "C19-YRS End": num(r["outcome_end"]).to_numpy(),
+            "Religion": r["religion"],
+            "Sexual Orientation": r["sexual_orientation"],
+            "Marital Status": r["marital_status"],
+            "Carer": r["carer"],
+            "Pregnant": r["pregnancy"],
+            "Armed Forces": r["armed_forces"],
+            "Disability": r["disability"],
+            "Interpreter Required": r["interpreter"],
+            "Learning Disability": r["learning_disability"],
+            "SMI": r["smi"],
+        }
+    )
     out = add_data_quality_problems(rng, out)
     return areas, out
 
@@ -338,44 +418,67 @@ def write_reference(areas: pd.DataFrame, folder: Path) -> None:
     """Synthetic deprivation and population files in the official layouts."""
     folder.mkdir(parents=True, exist_ok=True)
     # A few areas outside the catchment, so that out-of-area referrals can be matched.
-    extra = pd.DataFrame({
-        "lsoa_code": [f"E0195{i:04d}" for i in range(1, 13)],
-        "lsoa_name": [f"Elsewhere 9{i:02d}A" for i in range(1, 13)],
-        "lad_code": "E07000170", "lad_name": "Outside the catchment (synthetic)",
-        "imd_decile": [(i % 10) + 1 for i in range(12)],
-    })
+    extra = pd.DataFrame(
+        {
+            "lsoa_code": [f"E0195{i:04d}" for i in range(1, 13)],
+            "lsoa_name": [f"Elsewhere 9{i:02d}A" for i in range(1, 13)],
+            "lad_code": "E07000170",
+            "lad_name": "Outside the catchment (synthetic)",
+            "imd_decile": [(i % 10) + 1 for i in range(12)],
+        }
+    )
     extra["imd_rank"] = ((extra["imd_decile"] - 0.5) * 3375.5).astype(int)
     extra["imd_score"] = np.round(75 * np.exp(-extra["imd_rank"] / 9000), 3)
     imd = pd.concat([areas, extra], ignore_index=True)
-    file7 = pd.DataFrame({
-        "LSOA code (2021)": imd["lsoa_code"],
-        "LSOA name (2021)": imd["lsoa_name"],
-        "Local Authority District code (2024)": imd["lad_code"],
-        "Local Authority District name (2024)": imd["lad_name"],
-        "Index of Multiple Deprivation (IMD) Score": imd["imd_score"].map("{:.3f}".format),
-        "Index of Multiple Deprivation (IMD) Rank (where 1 is most deprived)": imd["imd_rank"].map("{:,}".format),
-        "Index of Multiple Deprivation (IMD) Decile (where 1 is most deprived 10% of LSOAs)": imd["imd_decile"],
-    })
+    file7 = pd.DataFrame(
+        {
+            "LSOA code (2021)": imd["lsoa_code"],
+            "LSOA name (2021)": imd["lsoa_name"],
+            "Local Authority District code (2024)": imd["lad_code"],
+            "Local Authority District name (2024)": imd["lad_name"],
+            "Index of Multiple Deprivation (IMD) Score": imd["imd_score"].map("{:.3f}".format),
+            "Index of Multiple Deprivation (IMD) Rank (where 1 is most deprived)": imd[
+                "imd_rank"
+            ].map("{:,}".format),
+            "Index of Multiple Deprivation (IMD) Decile (where 1 is most deprived 10% of LSOAs)": imd[
+                "imd_decile"
+            ],
+        }
+    )
     file7.to_csv(folder / "imd2025_file7_synthetic.csv", index=False, encoding="utf-8-sig")
 
     def nomis(cols: dict[str, pd.Series]) -> pd.DataFrame:
-        return pd.DataFrame({"date": 2021, "geography": areas["lsoa_name"],
-                             "geography code": areas["lsoa_code"], **cols})
+        return pd.DataFrame(
+            {
+                "date": 2021,
+                "geography": areas["lsoa_name"],
+                "geography code": areas["lsoa_code"],
+                **cols,
+            }
+        )
 
     eth = {"Ethnic group: Total: All usual residents": areas["population"]}
-    names = {"Asian": "Ethnic group: Asian, Asian British or Asian Welsh",
-             "Black": "Ethnic group: Black, Black British, Black Welsh, Caribbean or African",
-             "Mixed": "Ethnic group: Mixed or Multiple ethnic groups",
-             "White": "Ethnic group: White",
-             "Other": "Ethnic group: Other ethnic group"}
+    names = {
+        "Asian": "Ethnic group: Asian, Asian British or Asian Welsh",
+        "Black": "Ethnic group: Black, Black British, Black Welsh, Caribbean or African",
+        "Mixed": "Ethnic group: Mixed or Multiple ethnic groups",
+        "White": "Ethnic group: White",
+        "Other": "Ethnic group: Other ethnic group",
+    }
     eth |= {names[g]: areas[g] for g in ETHNIC_GROUPS}
     nomis(eth).to_csv(folder / "census2021-ts021-lsoa-synthetic.csv", index=False)
     age = {"Age: Total": areas["population"]}
-    age |= {f"Age: Aged {g.replace('-', ' to ').replace('+', ' years and over')}"
-            + ("" if g.endswith("+") else " years"): areas[g] for g in AGE_GROUPS}
+    age |= {
+        f"Age: Aged {g.replace('-', ' to ').replace('+', ' years and over')}"
+        + ("" if g.endswith("+") else " years"): areas[g]
+        for g in AGE_GROUPS
+    }
     nomis(age).to_csv(folder / "census2021-age6-lsoa-synthetic.csv", index=False)
-    sex = {"Sex: All persons": areas["population"], "Sex: Female": areas["Female"],
-           "Sex: Male": areas["Male"]}
+    sex = {
+        "Sex: All persons": areas["population"],
+        "Sex: Female": areas["Female"],
+        "Sex: Male": areas["Male"],
+    }
     nomis(sex).to_csv(folder / "census2021-ts008-lsoa-synthetic.csv", index=False)
 
 

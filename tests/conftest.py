@@ -55,7 +55,8 @@ def built_book() -> Path:
     (out / "build.log").write_text(proc.stdout + "\n" + proc.stderr)
     if proc.returncode != 0:
         pytest.fail(
-            "The book build failed or warned; see test-output/book/build.log\n" + proc.stdout[-4000:]
+            "The book build failed or warned; see test-output/book/build.log\n"
+            + proc.stdout[-4000:]
         )
     return out / "_build" / "html"
 
@@ -82,8 +83,14 @@ def run_notebook():
             src = out_dir / f"{name}.source.ipynb"
             nbformat.write(to_notebook(name), src)
             out = out_dir / f"{name}-{abs(hash(key)) % 10**8}.ipynb"
-            pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(ROOT),
-                                kernel_name="python3", progress_bar=False)
+            pm.execute_notebook(
+                str(src),
+                str(out),
+                parameters=params,
+                cwd=str(ROOT),
+                kernel_name="python3",
+                progress_bar=False,
+            )
             nb = nbformat.read(out, as_version=4)
             cache[key] = (nb, read_glued(nb))
         return cache[key]
