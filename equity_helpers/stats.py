@@ -3,44 +3,38 @@
 Every function here follows a named, published method, and where English public-health
 indicators have a reference implementation the function reproduces it:
 
-==========================  ==================================================================
-Function                    Method and source
-==========================  ==================================================================
-:func:`wilson_ci`           Wilson score interval (Wilson 1927), as PHEindicatormethods
-                            ``wilson_lower`` / ``wilson_upper``.
-:func:`byars_ci`            Byar's approximation to the Poisson interval (Breslow & Day 1987)
-                            for counts of 10 or more, exact Poisson interval from the
-                            chi-square distribution (Armitage & Berry 2002) below 10, as
-                            PHEindicatormethods ``phe_rate`` (and ``byars_lower`` /
-                            ``byars_upper`` with ``method="byars"``).
-:func:`proportion`          PHEindicatormethods ``phe_proportion`` (Wilson limits).
-:func:`rate`                PHEindicatormethods ``phe_rate`` (exact below 10, Byar's above).
-:func:`sii`                 Slope and relative index of inequality by population-weighted
-                            regression on relative rank (Low & Low 2004), with simulated
-                            confidence limits, as PHEindicatormethods ``phe_sii``.
-:func:`funnel_limits`       Funnel-plot control limits for proportions, as PHEindicatormethods
-                            ``calculate_funnel_limits`` (Fingertips technical guidance).
-:func:`funnel_points`       Where each unit sits against those limits, as
-                            ``calculate_funnel_points`` / ``assign_funnel_significance``.
-:func:`spc_xmr`             XmR chart with the NHS England "Making Data Count" rules, as the
-                            R package NHSRplotthedots (``ptd_spc``).
-:func:`ratio_of_proportions`  Ratio of two independent proportions, Katz log interval
-                            (Katz et al. 1978).
-:func:`representation_ratio`  Share of a service's activity over share of the population, with
-                            the Katz interval.
-:func:`difference_of_proportions`  Newcombe's hybrid score interval, method 10 of Newcombe
-                            (1998), built from two Wilson intervals.
-:func:`gap_change`          Change in a difference of proportions between two periods, with
-                            the MOVER interval of Zou & Donner (2008) built from the two
-                            Newcombe intervals.
-==========================  ==================================================================
+- ``wilson_ci``: Wilson score interval (Wilson 1927), as PHEindicatormethods
+  ``wilson_lower`` / ``wilson_upper``.
+- ``byars_ci``: Byar's approximation to the Poisson interval (Breslow & Day 1987) for
+  counts of 10 or more and the exact Poisson interval from the chi-square distribution
+  (Armitage & Berry 2002) below 10, as PHEindicatormethods ``phe_rate``; with
+  ``method="byars"``, Byar's for every count, as ``byars_lower`` / ``byars_upper``.
+- ``proportion``: PHEindicatormethods ``phe_proportion`` (Wilson limits).
+- ``rate``: PHEindicatormethods ``phe_rate`` (exact below 10, Byar's from 10).
+- ``sii``: slope and relative index of inequality by population-weighted regression on
+  relative rank (Low & Low 2004) with simulated confidence limits, as PHEindicatormethods
+  ``phe_sii``.
+- ``funnel_limits``: funnel-plot control limits for proportions, as PHEindicatormethods
+  ``calculate_funnel_limits`` (Fingertips technical guidance).
+- ``funnel_points``: where each unit sits against those limits, as
+  ``calculate_funnel_points`` / ``assign_funnel_significance``.
+- ``spc_xmr``: XmR chart with the NHS England "Making Data Count" rules, as the R package
+  NHSRplotthedots (``ptd_spc``).
+- ``ratio_of_proportions``: ratio of two independent proportions with the Katz log
+  interval (Katz et al. 1978).
+- ``representation_ratio``: a group's share of activity over its share of the population,
+  with the Katz interval.
+- ``difference_of_proportions``: Newcombe's hybrid score interval, method 10 of Newcombe
+  (1998), built from two Wilson intervals.
+- ``gap_change``: change in a difference of proportions between two periods, with the
+  MOVER interval (Zou & Donner 2008) built from the two Newcombe intervals.
 
 Confidence levels may be given as fractions (0.95) or percentages (95), as in
 PHEindicatormethods. Columns of confidence limits are named as PHEindicatormethods names
-them when two levels are asked for: ``lower95_0cl``, ``upper99_8cl`` and so on.
+them when two levels are asked for: ``lower95_0cl``, ``upper99_8cl`` and so on. Functions
+never print; they log to the ``equity_helpers`` logger.
 
-References
-----------
+References:
 Wilson EB (1927). Probable inference, the law of succession, and statistical inference.
 JASA 22:209-212. Breslow NE, Day NE (1987). Statistical methods in cancer research, vol II.
 IARC. Armitage P, Berry G (2002). Statistical methods in medical research, 4th edn.
@@ -114,12 +108,11 @@ def _fraction(confidence: float) -> float:
 
 
 def _levels(confidence: float | Sequence[float]) -> list[float]:
-    if np.ndim(confidence) == 0:
-        return [_fraction(confidence)]  # type: ignore[arg-type]
-    levels = [_fraction(c) for c in confidence]  # type: ignore[union-attr]
-    if not levels:
+    """One or more confidence levels as fractions."""
+    values = [confidence] if np.ndim(confidence) == 0 else list(confidence)
+    if not values:
         raise ValueError("at least one confidence level is needed")
-    return levels
+    return [_fraction(c) for c in values]
 
 
 def _z(confidence: float) -> float:
@@ -486,6 +479,10 @@ def sii(
     is given but counts ``x`` are (an extension of ``phe_sii``, which needs limits or an SE),
     the value is ``x / n`` and 95% limits are computed first, Wilson for proportions and
     exact/Byar's (:func:`byars_ci`) for rates, then used exactly as supplied limits would be.
+    A rate from counts is per person: set ``multiplier`` (e.g. 100000) to scale the SII.
+
+    Not implemented from ``phe_sii``: grouped data (call once per area), the ``transform``
+    option (regression on the log or logit scale) and ``reliability_stat``.
 
     Parameters
     ----------
@@ -871,7 +868,8 @@ def spc_xmr(
     "consistent_pass", "consistent_fail" or "inconsistent".
 
     A segment of fewer than 12 points has *trial* limits (``trial_limits`` True), which will
-    move as points are added.
+    move as points are added. A segment whose moving ranges are all 0 is not screened
+    (NHSRplotthedots would screen every moving range out and give no limits).
 
     Parameters
     ----------
@@ -915,9 +913,10 @@ def spc_xmr(
 
     frame = pd.DataFrame({"value": y})
     if dates is not None:
-        frame.insert(0, "date", pd.Series(dates).to_numpy())
-        if len(frame["date"]) != len(y):
+        dates = pd.Series(dates).to_numpy()
+        if len(dates) != len(y):
             raise ValueError("dates and values must have the same length")
+        frame.insert(0, "date", dates)
         frame = frame.sort_values("date", kind="stable").reset_index(drop=True)
         y = frame["value"].to_numpy()
 
@@ -925,9 +924,9 @@ def spc_xmr(
     starts[0] = 1
     for point in [] if rebase_at is None else list(rebase_at):
         if dates is not None:
-            hits = np.flatnonzero(frame["date"].to_numpy() == np.asarray(point, dtype=object))
-            if len(hits) == 0:
-                hits = np.flatnonzero(pd.Series(frame["date"]).eq(point).to_numpy())
+            column = frame["date"]
+            key = pd.Timestamp(point) if pd.api.types.is_datetime64_any_dtype(column) else point
+            hits = np.flatnonzero(column.eq(key).to_numpy())
             if len(hits) == 0:
                 raise ValueError(f"rebase date {point!r} is not one of the dates")
             position = int(hits[0])
