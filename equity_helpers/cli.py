@@ -41,6 +41,7 @@ def cmd_run(args) -> int:
         pdf=args.pdf,
         force=args.force,
         steps=args.steps.split(",") if args.steps else None,
+        notebook_dir=args.notebooks,
         progress=lambda m: print(m, flush=True),
     )
     status = 0
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--steps", help="only these steps, comma separated (for example pathway,evaluation)"
     )
+    r.add_argument("--notebooks", help="run a customised copy of the notebooks from this folder")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("check", help="list everything that stops a config from running")
     c.add_argument("config")

@@ -167,7 +167,10 @@ def _apply(values: pd.Series, builtin: dict, custom: dict | None) -> pd.Series:
     if custom:
         out = raw.map({str(k).strip(): str(v) for k, v in custom.items()}).astype("string")
     folded = _fold(raw)
-    folded_builtin = {k.replace(":", " -"): v for k, v in builtin.items()} | builtin
+    # Fold the built-in labels the same way as the data, so "Self-discharged" and
+    # "self discharged" or "White: British" and "White - British" all match.
+    keys = pd.Series(list(builtin), dtype="string")
+    folded_builtin = dict(zip(_fold(keys), builtin.values(), strict=True)) | builtin
     fallback = folded.map(folded_builtin).astype("string")
     out = out.fillna(fallback)
     blank = raw.isna() | folded.isin(_BLANKS)

@@ -47,7 +47,6 @@ import yaml
 from . import __version__
 from .config import ServiceConfig, load_config, resolve_path
 from .errors import CATALOGUE, PlaybookError, WorkbookError, render
-from .extract import read_prepared
 from .notebooks import NOTEBOOK_DIR, NOTEBOOKS, NotebookInfo, read_glued, to_notebook
 from .service import input_fingerprint, prepare_to_file
 
@@ -134,9 +133,9 @@ def md_escape(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+!|~^:$])", r"\\\1", text)
 
 
-def _code_hash() -> str:
+def _code_hash(notebook_dir: Path = NOTEBOOK_DIR) -> str:
     h = hashlib.sha256(__version__.encode())
-    for p in sorted(NOTEBOOK_DIR.glob("*.md")) + sorted((ROOT / "equity_helpers").glob("*.py")):
+    for p in sorted(notebook_dir.glob("*.md")) + sorted((ROOT / "equity_helpers").glob("*.py")):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:20]
@@ -202,9 +201,12 @@ def run_steps(
     fingerprint: str,
     progress: Callable[[str], None],
     steps: list[str] | None = None,
+    notebook_dir: Path = NOTEBOOK_DIR,
 ) -> list[StepResult]:
     """Run the notebooks for one service in parallel; reuse unchanged finished steps."""
-    columns = set(read_prepared(prepared, columns=None)[0].columns)
+    import pyarrow.parquet as pq
+
+    columns = set(pq.read_schema(prepared).names)
     (work / "notebooks").mkdir(parents=True, exist_ok=True)
     (work / "tables").mkdir(parents=True, exist_ok=True)
     (work / "logs").mkdir(parents=True, exist_ok=True)
@@ -218,9 +220,8 @@ def run_steps(
             msg = render("RUN003", step=info.title, columns=", ".join(missing))
             results[info.name] = StepResult(info.name, info.title, "skipped", message=msg)
             continue
-        source_hash = hashlib.sha256((NOTEBOOK_DIR / f"{info.name}.md").read_bytes()).hexdigest()[
-            :12
-        ]
+        source_hash = hashlib.sha256((notebook_dir / f"{info.name}.md").read_bytes()).hexdigest()
+        source_hash = source_hash[:12]
         cached = cache / f"{info.name}-{fingerprint}-{source_hash}.ipynb"
         cached_tables = cache / f"{info.name}-{fingerprint}-{source_hash}.tables"
         target = work / "notebooks" / f"{info.name}.ipynb"
@@ -235,7 +236,7 @@ def run_steps(
         source = work / "logs" / f"{info.name}.source.ipynb"
         import nbformat
 
-        nbformat.write(to_notebook(info.name), source)
+        nbformat.write(to_notebook(notebook_dir / f"{info.name}.md"), source)
         step_tables = work / "logs" / f"{info.name}.tables"
         params = {
             "config_path": str(cfg.path),
@@ -636,9 +637,11 @@ def run_workbook(
     force: bool = False,
     steps: list[str] | None = None,
     progress: Callable[[str], None] = lambda m: log.info(m),
+    notebook_dir: str | Path | None = None,
 ) -> WorkbookResult:
     """Build one service's workbook. Raises ConfigError or ExtractError before any notebook runs."""
     started = time.perf_counter()
+    notebook_dir = Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR
     cfg = load_config(resolve_path(config_path))
     out = Path(out).resolve()
     slug = slugify(cfg.service_name)
@@ -651,9 +654,9 @@ def run_workbook(
     except OSError as exc:
         raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
     fingerprint = input_fingerprint(cfg)
-    run_key = hashlib.sha256(f"{fingerprint}{_code_hash()}{steps}{bool(pdf)}".encode()).hexdigest()[
-        :20
-    ]
+    run_key = hashlib.sha256(
+        f"{fingerprint}{_code_hash(notebook_dir)}{steps}{bool(pdf)}".encode()
+    ).hexdigest()[:20]
     baseline_figures = _read_baseline(baseline) if baseline else None
     manifest_path = final / "manifest.json"
     if not force and manifest_path.is_file() and baseline is None:
@@ -694,6 +697,7 @@ def run_workbook(
             fingerprint=fingerprint,
             progress=progress,
             steps=steps,
+            notebook_dir=notebook_dir,
         )
         progress("Assembling the HTML workbook")
         html_dir = assemble(

@@ -1,0 +1,125 @@
+"""The service config: every setting validated up front, every problem reported at once."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from equity_helpers.config import load_config, resolve_path
+from equity_helpers.errors import CATALOGUE, ConfigError, ConfigErrors
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CFG = ROOT / "sample_data" / "sample_service.yml"
+
+
+def write(tmp_path, raw) -> Path:
+    p = tmp_path / "cfg.yml"
+    p.write_text(yaml.safe_dump(raw, sort_keys=False) if isinstance(raw, dict) else raw)
+    return p
+
+
+def sample_raw() -> dict:
+    raw = yaml.safe_load(SAMPLE_CFG.read_text())
+    raw["extract"]["path"] = str(ROOT / "sample_data" / raw["extract"]["path"])
+    for k in ("imd_path", "population_ethnicity", "population_age", "population_sex"):
+        raw["reference"][k] = str(ROOT / "sample_data" / raw["reference"][k])
+    raw.pop("readability")
+    return raw
+
+
+def test_sample_config_loads():
+    cfg = load_config(SAMPLE_CFG)
+    assert cfg.service_name.startswith("Derbyshire Long COVID")
+    assert cfg.imd_edition == 2025
+    assert len(cfg.catchment_lads) == 9
+    assert cfg.disclosure.threshold == 7 and cfg.disclosure.rounding == 5
+    assert cfg.extract_path.is_file() and cfg.imd_path.is_file()
+    assert cfg.outcome_higher_is_better is False
+
+
+def test_typo_in_a_key_suggests_the_right_one(tmp_path):
+    raw = sample_raw()
+    raw["colums"] = raw.pop("columns")
+    with pytest.raises(ConfigErrors) as err:
+        load_config(write(tmp_path, raw))
+    text = str(err.value)
+    assert "Unknown key 'colums' in the top level. Did you mean 'columns'?" in text
+    # The missing columns are reported in the same message, not one at a time.
+    assert "columns.referral_id" in text and "columns.ethnicity" in text
+
+
+def test_typo_inside_a_section(tmp_path):
+    raw = sample_raw()
+    raw["disclosure"]["treshold"] = 7
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, raw))
+    assert "Did you mean 'threshold'?" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [-1, "seven", 101])
+def test_invalid_threshold_names_the_key(tmp_path, value):
+    raw = sample_raw()
+    raw["disclosure"]["threshold"] = value
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, raw))
+    assert err.value.code == "CFG005"
+    assert "disclosure.threshold" in str(err.value)
+
+
+def test_missing_file_and_missing_config(tmp_path):
+    raw = sample_raw()
+    raw["extract"]["path"] = "nowhere.csv"
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, raw))
+    assert err.value.code == "CFG006" and "extract.path" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "absent.yml")
+    assert err.value.code == "CFG001"
+
+
+def test_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "service:\n  name: [unclosed\n"))
+    assert err.value.code == "CFG002"
+
+
+def test_todo_marks_are_listed(tmp_path):
+    raw = sample_raw()
+    raw["columns"]["ethnicity"] = "TODO"
+    raw["values"]["sex"] = {"M": "TODO"}
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, raw))
+    assert err.value.code == "CFG007"
+    assert "columns.ethnicity" in str(err.value) and "values.sex.M" in str(err.value)
+
+
+def test_dates_and_period(tmp_path):
+    raw = sample_raw()
+    raw["period"] = {"start": "01/04/2025", "end": "2022-04-01"}
+    raw["evaluation"]["change_date"] = "2030-01-01"
+    with pytest.raises(ConfigErrors) as err:
+        load_config(write(tmp_path, raw))
+    codes = [e.code for e in err.value.errors]
+    assert codes.count("CFG005") == 2
+    assert "a start before the end" in str(err.value)
+
+
+def test_bad_local_authority_code(tmp_path):
+    raw = sample_raw()
+    raw["catchment"]["local_authorities"] = ["Derby"]
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, raw))
+    assert "E06000015" in str(err.value)
+
+
+def test_every_message_has_a_title_and_what_to_do():
+    for code, m in CATALOGUE.items():
+        assert m.kind in ("error", "warning", "exclusion"), code
+        assert m.title and m.what_to_do.strip(), code
+
+
+def test_resolve_path_looks_upwards(tmp_path, monkeypatch):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "cfg.yml").write_text("x: 1")
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    assert resolve_path("cfg.yml") == (tmp_path / "cfg.yml")
