@@ -151,6 +151,54 @@ class LocalDirectory(SphinxDirective):
         return [table]
 
 
+class MessageCatalogue(SphinxDirective):
+    """Every error, warning and exclusion the tool can give, from its own catalogue.
+
+    The troubleshooting page uses it once per kind (``:kind: error``), so the page lists
+    exactly the messages in ``equity_helpers.errors.CATALOGUE`` and never drifts.
+    """
+
+    option_spec = {"kind": directives.unchanged_required}
+    KINDS = {"error": "Stops the run", "warning": "Run goes on; values counted",
+             "exclusion": "Rows left out, with the reason"}
+
+    def run(self):
+        from equity_helpers.errors import CATALOGUE
+
+        self.env.note_dependency(str(Path(self.env.srcdir) / "equity_helpers" / "errors.py"))
+        kind = self.options.get("kind", "error")
+        entries = [m for m in CATALOGUE.values() if m.kind == kind]
+        table = nodes.table(classes=["message-catalogue"])
+        group = nodes.tgroup(cols=3)
+        table += group
+        for width in (12, 48, 40):
+            group += nodes.colspec(colwidth=width)
+        head = nodes.thead()
+        row = nodes.row()
+        for title in ("Code", "What you see", "What to do"):
+            row += nodes.entry("", nodes.paragraph(text=title))
+        head += row
+        group += head
+        body = nodes.tbody()
+        for m in entries:
+            row = nodes.row(ids=[f"msg-{m.code.lower()}"])
+            row += nodes.entry("", nodes.paragraph("", "", nodes.literal(text=m.code)))
+            said = nodes.paragraph()
+            said += nodes.strong(text=m.title)
+            said += nodes.Text(". " + _plain(m.template))
+            row += nodes.entry("", said)
+            row += nodes.entry("", nodes.paragraph(text=_plain(m.what_to_do)))
+            body += row
+        group += body
+        return [table]
+
+
+def _plain(template: str) -> str:
+    """A message template with its placeholders shown as words a reader recognises."""
+    return re.sub(r"\{(\w+)(![rs])?(:[^}]*)?\}", lambda m: "<" + m.group(1).replace("_", " ") + ">", template)
+
+
 def setup(app):
     app.add_directive("local-directory", LocalDirectory)
+    app.add_directive("message-catalogue", MessageCatalogue)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.2"}
