@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SAMPLE_CONFIG ?= sample_data/sample_service.yml
 OUT    ?= workbooks
 
-.PHONY: help setup workbook test lint format book lab bench browser-deps links clean sample-data
+.PHONY: help setup workbook test lint format book lab bench browser-deps links clean sample-data nbval-expected
 
 help:
 	@echo "make workbook   set up, then build the sample service's workbook (about 3 minutes the first time)"
@@ -63,6 +63,10 @@ links: setup
 
 sample-data: setup
 	$(BIN)/python sample_data/generate.py
+
+# Regenerate the stored outputs of the nbval contract after an intended change.
+nbval-expected: setup
+	$(BIN)/papermill tests/nbval/headlines.ipynb tests/nbval/headlines.ipynb --cwd . -k python3
 
 clean:
 	rm -rf _build $(OUT) .jupyter_cache test-output

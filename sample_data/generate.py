@@ -321,10 +321,10 @@ def add_data_quality_problems(rng: np.random.Generator, out: pd.DataFrame) -> pd
     ]
     out.loc[take(3), "Date Referral Received"] = ""
     out.loc[take(4), "Date Referral Received"] = [
-        "04/01/2027",
-        "12/06/2028",
-        "01/01/2030",
-        "20/11/2027",
+        "04/01/2091",
+        "12/06/2092",
+        "01/01/2095",
+        "20/11/2097",
     ]
     out.loc[take(12), "Date Referral Received"] = [
         f"{d:02d}/0{m}/2021" for d, m in zip(range(1, 13), [3] * 12, strict=True)

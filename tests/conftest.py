@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,57 @@ def run_notebook():
         return cache[key]
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def sample_workbook():
+    """Build the sample service's workbook once, with the CLI as a user would.
+
+    Returns (output folder, completed process, seconds taken).
+    """
+    import time
+
+    out = TEST_OUTPUT / "workbooks"
+    shutil.rmtree(out, ignore_errors=True)
+    cli = Path(sys.executable).with_name("equity-workbook")
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [
+            str(cli),
+            "run",
+            "--config",
+            str(ROOT / "sample_data" / "sample_service.yml"),
+            "--out",
+            str(out),
+            "--jobs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    return out, proc, time.perf_counter() - start
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many pages the browser and axe checked, and what they found."""
+    report = TEST_OUTPUT / "accessibility.json"
+    if report.is_file():
+        import json
+
+        data = json.loads(report.read_text())
+        terminalreporter.write_line(
+            f"Accessibility: axe-core checked {data['pages']} pages (book and workbook); "
+            f"{data['violations']} violations in all, {len(data['serious_or_critical'])} serious or critical."
+        )
+    readability = TEST_OUTPUT / "readability.txt"
+    if readability.is_file():
+        terminalreporter.write_line(
+            "Readability: " + readability.read_text().strip().replace("\n", "; ")
+        )
+
+
+def pytest_sessionstart(session):
+    """Reports from an earlier session must not be mistaken for this one's."""
+    for name in ("accessibility.json", "readability.txt"):
+        (TEST_OUTPUT / name).unlink(missing_ok=True)

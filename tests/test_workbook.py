@@ -36,17 +36,8 @@ def visible_text(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("workbooks")
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [str(CLI), "run", "--config", str(SAMPLE_CFG), "--out", str(out), "--jobs", "2"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    first = time.perf_counter() - start
-    return out, proc, first
+def sample_run(sample_workbook):
+    return sample_workbook
 
 
 def test_sample_workbook_builds(sample_run):

@@ -1,0 +1,229 @@
+"""The book and the sample workbook in a real browser (Debian's Chromium, headless):
+navigation, search, charts, phone width, keyboard focus and axe-core accessibility checks."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "test-output"
+# WCAG 2.2 A and AA rules (axe-core tags).
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(built_book, sample_workbook):
+    """Serve the built book and the sample workbook on localhost."""
+    out, proc, _ = sample_workbook
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    workbook_html = (
+        next(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) / "html"
+    )
+    root = OUT / "site"
+    root.mkdir(parents=True, exist_ok=True)
+    for name, target in (("book", built_book), ("workbook", workbook_html)):
+        link = root / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target, target_is_directory=True)
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", built_book, workbook_html
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.errors = []
+    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+def all_pages(html_dir: Path) -> list[str]:
+    skip = {"search.html", "genindex.html"}
+    return sorted(
+        str(p.relative_to(html_dir))
+        for p in html_dir.rglob("*.html")
+        if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts
+    )
+
+
+def test_landing_page_and_screenshots(site, page):
+    base, _, _ = site
+    page.goto(f"{base}/book/index.html")
+    assert "Health inequalities playbook" in page.title()
+    assert page.locator("main h1").count() == 1
+    shots = OUT / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "book-landing.png"), full_page=False)
+    page.goto(f"{base}/workbook/index.html")
+    assert "Derbyshire Long COVID Rehabilitation Service" in page.locator("main").inner_text()
+    assert "Rows read from the extract" in page.locator("main").inner_text()
+    page.screenshot(path=str(shots / "workbook-front.png"), full_page=False)
+    assert page.errors == []
+
+
+def test_table_of_contents_reaches_every_part(site, page):
+    base, _, _ = site
+    page.goto(f"{base}/book/index.html")
+    for part in ("Part 1", "Part 2", "Part 3", "Part 4", "Part 5"):
+        link = page.locator("nav.bd-docs-nav a", has_text=part).first
+        link.click()
+        page.wait_for_load_state()
+        assert part in page.locator("main h1").inner_text(), part
+        page.go_back()
+
+
+def test_search_finds_core20(site, page):
+    base, _, _ = site
+    page.goto(f"{base}/book/search.html?q=Core20")
+    page.wait_for_selector("#search-results li", timeout=20000)
+    hrefs = page.locator("#search-results li a").evaluate_all(
+        "els => els.map(e => e.getAttribute('href'))"
+    )
+    assert any("step-3-local-data" in h for h in hrefs), hrefs
+
+
+def test_notebook_pages_show_their_charts(site, page):
+    base, book, _ = site
+    pages = sorted(p.name for p in (book / "notebooks").glob("*.html"))
+    assert len(pages) >= 8
+    checked = 0
+    for name in pages:
+        page.goto(f"{base}/book/notebooks/{name}")
+        imgs = page.locator("main img")
+        sizes = imgs.evaluate_all(
+            "els => els.map(e => [e.complete, e.naturalWidth, e.getAttribute('alt')])"
+        )
+        if name.startswith(("training", "readability")) and not sizes:
+            continue
+        assert sizes, f"no charts on {name}"
+        for complete, width, alt in sizes:
+            assert complete and width > 0, name
+            assert alt and alt.strip(), f"an image on {name} has no alt text"
+        checked += 1
+    assert checked >= 6
+    assert page.errors == []
+
+
+def test_phone_width_has_no_sideways_scrolling(browser, site):
+    base, book, workbook = site
+    context = browser.new_context(viewport={"width": 375, "height": 800}, is_mobile=True)
+    pg = context.new_page()
+    for url in (
+        "book/index.html",
+        "book/part-1/step-3-local-data.html",
+        "book/notebooks/who-uses-the-service.html",
+        "workbook/index.html",
+    ):
+        pg.goto(f"{base}/{url}")
+        width = pg.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375 + 1, f"{url} is {width}px wide at phone width"
+    context.close()
+
+
+def test_keyboard_focus_is_visible(site, page):
+    base, _, _ = site
+    page.goto(f"{base}/book/index.html")
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    style = page.evaluate("""() => { const e = document.activeElement; const s = getComputedStyle(e);
+        return [e.tagName, s.outlineStyle, s.outlineWidth, s.boxShadow]; }""")
+    tag, outline_style, outline_width, shadow = style
+    assert tag != "BODY"
+    assert (outline_style != "none" and outline_width != "0px") or shadow != "none", style
+
+
+def _headings_in_order(page) -> list[str]:
+    levels = page.locator("main h1, main h2, main h3, main h4, main h5, main h6").evaluate_all(
+        "els => els.map(e => parseInt(e.tagName[1]))"
+    )
+    problems = []
+    if levels and levels[0] != 1:
+        problems.append("first heading is not h1")
+    if levels.count(1) != 1:
+        problems.append(f"{levels.count(1)} h1 headings")
+    for a, b in zip(levels, levels[1:], strict=False):
+        if b > a + 1:
+            problems.append(f"h{a} followed by h{b}")
+    return problems
+
+
+def test_accessibility_of_every_page(site, page):
+    """axe-core on every page of the book and the workbook: no serious or critical
+    WCAG 2.2 A/AA violations; headings in order; every image has alt text."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    base, book, workbook = site
+    axe = Axe()
+    report = {"pages": 0, "violations": 0, "serious_or_critical": [], "heading_problems": []}
+    for prefix, folder in (("book", book), ("workbook", workbook)):
+        for rel in all_pages(folder):
+            page.goto(f"{base}/{prefix}/{rel}")
+            results = axe.run(page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
+            violations = results.response["violations"]
+            report["pages"] += 1
+            report["violations"] += len(violations)
+            for v in violations:
+                if v["impact"] in ("serious", "critical"):
+                    report["serious_or_critical"].append(
+                        {
+                            "page": f"{prefix}/{rel}",
+                            "rule": v["id"],
+                            "impact": v["impact"],
+                            "nodes": [n["target"] for n in v["nodes"][:3]],
+                        }
+                    )
+            for problem in _headings_in_order(page):
+                report["heading_problems"].append(f"{prefix}/{rel}: {problem}")
+            missing_alt = page.locator("main img:not([alt]), main img[alt='']").count()
+            if missing_alt:
+                report["serious_or_critical"].append(
+                    {"page": f"{prefix}/{rel}", "rule": "img-alt-missing"}
+                )
+    (OUT / "accessibility.json").write_text(json.dumps(report, indent=2))
+    assert report["pages"] >= 40
+    assert report["serious_or_critical"] == [], json.dumps(
+        report["serious_or_critical"][:10], indent=1
+    )
+    assert report["heading_problems"] == [], report["heading_problems"][:10]
