@@ -159,8 +159,11 @@ class MessageCatalogue(SphinxDirective):
     """
 
     option_spec = {"kind": directives.unchanged_required}
-    KINDS = {"error": "Stops the run", "warning": "Run goes on; values counted",
-             "exclusion": "Rows left out, with the reason"}
+    KINDS = {
+        "error": "Stops the run",
+        "warning": "Run goes on; values counted",
+        "exclusion": "Rows left out, with the reason",
+    }
 
     def run(self):
         from equity_helpers.errors import CATALOGUE
@@ -195,7 +198,9 @@ class MessageCatalogue(SphinxDirective):
 
 def _plain(template: str) -> str:
     """A message template with its placeholders shown as words a reader recognises."""
-    return re.sub(r"\{(\w+)(![rs])?(:[^}]*)?\}", lambda m: "<" + m.group(1).replace("_", " ") + ">", template)
+    return re.sub(
+        r"\{(\w+)(![rs])?(:[^}]*)?\}", lambda m: "<" + m.group(1).replace("_", " ") + ">", template
+    )
 
 
 def setup(app):
