@@ -157,6 +157,25 @@ def _fold(values: pd.Series) -> pd.Series:
     )
 
 
+_MISSING = "\x00missing"
+
+
+def by_unique(values: pd.Series, func) -> pd.Series:
+    """Apply ``func`` to the distinct values only, then spread the result back.
+
+    Coded fields and dates have few distinct values, so this turns a million string
+    operations into a few hundred (before this, it was the extract's biggest cost).
+
+    >>> by_unique(pd.Series(["a", "b", "a", None]), lambda s: s.str.upper()).tolist()
+    ['A', 'B', 'A', <NA>]
+    """
+    filled = values.astype("string").fillna(_MISSING)
+    uniques = pd.Series(filled.unique(), dtype="string")
+    mapped = func(uniques.replace(_MISSING, pd.NA))
+    lookup = dict(zip(uniques.tolist(), mapped.tolist(), strict=True))
+    return filled.map(lookup).astype(mapped.dtype)
+
+
 def _apply(values: pd.Series, builtin: dict, custom: dict | None) -> pd.Series:
     """Map raw values: the service's own mapping first, then built-in labels.
 
@@ -178,6 +197,18 @@ def _apply(values: pd.Series, builtin: dict, custom: dict | None) -> pd.Series:
     return out.mask(~blank & out.isna(), INVALID)
 
 
+def _distinct(func):
+    """Run a normaliser on distinct values only (see :func:`by_unique`)."""
+
+    def wrapper(values: pd.Series, custom: dict | None = None) -> pd.Series:
+        return by_unique(values, lambda u: func(u, custom))
+
+    wrapper.__doc__ = func.__doc__
+    wrapper.__name__ = func.__name__
+    return wrapper
+
+
+@_distinct
 def normalise_ethnicity(values: pd.Series, custom: dict | None = None) -> pd.Series:
     """Map codes or labels to NHS ethnic category codes (A-S, Z, 99).
 
@@ -197,6 +228,7 @@ def broad_ethnic_group(codes: pd.Series) -> pd.Series:
     return codes.map(_BROAD).fillna(INVALID).astype("string")
 
 
+@_distinct
 def normalise_sex(values: pd.Series, custom: dict | None = None) -> pd.Series:
     """Map codes or labels to PERSON STATED GENDER CODE (1, 2, 9, X).
 
@@ -209,6 +241,7 @@ def normalise_sex(values: pd.Series, custom: dict | None = None) -> pd.Series:
     return out.fillna("X")
 
 
+@_distinct
 def normalise_yes_no(values: pd.Series, custom: dict | None = None) -> pd.Series:
     """Map yes/no answers to ``"Yes"``, ``"No"``, ``<NA>`` (blank) or ``"Invalid"``."""
     builtin = dict.fromkeys(_YES, "Yes") | dict.fromkeys(_NO, "No")
@@ -221,6 +254,7 @@ def normalise_yes_no(values: pd.Series, custom: dict | None = None) -> pd.Series
     return out.where(out.isin(["Yes", "No", INVALID]) | out.isna(), INVALID)
 
 
+@_distinct
 def normalise_category(values: pd.Series, custom: dict | None = None) -> pd.Series:
     """Free categories (religion, sexual orientation): mapped labels, tidy case, blanks NA."""
     raw = values.astype("string").str.strip()
@@ -230,6 +264,7 @@ def normalise_category(values: pd.Series, custom: dict | None = None) -> pd.Seri
     return raw.mask(blank, pd.NA)
 
 
+@_distinct
 def normalise_discharge_reason(values: pd.Series, custom: dict | None = None) -> pd.Series:
     """Map discharge reasons to the five canonical values; blank means still open."""
     builtin = _DISCHARGE_LABELS

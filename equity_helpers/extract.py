@@ -165,7 +165,9 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, str, str, int]:
     # Decide the encoding from the whole file: a stray byte far down must not be missed.
     text, encoding = _decode_sample(raw)
     delimiter = _sniff_delimiter(text[:50000])
-    header_line = text.lstrip("\ufeff").splitlines()[0]
+    start = text[:1] == "\ufeff"
+    end = text.find("\n")
+    header_line = text[int(start) : end if end >= 0 else None].rstrip("\r")
     arrow_enc = {"utf-8-sig": "utf8", "cp1252": "cp1252", "latin-1": "latin1"}[encoding]
     try:
         if arrow_enc == "utf8":
@@ -280,6 +282,11 @@ def parse_dates(values: pd.Series, preferred: str | None = None) -> pd.Series:
     >>> parse_dates(pd.Series(["31/01/2024", "2024-02-01", "31/02/2024", ""])).dt.day.tolist()
     [31.0, 1.0, nan, nan]
     """
+    return codes.by_unique(values, lambda u: _parse_dates(u, preferred)).astype("datetime64[ns]")
+
+
+def _parse_dates(values: pd.Series, preferred: str | None = None) -> pd.Series:
+    """Parse the distinct values (see :func:`parse_dates`)."""
     s = values.astype("string").str.strip()
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     formats = ((preferred,) if preferred else ()) + _DATE_FORMATS
@@ -292,6 +299,11 @@ def parse_dates(values: pd.Series, preferred: str | None = None) -> pd.Series:
         out.loc[parsed.index[ok]] = parsed[ok]
         todo.loc[parsed.index[ok]] = False
     return out
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """Numbers from text, converting each distinct value once; anything else is missing."""
+    return codes.by_unique(values, lambda u: pd.to_numeric(u, errors="coerce").astype("Float64"))
 
 
 def _mask(mask) -> np.ndarray:
@@ -425,7 +437,7 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
 
     # Age.
     if cfg.has("age"):
-        age = pd.to_numeric(src["age"], errors="coerce")
+        age = _numbers(src["age"])
         bad = (age < 0) | (age > 120)
         col.add("VAL002", bad.fillna(False) & keep, "age", src["age"])
         age = age.mask(bad)
@@ -471,7 +483,7 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     # Appointment counts.
     count_fields = ["appointments_offered", "appointments_attended", "appointments_dna"]
     if all(cfg.has(f) for f in count_fields):
-        nums = {f: pd.to_numeric(src[f], errors="coerce") for f in count_fields}
+        nums = {f: _numbers(src[f]) for f in count_fields}
         bad = (
             (
                 nums["appointments_attended"] + nums["appointments_dna"]
@@ -499,7 +511,7 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
 
     for fieldname in ("outcome_start", "outcome_end"):
         if cfg.has(fieldname):
-            v = pd.to_numeric(src[fieldname], errors="coerce")
+            v = _numbers(src[fieldname])
             col.add(
                 "VAL010",
                 v.isna() & src[fieldname].fillna("").ne("") & keep,
