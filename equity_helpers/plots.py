@@ -135,7 +135,7 @@ def paired_bars(
                 fontsize=8,
             )
     ax.set_yticks(y, labels)
-    ax.legend(loc="lower right", frameon=False, fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False, fontsize=8)
     _style(ax, title, xlabel, None)
     return ax
 

@@ -122,17 +122,27 @@ class Service:
         }
         return paths.get(dimension) is not None
 
-    def export(self, name: str, table, title: str) -> None:
-        """Write a controlled summary table as CSV and XLSX when an output folder is set."""
+    def export(self, name: str, table, title: str, label_columns=()) -> None:
+        """Write a controlled summary table as CSV and XLSX when an output folder is set.
+
+        Raw counts kept for further statistics (columns starting with ``_``) are never
+        written. Text columns are labels; name any numeric label columns (such as a decile
+        number) in ``label_columns`` so the small-number check does not mistake them.
+        """
         if self.output_dir is None:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        if isinstance(table, pd.DataFrame):
+            table = table[[c for c in table.columns if not str(c).startswith("_")]]
+            labels = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+            label_columns = list(dict.fromkeys([*label_columns, *labels]))
         export_table(
             table,
             self.output_dir / f"{name}.csv",
             self.output_dir / f"{name}.xlsx",
             self.rule,
             title,
+            label_columns=label_columns,
         )
         self._exports.append(name)
 
