@@ -491,7 +491,13 @@ def gap_table(data: pd.DataFrame, name: str, by: str, rule: DisclosureRule) -> p
     out["difference"] = np.round(np.asarray(d) * 100, 1)
     out["lower"] = np.round(np.asarray(lo) * 100, 1)
     out["upper"] = np.round(np.asarray(hi) * 100, 1)
-    hidden = t["pct"].isna().to_numpy()
+    # "Everyone else" can be a small group too (the "No" side of a yes/no field), and its
+    # percentage would give its hidden counts away, so hide the comparison with it.
+    rest_hidden = (
+        control_counts(rest_x.astype("int64"), rule).isna()
+        | control_counts(rest_n.astype("int64"), rule).isna()
+    ).to_numpy()
+    hidden = t["pct"].isna().to_numpy() | rest_hidden
     for c in ("rest pct", "difference", "lower", "upper"):
         out[c] = out[c].mask(hidden)
     out["credible"] = (out["lower"] > 0) | (out["upper"] < 0)
@@ -591,10 +597,17 @@ def pathway(
 
 
 def biggest_drop(path: pd.DataFrame) -> pd.DataFrame:
-    """For each group, the stage where the largest share of those still in the pathway is lost."""
+    """For each group, the stage where the largest share of those still in the pathway is lost.
+
+    Groups with any stage's count hidden by disclosure control are left out: a share lost
+    between two stages could otherwise give away a hidden count (for example 3 accepted
+    and 0 completed).
+    """
     rows = []
     for g, sub in path.groupby("group", sort=False):
         sub = sub.set_index("stage")
+        if "people" in sub and sub["people"].isna().any():
+            continue
         losses = {}
         for a, b in zip(STAGES[:-1], STAGES[1:], strict=True):
             if sub.loc[a, "_x"] > 0:
@@ -666,3 +679,266 @@ def monthly_rate(data: pd.DataFrame, name: str, mask: pd.Series | None = None) -
 def monthly_referrals(data: pd.DataFrame) -> pd.DataFrame:
     s = data.groupby("referral_month").size()
     return pd.DataFrame({"month": s.index, "value": s.to_numpy().astype(float)})
+
+
+# ----------------------------------------------------------------------------- Steps 9-12: reading results
+
+#: Measures where a lower value is better (the rest: higher is better).
+LOWER_IS_BETTER = ("dna_rate", "drop_out_rate")
+#: What each measure counts, as (denominator, numerator) column titles for tables.
+MEASURE_COUNTS = {
+    "dna_rate": ("Appointments offered", "Missed"),
+    "drop_out_rate": ("Finished referrals", "Dropped out"),
+    "completion_rate": ("Finished referrals", "Completed"),
+    "acceptance_rate": ("Referrals", "Accepted"),
+}
+#: How each measure reads in a sentence after "12.5% ...".
+MEASURE_PHRASES = {
+    "dna_rate": "of appointments were missed",
+    "drop_out_rate": "dropped out",
+    "completion_rate": "completed treatment",
+    "acceptance_rate": "had their referral accepted",
+}
+#: The Making Data Count variation icons in words.
+VARIATION_WORDS = {
+    "common_cause": "common cause",
+    "special_cause_improvement": "special cause improvement",
+    "special_cause_concern": "special cause concern",
+    "special_cause_neutral": "special cause (neutral)",
+}
+_UNKNOWN_GROUPS = {"Not known", codes.NOT_STATED, codes.NOT_KNOWN, codes.INVALID, codes.UNKNOWN_AGE}
+_YES_NO_PHRASES = {
+    "carer": "carers",
+    "pregnancy": "people who are pregnant",
+    "armed_forces": "armed forces veterans and their families",
+    "disability": "disabled people",
+    "interpreter_needed": "people who need an interpreter",
+    "learning_disability": "people with a learning disability",
+    "smi": "people with a severe mental illness",
+}
+
+
+def improvement_direction(name: str) -> str:
+    """``"decrease"`` for measures where lower is better, else ``"increase"`` (for SPC)."""
+    return "decrease" if name in LOWER_IS_BETTER else "increase"
+
+
+def group_label(field: str, group) -> str:
+    """A short name for a group, such as "IMD quintile 1" or "Ethnic group: Asian"."""
+    group = str(group)
+    return f"{label(field)} {group}" if group.isdigit() else f"{label(field)}: {group}"
+
+
+def group_phrase(field: str, group) -> str:
+    """A group in words, for sentences: "people aged 16-24", "disabled people".
+
+    >>> group_phrase("imd_quintile", "1")
+    'people in IMD quintile 1 (the most deprived fifth of areas)'
+    """
+    group = str(group)
+    if field in ("imd_quintile", "imd_decile"):
+        word = "fifth" if field == "imd_quintile" else "tenth"
+        extreme = {"1": f" (the most deprived {word} of areas)"}
+        extreme["5" if field == "imd_quintile" else "10"] = f" (the least deprived {word} of areas)"
+        return f"people in {label(field)} {group}{extreme.get(group, '')}"
+    if field == "core20":
+        return "people in Core20 areas (the most deprived 20% nationally)"
+    if field == "ethnic_group":
+        return f"people in the {group} ethnic group"
+    if field in ("age_group", "age_band"):
+        return f"people aged {group}"
+    if field in ("sex", "sex_label"):
+        return f"people recorded as {group.lower()}"
+    if field in _YES_NO_PHRASES:
+        return (
+            _YES_NO_PHRASES[field]
+            if group == "Yes"
+            else f"people not recorded as {label(field).lower()}"
+        )
+    return f"people whose {label(field).lower()} is {group}"
+
+
+def pathway_summary(path: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per group: people at each stage, and the share who completed with its interval.
+
+    Takes a table from :func:`pathway`. Counts are its controlled ``people``; the share
+    completing (``% completed``) and its Wilson interval are hidden where the counts behind
+    them are hidden. The raw ``_x, _n`` (completed, referred) are kept for further
+    statistics and are never displayed.
+    """
+    groups = list(dict.fromkeys(path["group"]))
+    people = path.pivot(index="group", columns="stage", values="people")
+    people = people.reindex(index=groups, columns=STAGES)
+    done = path[path["stage"].eq("Completed")].set_index("group").reindex(groups)
+    lo, hi = stats.wilson_ci(done["_x"].to_numpy(), done["_n"].to_numpy(), confidence)
+    out = pd.DataFrame({"group": groups})
+    for s in STAGES:
+        out[s] = pd.array(people[s].tolist(), dtype="Int64")
+    out["% completed"] = done["% of referred"].to_numpy(dtype=float)
+    hidden = np.isnan(out["% completed"].to_numpy())
+    out["lower"] = np.where(hidden, np.nan, np.round(np.asarray(lo) * 100, 1))
+    out["upper"] = np.where(hidden, np.nan, np.round(np.asarray(hi) * 100, 1))
+    out["_x"] = done["_x"].to_numpy()
+    out["_n"] = done["_n"].to_numpy()
+    return out
+
+
+def pathway_extremes(paths: dict[str, pd.DataFrame], min_referred: int = 30) -> pd.DataFrame:
+    """Every named group's share completing, across several splits, lowest first.
+
+    ``paths`` maps a field (such as ``"ethnic_group"``) to its :func:`pathway` table.
+    Left out: "not known" groups, groups whose share is hidden, and groups with fewer than
+    ``min_referred`` people referred, whose shares swing too much by chance to rank.
+    Columns: ``field``, ``group``, ``label``, ``% completed``, ``lower``, ``upper`` and the
+    group's ``biggest loss`` (the step from :func:`biggest_drop`).
+    """
+    rows = []
+    for field, path in paths.items():
+        drops = biggest_drop(path)
+        drops = drops.set_index("group")["biggest loss"] if len(drops) else pd.Series(dtype=str)
+        for r in pathway_summary(path).to_dict("records"):
+            if (
+                r["group"] in _UNKNOWN_GROUPS
+                or np.isnan(r["% completed"])
+                or r["_n"] < min_referred
+            ):
+                continue
+            rows.append(
+                {
+                    "field": field,
+                    "group": r["group"],
+                    "label": group_label(field, r["group"]),
+                    "% completed": r["% completed"],
+                    "lower": r["lower"],
+                    "upper": r["upper"],
+                    "biggest loss": drops.get(r["group"], None),
+                }
+            )
+    cols = ["field", "group", "label", "% completed", "lower", "upper", "biggest loss"]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values("% completed", kind="stable").reset_index(drop=True)
+
+
+def before_after_table(table: pd.DataFrame, name: str, rule: DisclosureRule) -> pd.DataFrame:
+    """The :func:`before_after` counts under disclosure control, ready to show."""
+    base, event = MEASURE_COUNTS[name]
+    x, n = table["_x"].astype("int64"), table["_n"].astype("int64")
+    return pd.DataFrame(
+        {
+            "Period": table["period"],
+            "Who": table["who"],
+            base: control_counts(n, rule),
+            event: control_counts(x, rule),
+            "%": controlled_percentage(x.to_numpy(), n.to_numpy(), rule),
+        }
+    )
+
+
+def gap_verdict(summary: dict) -> str:
+    """ "narrowed", "widened" or "no clear change", from :func:`gap_change_summary`.
+
+    The gap has changed only when the 95% interval of the change excludes 0; it has
+    narrowed when it is then closer to 0 after the change than before.
+    """
+    _, lower, upper = summary["change"]
+    if lower <= 0 <= upper:
+        return "no clear change"
+    return "narrowed" if abs(summary["gap_after"][0]) < abs(summary["gap_before"][0]) else "widened"
+
+
+def controlled_spc(
+    monthly: pd.DataFrame, rule: DisclosureRule, improvement_direction: str = "increase"
+) -> pd.DataFrame | None:
+    """An XmR chart of a monthly series, with the months whose figures are hidden left unplotted.
+
+    ``monthly`` has ``month`` and either ``_x``, ``_n`` and ``value`` (a percentage, as
+    from :func:`monthly_rate`) or just ``value`` (a count, as from :func:`monthly_referrals`).
+
+    * A count is charted as the count rounded under the rule. Months with no referrals
+      count as 0.
+    * A percentage is charted as computed from the unrounded counts, as for every
+      published percentage. Months with nothing in the denominator have no value and are
+      left out.
+
+    The limits and special-cause rules use every month, because they summarise many months
+    and leaving hidden months out would bias them. A month whose count (or either count
+    of its percentage) is hidden under the rule has its ``value`` set to NaN, so it is
+    not plotted; those months are listed in ``attrs["hidden_months"]``. ``attrs`` also
+    holds ``variation_icon``, ``variation_words`` and ``trial_limits`` (fewer than 12
+    months). Returns None when fewer than 2 months have a value.
+    """
+    m = monthly.sort_values("month").reset_index(drop=True)
+    if {"_x", "_n"} <= set(m.columns):
+        m = m[m["_n"] > 0].reset_index(drop=True)
+        values = m["value"].to_numpy(dtype=float)
+        hidden = (
+            control_counts(m["_x"].astype("int64"), rule).isna()
+            | control_counts(m["_n"].astype("int64"), rule).isna()
+        ).to_numpy()
+    else:
+        if len(m):
+            months = pd.date_range(m["month"].min(), m["month"].max(), freq="MS")
+            m = (
+                m.set_index("month")
+                .reindex(months, fill_value=0)
+                .rename_axis("month")
+                .reset_index()
+            )
+        exact = m["value"].round().astype("int64")
+        rounded = control_counts(exact, rule)
+        hidden = rounded.isna().to_numpy()
+        values = np.where(hidden, exact, rounded.fillna(0).astype("int64")).astype(float)
+    if len(values) < 2:
+        return None
+    spc = stats.spc_xmr(values, m["month"], improvement_direction)
+    spc["value"] = spc["value"].mask(hidden)
+    spc.attrs["hidden_months"] = list(m.loc[hidden, "month"])
+    spc.attrs["variation_words"] = VARIATION_WORDS.get(
+        spc.attrs["variation_icon"], spc.attrs["variation_icon"]
+    )
+    return spc
+
+
+def largest_gaps(
+    data: pd.DataFrame, rule: DisclosureRule, measures=None, dimensions=None
+) -> pd.DataFrame:
+    """Credible gaps that are not small numbers, across measures and equality fields, largest first.
+
+    Runs :func:`gap_table` for each measure (default: every available one) and field
+    (default: :func:`equality_dimensions`), and keeps the rows where the 95% interval of
+    the difference excludes 0 and the group's figures are shown under the rule. Ranked
+    by the absolute difference. ``worse off`` says whether the group fares worse than
+    everyone else, given the measure's direction (lower is better for missed appointments
+    and drop-out).
+    """
+    parts = []
+    for name in measures or available_measures(data):
+        for field in dimensions or equality_dimensions(data):
+            try:
+                t = gap_table(data, name, field, rule)
+            except ValueError:  # a field with one group, or a group with no one to count
+                continue
+            t = t[
+                t["credible"].fillna(False).astype(bool) & t["n"].notna() & t["difference"].notna()
+            ]
+            parts.append(t.assign(measure=name, field=field))
+    cols = ["measure", "field", "group", "n", "pct", "rest pct", "difference", "lower", "upper"]
+    if not parts:
+        return pd.DataFrame(columns=[*cols, "worse off"])
+    out = pd.concat(parts, ignore_index=True)[cols]
+    lower_better = out["measure"].isin(LOWER_IS_BETTER).to_numpy()
+    diff = out["difference"].to_numpy(dtype=float)
+    out["worse off"] = np.where(lower_better, diff > 0, diff < 0)
+    order = np.argsort(-np.abs(diff), kind="stable")
+    return out.iloc[order].reset_index(drop=True)
+
+
+def gap_sentence(row) -> str:
+    """A row of :func:`largest_gaps` as a plain sentence naming the group and the gap."""
+    size, lo, hi = abs(row["difference"]), abs(row["lower"]), abs(row["upper"])
+    lo, hi = min(lo, hi), max(lo, hi)
+    return (
+        f"{group_phrase(row['field'], row['group']).capitalize()}: {row['pct']:.1f}% "
+        f"{MEASURE_PHRASES[row['measure']]}, against {row['rest pct']:.1f}% for everyone else "
+        f"(a gap of {size:.1f} percentage points, 95% interval {lo:.1f} to {hi:.1f})."
+    )
