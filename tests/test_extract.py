@@ -67,25 +67,37 @@ def test_each_class_of_bad_value_in_the_sample_is_reported(sample, sample_raw):
     future = ~blank_id & ~bad_date & (ref > pd.Timestamp(dt.date.today()))
     outside = ~blank_id & ~bad_date & ~future & ((ref < "2022-04-01") | (ref > "2025-03-31"))
     kept = ~(blank_id | bad_date | future | outside)
-    expected_excluded = {"EXC001": blank_id.sum(), "EXC002": bad_date.sum(), "EXC003": future.sum(),
-                         "EXC004": outside.sum()}
+    expected_excluded = {
+        "EXC001": blank_id.sum(),
+        "EXC002": bad_date.sum(),
+        "EXC003": future.sum(),
+        "EXC004": outside.sum(),
+    }
     assert sample.account.excluded == {k: int(v) for k, v in expected_excluded.items() if v}
 
     age = pd.to_numeric(raw["Age at Referral"], errors="coerce")
     assert sample.issue("VAL002").count == int((kept & ((age < 0) | (age > 120))).sum())
     valid_eth = set("ABCDEFGHJKLMNPRS") | {"Z", "99", ""}
-    assert sample.issue("VAL001", "Ethnic Category").count == int((kept & ~raw["Ethnic Category"].isin(valid_eth)).sum())
-    assert sample.issue("VAL001", "Gender").count == int((kept & ~raw["Gender"].isin(["1", "2", "9", "X", ""])).sum())
+    assert sample.issue("VAL001", "Ethnic Category").count == int(
+        (kept & ~raw["Ethnic Category"].isin(valid_eth)).sum()
+    )
+    assert sample.issue("VAL001", "Gender").count == int(
+        (kept & ~raw["Gender"].isin(["1", "2", "9", "X", ""])).sum()
+    )
     first = _uk_dates(raw["First Contact Date"])
     assert sample.issue("VAL004", "First Contact Date").count == int((kept & (first < ref)).sum())
     dis = _uk_dates(raw["Discharge Date"])
     assert sample.issue("VAL004", "Discharge Date").count == int((kept & (dis < ref)).sum())
-    off, att, dna = (pd.to_numeric(raw[c]) for c in ("Appts Offered", "Appts Attended", "Appts DNA"))
+    off, att, dna = (
+        pd.to_numeric(raw[c]) for c in ("Appts Offered", "Appts Attended", "Appts DNA")
+    )
     assert sample.issue("VAL008").count == int((kept & (att + dna > off)).sum())
     lsoa = raw["LSOA"]
     fmt_ok = lsoa.str.fullmatch(r"E01\d{6}")
     assert sample.issue("VAL005").count == int((kept & ~fmt_ok & lsoa.ne("")).sum())
-    imd = pd.read_csv(SAMPLE / "reference" / "imd2025_file7_synthetic.csv", dtype=str, encoding="utf-8-sig")
+    imd = pd.read_csv(
+        SAMPLE / "reference" / "imd2025_file7_synthetic.csv", dtype=str, encoding="utf-8-sig"
+    )
     inside = imd.loc[imd.iloc[:, 2].str.match(r"E0(6000015|700003[2-9])"), imd.columns[0]]
     outside_area = fmt_ok & ~lsoa.isin(inside) & lsoa.isin(imd.iloc[:, 0])
     assert sample.issue("VAL006").count == int((kept & outside_area).sum())
@@ -96,7 +108,12 @@ def test_each_class_of_bad_value_in_the_sample_is_reported(sample, sample_raw):
 
 
 def test_identifiers_are_dropped_and_never_carried(sample):
-    assert set(sample.dropped_identifiers) == {"NHS Number", "Patient Name", "Date of Birth", "Postcode"}
+    assert set(sample.dropped_identifiers) == {
+        "NHS Number",
+        "Patient Name",
+        "Date of Birth",
+        "Postcode",
+    }
     text = " ".join(sample.data.columns)
     assert "referral_id" not in sample.data.columns
     for word in ("nhs", "name", "birth", "postcode"):
@@ -105,9 +122,23 @@ def test_identifiers_are_dropped_and_never_carried(sample):
 
 def test_derived_columns(sample):
     d = sample.data
-    assert set(d["ethnic_group"].dropna()) <= {"Asian", "Black", "Mixed", "White", "Other", "Not stated",
-                                                "Not known", "Invalid"}
-    assert d["core20"].fillna(False).astype(bool).eq(d["imd_decile"].le(2).fillna(False).astype(bool)).all()
+    assert set(d["ethnic_group"].dropna()) <= {
+        "Asian",
+        "Black",
+        "Mixed",
+        "White",
+        "Other",
+        "Not stated",
+        "Not known",
+        "Invalid",
+    }
+    assert (
+        d["core20"]
+        .fillna(False)
+        .astype(bool)
+        .eq(d["imd_decile"].le(2).fillna(False).astype(bool))
+        .all()
+    )
     ok = d["wait_days"].notna()
     assert (d.loc[ok, "wait_days"] >= 0).all()
     assert d["dropped_out"].sum() > 0 and d["completed"].sum() > 0
@@ -132,7 +163,8 @@ def test_excel_with_title_rows(tmp_path, sample_raw):
     path = tmp_path / "extract.xlsx"
     with pd.ExcelWriter(path) as xl:
         pd.DataFrame([["Long COVID service referrals"], ["Exported 01/04/2025"], [""]]).to_excel(
-            xl, index=False, header=False)
+            xl, index=False, header=False
+        )
         small.to_excel(xl, index=False, startrow=3)
     cfg = load_config(config_for(tmp_path, path))
     prepared = prepare(cfg)
@@ -171,7 +203,9 @@ def test_duplicate_ids_stop_the_run(tmp_path, sample_raw):
 
 def test_missing_column_lists_found_and_closest(tmp_path, sample_raw):
     path = tmp_path / "renamed.csv"
-    sample_raw.head(5).rename(columns={"Ethnic Category": "Ethnic Categry"}).to_csv(path, index=False)
+    sample_raw.head(5).rename(columns={"Ethnic Category": "Ethnic Categry"}).to_csv(
+        path, index=False
+    )
     with pytest.raises(ExtractError) as err:
         prepare(load_config(config_for(tmp_path, path)))
     msg = str(err.value)
@@ -187,9 +221,13 @@ def test_lsoa_2011_codes_are_matched_through_the_lookup(tmp_path, reference_dir,
     same = lk[lk["chgind"] == "U"].head(3)
     # A small IMD 2025 file holding the 2021 codes of these areas.
     imd = tmp_path / "imd.csv"
-    codes21 = pd.concat([split, same])["lsoa21cd"].tolist() + lk[lk["lsoa11cd"].isin(split["lsoa11cd"])]["lsoa21cd"].tolist()
-    pd.DataFrame({"lsoa21cd": sorted(set(codes21)), "lad24cd": "E06000015", "imd_rank": 100,
-                  "imd_decile": 1}).to_csv(imd, index=False)
+    codes21 = (
+        pd.concat([split, same])["lsoa21cd"].tolist()
+        + lk[lk["lsoa11cd"].isin(split["lsoa11cd"])]["lsoa21cd"].tolist()
+    )
+    pd.DataFrame(
+        {"lsoa21cd": sorted(set(codes21)), "lad24cd": "E06000015", "imd_rank": 100, "imd_decile": 1}
+    ).to_csv(imd, index=False)
     small = sample_raw.head(5).copy()
     small["LSOA"] = pd.concat([split, same])["lsoa11cd"].tolist()
     small["Date Referral Received"] = "01/06/2023"
@@ -199,7 +237,9 @@ def test_lsoa_2011_codes_are_matched_through_the_lookup(tmp_path, reference_dir,
     unmatched = no_lookup.issue("VAL007")
     assert unmatched is not None and unmatched.count == 2
     assert "reference.lsoa_lookup" in unmatched.message
-    cfg = config_for(tmp_path, path, reference__imd_path=str(imd), reference__lsoa_lookup=str(lookup))
+    cfg = config_for(
+        tmp_path, path, reference__imd_path=str(imd), reference__lsoa_lookup=str(lookup)
+    )
     converted = prepare(load_config(cfg))
     assert converted.issue("VAL007") is None
     assert converted.issue("VAL011").count == 2
@@ -208,7 +248,9 @@ def test_lsoa_2011_codes_are_matched_through_the_lookup(tmp_path, reference_dir,
 
 
 def test_parse_dates_uk_and_iso():
-    got = parse_dates(pd.Series(["31/01/2024", "2024-02-01", "31/02/2024", "", None, "2024-03-05 00:00:00"]))
+    got = parse_dates(
+        pd.Series(["31/01/2024", "2024-02-01", "31/02/2024", "", None, "2024-03-05 00:00:00"])
+    )
     assert got.iloc[0] == pd.Timestamp("2024-01-31")
     assert got.iloc[1] == pd.Timestamp("2024-02-01")
     assert got.iloc[2:5].isna().all()
