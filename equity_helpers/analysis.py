@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import codes, stats
-from .config import CATEGORY_FIELDS, YES_NO_FIELDS
+from .config import CATEGORY_FIELDS, EQUALITY_FIELDS, YES_NO_FIELDS
 from .errors import CATALOGUE
 from .privacy import DEFAULT_RULE, DisclosureRule, control_counts, controlled_percentage
 
@@ -92,22 +92,7 @@ def _classify(data: pd.DataFrame, field: str) -> pd.Series:
 
 def monitoring_fields(data: pd.DataFrame) -> list[str]:
     """The equality-monitoring fields this extract has, in the guide's order."""
-    order = [
-        "ethnicity",
-        "sex",
-        "age_band",
-        "lsoa_code",
-        "religion",
-        "sexual_orientation",
-        "marital_status",
-        "carer",
-        "pregnancy",
-        "armed_forces",
-        "disability",
-        "interpreter_needed",
-        "learning_disability",
-        "smi",
-    ]
+    order = [*EQUALITY_FIELDS[:3], "lsoa_code", *EQUALITY_FIELDS[3:]]
     return [f for f in order if f in data.columns]
 
 

@@ -178,6 +178,18 @@ def _close(word: str, options) -> str:
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
+def _unknown_key(key: str, section: str, allowed) -> ConfigError:
+    """A key the playbook does not know, with the closest allowed one suggested."""
+    allowed = list(allowed)
+    return ConfigError(
+        "CFG003",
+        key=key,
+        section=section,
+        suggestion=_close(key, allowed),
+        allowed=", ".join(allowed),
+    )
+
+
 def _date(value, key: str, problems: list) -> dt.date | None:
     if value is None or value == "":
         return None
@@ -230,15 +242,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
 
     for key in raw:
         if key not in _TOP_KEYS:
-            problems.append(
-                ConfigError(
-                    "CFG003",
-                    key=key,
-                    section="the top level",
-                    suggestion=_close(key, _TOP_KEYS),
-                    allowed=", ".join(_TOP_KEYS),
-                )
-            )
+            problems.append(_unknown_key(key, "the top level", _TOP_KEYS))
     sections = {}
     for name, allowed in _SECTION_KEYS.items():
         section = raw.get(name) or {}
@@ -251,15 +255,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
             section = {}
         for key in section:
             if key not in allowed:
-                problems.append(
-                    ConfigError(
-                        "CFG003",
-                        key=key,
-                        section=name,
-                        suggestion=_close(key, allowed),
-                        allowed=", ".join(sorted(allowed)),
-                    )
-                )
+                problems.append(_unknown_key(key, name, sorted(allowed)))
         sections[name] = section
 
     def file_setting(
@@ -303,15 +299,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         columns_raw = {}
     for canonical, source in columns_raw.items():
         if canonical not in CANONICAL_COLUMNS:
-            problems.append(
-                ConfigError(
-                    "CFG003",
-                    key=canonical,
-                    section="columns",
-                    suggestion=_close(canonical, CANONICAL_COLUMNS),
-                    allowed=", ".join(CANONICAL_COLUMNS),
-                )
-            )
+            problems.append(_unknown_key(canonical, "columns", CANONICAL_COLUMNS))
             continue
         if source is None or str(source).strip() == "":
             continue
@@ -338,15 +326,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
     if isinstance(values_raw, dict):
         for fieldname, mapping in values_raw.items():
             if fieldname not in VALUE_MAPPED_FIELDS:
-                problems.append(
-                    ConfigError(
-                        "CFG003",
-                        key=fieldname,
-                        section="values",
-                        suggestion=_close(fieldname, VALUE_MAPPED_FIELDS),
-                        allowed=", ".join(VALUE_MAPPED_FIELDS),
-                    )
-                )
+                problems.append(_unknown_key(fieldname, "values", VALUE_MAPPED_FIELDS))
                 continue
             if not isinstance(mapping, dict):
                 problems.append(
