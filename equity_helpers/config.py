@@ -410,7 +410,11 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         higher = True
 
     try:
-        rule = DisclosureRule.from_config(sections["disclosure"])
+        # Unknown keys were reported above; pass only the known ones, so a typo is one message.
+        known = {
+            k: v for k, v in sections["disclosure"].items() if k in _SECTION_KEYS["disclosure"]
+        }
+        rule = DisclosureRule.from_config(known)
     except DisclosureConfigError as exc:
         problems.append(ConfigError("CFG005", key=exc.key, value=exc.value, allowed=exc.allowed))
         rule = DisclosureRule()

@@ -123,3 +123,12 @@ def test_resolve_path_looks_upwards(tmp_path, monkeypatch):
     (tmp_path / "cfg.yml").write_text("x: 1")
     monkeypatch.chdir(tmp_path / "a" / "b")
     assert resolve_path("cfg.yml") == (tmp_path / "cfg.yml")
+
+
+def test_a_disclosure_typo_is_reported_once(tmp_path):
+    raw = sample_raw()
+    raw["disclosure"]["roundng"] = 5
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, raw))
+    assert not isinstance(err.value, ConfigErrors)
+    assert err.value.code == "CFG003" and "Did you mean 'rounding'?" in str(err.value)
