@@ -131,7 +131,7 @@ _ENTRIES = [
         "EXT006",
         "error",
         "The header row of the Excel sheet cannot be found",
-        "None of the first {rows} rows of sheet '{sheet}' in {path} holds the mapped column names.",
+        "None of the first {searched} rows of sheet '{sheet}' in {path} holds the mapped column names.",
         "Delete any title rows above the table, or set extract.header_row in the config.",
     ),
     _m(
@@ -160,7 +160,7 @@ _ENTRIES = [
         "EXT010",
         "error",
         "No rows are left to analyse",
-        "All {rows} rows of {path} were excluded. The largest reason: {reason}.",
+        "All {count} rows of {path} were excluded. The largest reason: {reason}.",
         "Check the analysis period in the config and the date format of the referral date.",
     ),
     _m(
@@ -169,6 +169,21 @@ _ENTRIES = [
         "The text encoding was guessed",
         "{path} is not UTF-8; it was read as {encoding}.",
         "Check that names with accents look right. Save as 'CSV UTF-8' to avoid this.",
+    ),
+    _m(
+        "EXT012",
+        "error",
+        "A column name appears more than once",
+        "The extract {path} has more than one column called {columns}.",
+        "Rename or delete the repeated columns so each name is used once.",
+    ),
+    _m(
+        "EXT013",
+        "error",
+        "Some rows have the wrong number of values",
+        "{count} rows of {path} have {found} values where the header has {width} (lines {rows}).",
+        "Check those lines for a stray comma or a missing value; values holding the "
+        "delimiter must be in quotes. Save the file again from the system or Excel.",
     ),
     # --- rows left out (exclusions) -------------------------------------------------------
     _m(
@@ -279,9 +294,10 @@ _ENTRIES = [
     _m(
         "VAL010",
         "warning",
-        "Outcome scores that are not numbers",
-        "{count} rows of '{column}' are not numbers (rows {rows}; for example {example!r}).",
-        "Export the score as a number.",
+        "Values that should be numbers but are not",
+        "{count} rows of '{column}' are not numbers (rows {rows}; for example {example!r}). "
+        "They are treated as blank.",
+        "Export the column as plain numbers, with no words or units.",
     ),
     _m(
         "VAL011",

@@ -149,7 +149,10 @@ def _sniff_delimiter(sample: str) -> str:
         return best
 
 
-def _decode_sample(raw: bytes) -> tuple[str, str]:
+def _decode(raw: bytes) -> tuple[str, str]:
+    """Text and encoding of a whole file: UTF-16 by its mark, else UTF-8, cp1252, latin-1."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16"), "utf-16"
     for enc in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return raw.decode(enc), enc
@@ -158,45 +161,109 @@ def _decode_sample(raw: bytes) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, str, str, int]:
+def _find_header(lines: list[str], delimiter: str, expected: list[str]) -> int:
+    """Index of the header line: the first of the opening lines naming 2+ expected columns."""
+    wanted = {e.strip().lower() for e in expected}
+    if not wanted:
+        return 0
+    for i, line in enumerate(lines[:30]):
+        fields = next(csv.reader([line], delimiter=delimiter), [])
+        if len({f.strip().lower() for f in fields} & wanted) >= min(2, len(wanted)):
+            return i
+    return 0
+
+
+def _ragged_rows(text: str, delimiter: str, header_idx: int) -> tuple[list[int], int, int]:
+    """Line numbers of rows whose number of values differs from the header's (error path)."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    width, bad, found = None, [], 0
+    for row in reader:
+        if reader.line_num <= header_idx:
+            continue
+        if width is None:
+            width = len(row)
+            continue
+        if row and len(row) != width:
+            bad.append(reader.line_num)
+            found = len(row)
+    return bad, width or 0, found
+
+
+def _row_numbers(text: str, header_idx: int, n: int) -> np.ndarray:
+    """Line numbers of the data rows, as a spreadsheet shows them, skipping blank lines."""
+    first = header_idx + 2
+    if "\n\n" not in text and "\n\r\n" not in text:
+        return np.arange(first, first + n)
+    blank = np.array([not line.strip() for line in text.split("\n")], dtype=bool)
+    lines = np.flatnonzero(~blank) + 1
+    lines = lines[lines >= first]
+    if len(lines) < n:  # values with line breaks inside quotes: fall back to counting
+        return np.arange(first, first + n)
+    return lines[:n]
+
+
+def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
     raw = path.read_bytes()
-    if not raw.strip():
+    if not raw.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise ExtractError("EXT001", path=str(path))
     # Decide the encoding from the whole file: a stray byte far down must not be missed.
-    text, encoding = _decode_sample(raw)
-    delimiter = _sniff_delimiter(text[:50000])
-    start = text[:1] == "\ufeff"
-    end = text.find("\n")
-    header_line = text[int(start) : end if end >= 0 else None].rstrip("\r")
-    arrow_enc = {"utf-8-sig": "utf8", "cp1252": "cp1252", "latin-1": "latin1"}[encoding]
+    text, encoding = _decode(raw)
+    text = text.lstrip("\ufeff")
+    opening = text[:200_000].split("\n")[:31]
+    delimiter = _sniff_delimiter("\n".join(opening))
+    header_idx = _find_header(opening, delimiter, expected)
+    if header_idx:  # a title or notes above the table: sniff again from the header down
+        delimiter = _sniff_delimiter("\n".join(opening[header_idx:]))
+    header = next(csv.reader([opening[header_idx].rstrip("\r")], delimiter=delimiter), [])
+    bad: list = []
+
+    def on_bad_row(row):
+        bad.append(row)
+        return "skip"
+
     try:
-        if arrow_enc == "utf8":
-            source = io.BytesIO(raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw)
-        else:
-            source = io.BytesIO(text.encode("utf-8"))
-        header = next(csv.reader([header_line], delimiter=delimiter))
+        source = io.BytesIO(raw if encoding == "utf-8-sig" else text.encode("utf-8"))
+        if encoding == "utf-8-sig" and raw.startswith(b"\xef\xbb\xbf"):
+            source = io.BytesIO(raw[3:])
         table = pacsv.read_csv(
             source,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            read_options=pacsv.ReadOptions(block_size=1 << 24, skip_rows=header_idx),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_bad_row
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in header},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
-    except (pa.ArrowInvalid, StopIteration) as exc:
+    except pa.ArrowInvalid as exc:
         raise ExtractError("EXT008", path=str(path), detail=str(exc).splitlines()[0]) from None
+    if bad:
+        rows, width, found = _ragged_rows(text, delimiter, header_idx)
+        raise ExtractError(
+            "EXT013",
+            path=str(path),
+            rows=rows[:EXAMPLE_ROWS],
+            count=len(bad),
+            width=width,
+            found=found,
+        )
     df = table.to_pandas()
     df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
     if encoding != "utf-8-sig":
         log.warning(render("EXT011", path=path, encoding=encoding))
-    return df, encoding, delimiter, 1
+    info = {
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "row_numbers": _row_numbers(text, header_idx, len(df)),
+    }
+    return df, info
 
 
 def _read_excel(
     path: Path, sheet, header_row: int | None, expected: list[str]
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, dict]:
     try:
         grid = pd.read_excel(
             path,
@@ -209,9 +276,9 @@ def _read_excel(
         raise ExtractError("EXT008", path=str(path), detail=str(exc)) from None
     if grid.dropna(how="all").empty:
         raise ExtractError("EXT001", path=str(path))
+    sheet_name = sheet if sheet is not None else "the first sheet"
     if header_row is None:
         wanted = {e.strip().lower() for e in expected}
-        header_row = None
         for i in range(min(30, len(grid))):
             names = {str(v).strip().lower() for v in grid.iloc[i].dropna()}
             if len(names & wanted) >= min(2, len(wanted)):
@@ -219,19 +286,21 @@ def _read_excel(
                 break
         if header_row is None:
             raise ExtractError(
-                "EXT006",
-                path=str(path),
-                rows=min(30, len(grid)),
-                sheet=sheet if sheet is not None else "the first sheet",
+                "EXT006", path=str(path), searched=min(30, len(grid)), sheet=sheet_name
             )
+    if header_row > len(grid):
+        raise ExtractError("EXT006", path=str(path), searched=len(grid), sheet=sheet_name)
     header = [
         str(v).strip() if not pd.isna(v) else f"Unnamed {j}"
         for j, v in enumerate(grid.iloc[header_row - 1])
     ]
-    df = grid.iloc[header_row:].reset_index(drop=True)
+    df = grid.iloc[header_row:]
     df.columns = header
-    df = df.dropna(how="all")
-    return df.fillna("").astype(str), header_row
+    filled = ~df.isna().all(axis=1).to_numpy()
+    # Sheet row numbers of the rows kept: blank rows are skipped but still counted.
+    rows = np.arange(header_row + 1, header_row + 1 + len(df))[filled]
+    df = df[filled].reset_index(drop=True)
+    return df.fillna("").astype(str), {"row_numbers": rows}
 
 
 def read_extract(
@@ -244,32 +313,37 @@ def read_extract(
     """Read an extract as text columns, whatever its format.
 
     Returns the table (all values as strings, blanks as "") and facts about the read:
-    ``encoding``, ``delimiter``, and ``first_row`` (the spreadsheet row number of the
-    first data row, so messages can name rows as a person sees them).
+    ``encoding``, ``delimiter``, and ``row_numbers`` (the spreadsheet row number of each
+    data row, so messages name rows as a person sees them, blank rows included).
     """
     path = Path(path)
+    expected = expected_columns or []
     if not path.is_file():
         raise ExtractError("CFG006", key="extract.path", path=str(path))
     suffix = path.suffix.lower()
     info = {"encoding": None, "delimiter": None}
     if suffix in (".csv", ".txt", ".tsv"):
-        df, info["encoding"], info["delimiter"], hdr = _read_csv(path)
+        df, read = _read_csv(path, expected)
     elif suffix in (".xlsx", ".xlsm"):
-        df, hdr = _read_excel(path, sheet, header_row, expected_columns or [])
+        df, read = _read_excel(path, sheet, header_row, expected)
     elif suffix == ".parquet":
         try:
             df = pd.read_parquet(path)
         except Exception as exc:
             raise ExtractError("EXT008", path=str(path), detail=str(exc)) from None
         df = df.astype("string").fillna("")
-        hdr = 1
+        read = {"row_numbers": np.arange(2, 2 + len(df))}
     else:
         raise ExtractError("EXT003", path=str(path), suffix=suffix or "(none)")
-    if len(df.columns) == 1 and any(d in df.columns[0] for d in _DELIMITERS[1:] + [","]):
-        raise ExtractError("EXT005", path=str(path), header=df.columns[0][:80])
+    info.update(read)
+    if (
+        len(df.columns) == 1
+        and (len(expected) > 1 or any(d in df.columns[0] for d in _DELIMITERS))
+        and df.columns[0] not in expected
+    ):
+        raise ExtractError("EXT005", path=str(path), header=str(df.columns[0])[:80])
     if len(df) == 0:
         raise ExtractError("EXT002", path=str(path))
-    info["first_row"] = hdr + 1
     return df, info
 
 
@@ -360,6 +434,9 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         expected_columns=list(cfg.columns.values()),
     )
     found = list(raw.columns)
+    repeated = sorted({s for s in cfg.columns.values() if found.count(s) > 1})
+    if repeated:
+        raise ExtractError("EXT012", path=str(path), columns=", ".join(f"'{c}'" for c in repeated))
     missing = {c: s for c, s in cfg.columns.items() if s not in raw.columns}
     if missing:
         import difflib
@@ -387,7 +464,7 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     src = src.astype("string").apply(lambda s: s.str.strip())
     del raw
     n_read = len(src)
-    row_numbers = np.arange(info["first_row"], info["first_row"] + n_read)
+    row_numbers = np.asarray(info["row_numbers"])
     col = _Collector(row_numbers, cfg.columns)
     out = pd.DataFrame(index=src.index)
     keep = np.ones(n_read, dtype=bool)
@@ -438,6 +515,7 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     # Age.
     if cfg.has("age"):
         age = _numbers(src["age"])
+        col.add("VAL010", age.isna() & src["age"].fillna("").ne("") & keep, "age", src["age"])
         bad = (age < 0) | (age > 120)
         col.add("VAL002", bad.fillna(False) & keep, "age", src["age"])
         age = age.mask(bad)
@@ -484,6 +562,9 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     count_fields = ["appointments_offered", "appointments_attended", "appointments_dna"]
     if all(cfg.has(f) for f in count_fields):
         nums = {f: _numbers(src[f]) for f in count_fields}
+        for f in count_fields:
+            text = src[f].fillna("")
+            col.add("VAL010", nums[f].isna() & text.ne("") & keep, f, src[f])
         bad = (
             (
                 nums["appointments_attended"] + nums["appointments_dna"]
@@ -533,7 +614,7 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     if account.rows_used == 0:
         reason = max(excluded, key=excluded.get) if excluded else "EXC002"
         raise ExtractError(
-            "EXT010", path=str(path), rows=[], reason=CATALOGUE[reason].title.lower()
+            "EXT010", path=str(path), count=n_read, reason=CATALOGUE[reason].title.lower()
         )
     assert account.adds_up()
     return PreparedExtract(
@@ -562,9 +643,10 @@ def _add_deprivation(
         first = lookup.drop_duplicates(old).set_index(old)
         convertible = code.notna() & ~known & code.isin(first.index)
         if convertible.any():
-            split = code[convertible].map(first["change"]).isin(["S", "X"]).sum()
+            code_split = code.map(first["change"]).isin(["S", "X"]).fillna(False)
             code = code.mask(convertible, code[convertible].map(first[new]))
-            col.add("VAL011", convertible.to_numpy() & keep, "lsoa_code", split=int(split))
+            split = int((convertible.to_numpy() & keep & code_split.to_numpy()).sum())
+            col.add("VAL011", convertible.to_numpy() & keep, "lsoa_code", split=split)
             known = code.isin(imd["lsoa_code"])
     not_in_imd = code.notna() & ~known
     hint = (
