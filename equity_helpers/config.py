@@ -278,15 +278,18 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
                 log.warning(str(ConfigError("CFG006", key=full_key, path=str(p))))
         return p.resolve() if p.exists() else p
 
+    todo: list[str] = []
     name = sections["service"].get("name")
-    if not name:
+    if name and str(name).strip().upper().startswith(TODO):
+        todo.append("service.name")
+        name = None
+    elif not name:
         problems.append(ConfigError("CFG004", key="service.name", hint="Give the service's name."))
 
     extract_path = file_setting("extract", "path", required=True)
 
     columns_raw = raw.get("columns") or {}
     columns: dict[str, str] = {}
-    todo: list[str] = []
     if not isinstance(columns_raw, dict):
         problems.append(
             ConfigError(

@@ -3,7 +3,13 @@
 ``write_starter_config`` inspects an extract and guesses which of its columns holds
 each canonical field, proposes NHS codes for the values it finds in coded fields, and
 marks with ``TODO`` whatever it could not guess. ``check`` then lists every problem
-that still stops a run, all at once.
+that still stops a run, all at once, with every TODO mark named.
+
+Example
+-------
+>>> from equity_helpers.init import guess_columns
+>>> guess_columns(["Referral Number", "Date Referred", "Stated Gender", "NHS Number"])["sex"]
+'Stated Gender'
 """
 
 from __future__ import annotations
@@ -13,11 +19,20 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from . import codes
-from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, YES_NO_FIELDS, load_config
-from .errors import ConfigErrors, PlaybookError
-from .extract import IDENTIFIER_PATTERN, prepare, read_extract
+from .config import (
+    CANONICAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    TODO,
+    YES_NO_FIELDS,
+    load_config,
+    resolve_path,
+)
+from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError
+from .extract import IDENTIFIER_PATTERN, parse_dates, prepare, read_extract
+from .reference import OFFICIAL_SOURCES
 
 #: Words that often name each canonical column in clinical-system exports.
 SYNONYMS = {
@@ -25,66 +40,156 @@ SYNONYMS = {
         "referral id",
         "referral ref",
         "referral number",
+        "referral no",
         "ref no",
         "referral key",
+        "referral reference",
         "episode id",
         "pathway id",
-        "referral reference",
+        "unique id",
+        "record id",
     ],
     "referral_date": [
         "referral date",
         "date referred",
         "date referral received",
+        "referral received date",
         "received date",
+        "date received",
         "referral received",
         "ref date",
     ],
-    "age": ["age", "age at referral", "age years", "age on referral"],
+    "age": ["age", "age at referral", "age years", "age on referral", "age in years"],
     "age_band": ["age band", "age group", "age range"],
-    "sex": ["sex", "gender", "stated gender", "person stated gender code"],
-    "ethnicity": ["ethnicity", "ethnic category", "ethnic group", "ethnic origin", "ethnic code"],
-    "lsoa_code": ["lsoa", "lsoa code", "lsoa 2021", "lsoa21", "lsoa11", "lower super output area"],
-    "accepted": ["accepted", "referral accepted", "opted in", "opt in", "referral outcome"],
+    "sex": [
+        "sex",
+        "gender",
+        "stated gender",
+        "person stated gender",
+        "person stated gender code",
+        "gender code",
+        "sex code",
+    ],
+    "ethnicity": [
+        "ethnicity",
+        "ethnic category",
+        "ethnic group",
+        "ethnic origin",
+        "ethnic code",
+        "ethnic category code",
+        "ethnic background",
+    ],
+    "lsoa_code": [
+        "lsoa",
+        "lsoa code",
+        "lsoa 2021",
+        "lsoa 2011",
+        "lsoa21",
+        "lsoa11",
+        "lsoa21cd",
+        "lsoa11cd",
+        "lower super output area",
+        "lower layer super output area",
+    ],
+    "accepted": [
+        "accepted",
+        "referral accepted",
+        "opted in",
+        "opt in",
+        "opted in to service",
+        "referral outcome",
+        "accepted referral",
+    ],
     "first_appointment_date": [
         "first appointment date",
         "first contact date",
         "first seen date",
-        "first attended",
         "date first seen",
+        "first attended",
         "first appt",
+        "first appt date",
+        "date of first appointment",
+        "date of first contact",
     ],
-    "appointments_offered": ["appointments offered", "appts offered", "contacts offered", "booked"],
+    "appointments_offered": [
+        "appointments offered",
+        "appts offered",
+        "contacts offered",
+        "appointments booked",
+        "appts booked",
+        "booked appointments",
+        "booked",
+        "number of appointments",
+    ],
     "appointments_attended": [
         "appointments attended",
         "appts attended",
         "contacts attended",
+        "attended appointments",
         "attended",
+        "attendances",
     ],
-    "appointments_dna": ["dna", "appointments dna", "did not attend", "appts dna", "dnas"],
-    "discharge_date": ["discharge date", "date discharged", "end date", "closed date"],
+    "appointments_dna": [
+        "dna",
+        "dnas",
+        "appointments dna",
+        "appts dna",
+        "dna appointments",
+        "did not attend",
+        "number of dnas",
+        "dna count",
+        "missed appointments",
+    ],
+    "discharge_date": [
+        "discharge date",
+        "date discharged",
+        "date of discharge",
+        "end date",
+        "closed date",
+        "closure date",
+        "date closed",
+    ],
     "discharge_reason": [
         "discharge reason",
         "reason for discharge",
         "discharge outcome",
         "closure reason",
+        "reason closed",
     ],
     "outcome_start": [
         "outcome start",
         "score start",
+        "start score",
         "baseline score",
         "initial score",
-        "start score",
+        "first score",
+        "pre score",
+        "outcome baseline",
     ],
-    "outcome_end": ["outcome end", "score end", "final score", "end score", "discharge score"],
-    "religion": ["religion", "religion or belief", "faith"],
+    "outcome_end": [
+        "outcome end",
+        "score end",
+        "end score",
+        "final score",
+        "discharge score",
+        "last score",
+        "post score",
+        "outcome final",
+    ],
+    "religion": ["religion", "religion or belief", "faith", "religious belief"],
     "sexual_orientation": ["sexual orientation", "sexuality"],
-    "marital_status": ["marital status", "civil status"],
-    "carer": ["carer", "is carer", "carer status"],
-    "pregnancy": ["pregnant", "pregnancy", "pregnancy status"],
-    "armed_forces": ["armed forces", "veteran", "military", "ex forces"],
-    "disability": ["disability", "disabled", "has disability"],
-    "interpreter_needed": ["interpreter", "interpreter required", "interpreter needed"],
-    "learning_disability": ["learning disability", "ld"],
+    "marital_status": ["marital status", "civil status", "marital or civil partnership status"],
+    "carer": ["carer", "is carer", "carer status", "is a carer", "unpaid carer"],
+    "pregnancy": ["pregnant", "pregnancy", "pregnancy status", "pregnant or recently pregnant"],
+    "armed_forces": ["armed forces", "veteran", "military", "ex forces", "armed forces status"],
+    "disability": ["disability", "disabled", "has disability", "disability status"],
+    "interpreter_needed": [
+        "interpreter",
+        "interpreter required",
+        "interpreter needed",
+        "needs interpreter",
+    ],
+    "learning_disability": ["learning disability", "ld", "has learning disability"],
     "smi": ["smi", "severe mental illness"],
 }
 _CODED = {
@@ -93,130 +198,180 @@ _CODED = {
     "discharge_reason": codes.normalise_discharge_reason,
     **dict.fromkeys(YES_NO_FIELDS, codes.normalise_yes_no),
 }
+_DATE_FIELDS = ("referral_date", "first_appointment_date", "discharge_date")
+_NUMBER_FIELDS = (
+    "age",
+    "appointments_offered",
+    "appointments_attended",
+    "appointments_dna",
+    "outcome_start",
+    "outcome_end",
+)
+# Words at the end of a column name that mark the first or last score of an outcome
+# measure, as in "C19-YRS Start" or "PHQ9 Final".
+_START_WORDS = {"start", "baseline", "initial", "first", "pre", "before", "admission"}
+_END_WORDS = {"end", "final", "last", "post", "after", "discharge"}
+_MATCH = 0.75  # how alike a column name must be to a known name to be guessed
+_MAX_VALUES = 40  # distinct values shown for each coded field
+# Keywords for discharge reasons a system words its own way ("DNA - discharged").
+_DISCHARGE_KEYWORDS = [
+    (("dna", "did not attend", "non attend", "no show"), "dna_discharge"),
+    (("disengag", "self", "drop", "declined further", "withdr", "did not engage"), "disengaged"),
+    (("complet", "goals", "recovered", "treatment finished"), "completed"),
+    (("transfer", "referred on", "onward"), "transferred"),
+    (("died", "deceased", "moved", "other"), "other"),
+]
+#: What to put in place of each TODO, by setting.
+TODO_HINTS = {
+    "service.name": "the name of your service, as it should appear on the workbook",
+    "catchment.name": "the area your service covers, such as Derby and Derbyshire",
+    "reference.imd_path": (
+        "the path to the deprivation file (IMD File 7 CSV); "
+        "'equity-workbook reference download' fetches one"
+    ),
+    "period.start": "the first referral date to include, such as 2022-04-01",
+    "period.end": "the last referral date to include, such as 2025-03-31",
+}
 
 
 def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", str(text).lower()).strip()
 
 
-def guess_columns(columns: list[str]) -> dict[str, str | None]:
-    """For each canonical field, the extract column that most likely holds it (or None)."""
-    normed = {_norm(c): c for c in columns if not IDENTIFIER_PATTERN.search(c)}
+def _looks_like(canonical: str, values: pd.Series | None) -> bool:
+    """Whether a column's values could hold the field (True when there is nothing to check)."""
+    if values is None:
+        return True
+    s = values.astype("string").str.strip()
+    s = s[s.notna() & s.ne("")].head(500)
+    if s.empty:
+        return True
+    if canonical in _DATE_FIELDS:
+        return bool(parse_dates(s).notna().mean() >= 0.5)
+    if canonical in _NUMBER_FIELDS:
+        return bool(pd.to_numeric(s, errors="coerce").notna().mean() >= 0.5)
+    if canonical == "referral_id":
+        return bool(s.nunique() >= 0.9 * len(s))
+    if canonical == "lsoa_code":
+        return bool(s.str.match(r"^[EW]0[12]\d{6}$").mean() >= 0.5)
+    return True
+
+
+def _score(canonical: str, name: str) -> float:
+    """How likely a normalised column name is to hold a canonical field, 0 to 1."""
+    words = SYNONYMS.get(canonical, []) + [canonical.replace("_", " ")]
+    if name in words:
+        return 1.0
+    score = max(difflib.SequenceMatcher(None, name, w).ratio() for w in words)
+    if canonical in ("outcome_start", "outcome_end") and "date" not in name.split():
+        tokens = name.split()
+        marks = _START_WORDS if canonical == "outcome_start" else _END_WORDS
+        if len(tokens) >= 2 and tokens[-1] in marks:
+            score = max(score, 0.8)
+    return score
+
+
+def guess_columns(columns: list[str], sample: pd.DataFrame | None = None) -> dict[str, str | None]:
+    """For each canonical field, the extract column that most likely holds it (or None).
+
+    Every pair of field and column is scored by how alike the column's name is to the
+    names services use for that field; the best pairs are taken first, so one column
+    never serves two fields. Identifier columns are never considered. With ``sample``
+    (the extract's rows), a column is only guessed for a date, number or LSOA field if
+    its values look right.
+    """
+    normed = {c: _norm(c) for c in columns if not IDENTIFIER_PATTERN.search(str(c))}
+    pairs = []
+    for canonical in SYNONYMS:
+        for original, n in normed.items():
+            s = _score(canonical, n)
+            if s >= _MATCH:
+                pairs.append((s, canonical, original))
+    # Best first; ties go to the field listed first, then the column listed first.
+    order = {c: i for i, c in enumerate(SYNONYMS)}
+    position = {c: i for i, c in enumerate(columns)}
+    pairs.sort(key=lambda p: (-p[0], order[p[1]], position[p[2]]))
+    out: dict[str, str | None] = dict.fromkeys(SYNONYMS)
     taken: set[str] = set()
-    out: dict[str, str | None] = {}
-    for canonical, words in SYNONYMS.items():
-        best, score = None, 0.0
-        for n, original in normed.items():
-            if original in taken:
-                continue
-            s = max(
-                difflib.SequenceMatcher(None, n, w).ratio()
-                for w in words + [canonical.replace("_", " ")]
-            )
-            if n in words:
-                s = 1.0
-            if s > score:
-                best, score = original, s
-        out[canonical] = best if score >= 0.75 else None
-        if out[canonical]:
-            taken.add(out[canonical])
+    for _, canonical, original in pairs:
+        if out[canonical] is not None or original in taken:
+            continue
+        values = sample[original] if sample is not None and original in sample else None
+        if not _looks_like(canonical, values):
+            continue
+        out[canonical] = original
+        taken.add(original)
     return out
+
+
+def _discharge_keyword(value: str) -> str | None:
+    text = _norm(value)
+    for keys, code in _DISCHARGE_KEYWORDS:
+        if any(k in text for k in keys):
+            return code
+    return None
+
+
+def _proposals(field: str, values: pd.Series) -> tuple[list[tuple[str, str, str]], int]:
+    """Each distinct value of a coded field, most common first, as (value, code, how).
+
+    ``how`` is ``"same"`` (already an NHS code), ``"known"`` (a label the playbook knows),
+    ``"guess"`` (matched on a keyword: check it) or ``"todo"`` (not recognised). Also
+    returns how many distinct values were left out beyond the first 40.
+    """
+    s = values.astype("string").str.strip()
+    counts = s[s.notna() & s.ne("")].value_counts()
+    distinct = pd.Series(list(counts.index[:_MAX_VALUES]), dtype="string")
+    mapped = _CODED[field](distinct)
+    out = []
+    for raw, code in zip(distinct, mapped, strict=True):
+        raw = str(raw)
+        if code is pd.NA or code == codes.INVALID:
+            guess = _discharge_keyword(raw) if field == "discharge_reason" else None
+            out.append((raw, guess, "guess") if guess else (raw, TODO, "todo"))
+        elif raw == str(code):
+            out.append((raw, str(code), "same"))
+        else:
+            out.append((raw, str(code), "known"))
+    return out, max(0, len(counts) - _MAX_VALUES)
 
 
 def propose_values(field: str, values: pd.Series) -> dict[str, str]:
     """Distinct values of a coded field with the code each maps to (TODO where unknown)."""
-    distinct = values.astype("string").str.strip()
-    distinct = distinct[distinct.notna() & distinct.ne("")].value_counts().index[:40]
-    s = pd.Series(list(distinct), dtype="string")
-    mapped = _CODED[field](s)
-    out = {}
-    for raw, code in zip(s, mapped, strict=True):
-        if code is pd.NA or code == codes.INVALID:
-            out[str(raw)] = "TODO"
-        else:
-            out[str(raw)] = str(code)
-    return out
+    return {raw: code for raw, code, _ in _proposals(field, values)[0]}
 
 
-def write_starter_config(
-    extract: str | Path, out: str | Path | None = None
-) -> tuple[Path, list[str]]:
-    """Inspect an extract and write a starter service config beside it (or at ``out``)."""
-    extract = Path(extract).resolve()
-    df, _ = read_extract(extract, expected_columns=[w for ws in SYNONYMS.values() for w in ws])
-    guesses = guess_columns(list(df.columns))
-    out = Path(out) if out else extract.with_name(extract.stem + "_service.yml")
-    todos: list[str] = []
-    lines = [
-        "# Starter config written by 'equity-workbook init'. Check every line.",
-        "# Lines marked TODO need you: give the column name, or delete the line if your",
-        "# extract does not have that field. Then run: equity-workbook check " + out.name,
-        "service:",
-        "  name: TODO the name of your service",
-        "  organisation: ''",
-        "extract:",
-        f"  path: {_rel(extract, out)}",
-        "columns:",
-    ]
-    todos.append("service.name")
-    for canonical, desc in CANONICAL_COLUMNS.items():
-        source = guesses.get(canonical)
-        if canonical == "age_band" and guesses.get("age"):
-            continue
-        if source:
-            lines.append(f"  {canonical}: {_q(source)}  # {desc}")
-        elif canonical in REQUIRED_COLUMNS or canonical == "age":
-            lines.append(f"  {canonical}: TODO  # {desc} (required)")
-            todos.append(f"columns.{canonical}")
-        else:
-            lines.append(f"  # {canonical}:   # {desc} (optional; not found)")
-    lines.append("values:")
-    for field in _CODED:
-        source = guesses.get(field)
-        if not source:
-            continue
-        proposal = propose_values(field, df[source])
-        needs_map = any(v == "TODO" for v in proposal.values()) or any(
-            k != v for k, v in proposal.items()
-        )
-        if not needs_map:
-            continue
-        lines.append(f"  {field}:")
-        for raw, code in proposal.items():
-            lines.append(f"    {_q(raw)}: {code}")
-            if code == "TODO":
-                todos.append(f"values.{field}.{raw}")
-    lines += [
-        "catchment:",
-        "  name: TODO the area your service covers",
-        "  local_authorities: []  # for example [E06000015] for Derby",
-        "reference:",
-        "  imd_edition: 2025",
-        "  imd_path: TODO path to the IMD 2025 File 7 CSV ('equity-workbook reference download')",
-        "  # population_ethnicity: census2021-ts021-lsoa.csv",
-        "  # population_age: census2021-ts007a-lsoa.csv",
-        "  # population_sex: census2021-ts008-lsoa.csv",
-        "period:",
-        "  start: TODO  # first referral date to include, for example 2022-04-01",
-        "  end: TODO    # last referral date to include",
-        "evaluation:",
-        "  measure: dna_rate",
-        "  focus_field: core20",
-        "  focus_group: Core20",
-        "  # change_date: 2024-04-01",
-        "outcome:",
-        "  name: outcome score",
-        "  higher_is_better: true",
-        "disclosure:",
-        "  threshold: 7",
-        "  rounding: 5",
-    ]
-    todos += ["catchment.name", "reference.imd_path", "period.start", "period.end"]
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out, todos
+def _header_row(extract: Path, columns) -> int | None:
+    """The spreadsheet row that holds the column names (1 is the first row)."""
+    names = {str(c).strip() for c in columns if not str(c).startswith("Unnamed ")}
+    grid = pd.read_excel(extract, header=None, dtype=str, engine="openpyxl", nrows=40)
+    for i in range(len(grid)):
+        if names <= {str(v).strip() for v in grid.iloc[i].dropna()}:
+            return i + 1
+    return None
 
 
-def _q(text: str) -> str:
+def _read(extract: Path) -> tuple[pd.DataFrame, int | None]:
+    """Read the extract; for a spreadsheet, also the row that holds the column names."""
+    expected = [w for ws in SYNONYMS.values() for w in ws]
+    spreadsheet = extract.suffix.lower() in (".xlsx", ".xlsm")
+    try:
+        df, info = read_extract(extract, expected_columns=expected)
+    except ExtractError as exc:
+        if exc.code != "EXT006" or not spreadsheet:
+            raise
+        # No row has two names the playbook knows: take the first row that is mostly filled.
+        grid = pd.read_excel(extract, header=None, dtype=str, engine="openpyxl", nrows=30)
+        filled = grid.notna().sum(axis=1)
+        header_row = int((filled >= max(2, filled.max() * 0.8)).to_numpy().argmax()) + 1
+        df, info = read_extract(extract, header_row=header_row)
+    if not spreadsheet:
+        return df, None
+    return df, info.get("header_row") or _header_row(extract, df.columns)
+
+
+def _q(text) -> str:
+    """A YAML string in single quotes, so values like No, 01 or 99 stay as written."""
     return "'" + str(text).replace("'", "''") + "'"
 
 
@@ -227,18 +382,235 @@ def _rel(path: Path, config: Path) -> str:
         return str(path)
 
 
+def _reference_files(folders: list[Path]) -> dict[str, Path]:
+    """Official reference files already downloaded into a ``reference`` folder nearby."""
+    found = {}
+    for folder in folders:
+        for key, src in OFFICIAL_SOURCES.items():
+            p = folder / src["filename"]
+            if key not in found and p.is_file():
+                found[key] = p
+    return found
+
+
+def write_starter_config(
+    extract: str | Path, out: str | Path | None = None
+) -> tuple[Path, list[str]]:
+    """Inspect an extract and write a starter service config beside it (or at ``out``).
+
+    Returns the config's path and the settings still marked TODO.
+    """
+    extract = Path(extract).resolve()
+    df, header_row = _read(extract)
+    guesses = guess_columns(list(df.columns), df)
+    out = Path(out) if out else extract.with_name(extract.stem + "_service.yml")
+    todos: list[str] = ["service.name"]
+    lines = [
+        "# Starter config written by 'equity-workbook init'. Check every line.",
+        "# Lines marked TODO need you. Fill them in, then run:",
+        f"#   equity-workbook check {out.name}",
+        "# Relative paths are read from the folder that holds this file.",
+        "",
+        "service:",
+        "  name: TODO  # the name of your service, as it should appear on the workbook",
+        "  organisation: ''",
+        "",
+        "extract:",
+        f"  path: {_q(_rel(extract, out))}",
+    ]
+    if header_row and header_row > 1:
+        lines.append(f"  header_row: {header_row}  # the row that holds the column names")
+    lines += [
+        "",
+        "# The playbook's name for each field: the column in your extract that holds it.",
+        "# Identifier columns (NHS number, name, date of birth, postcode) are never read.",
+        "columns:",
+    ]
+    for canonical, desc in CANONICAL_COLUMNS.items():
+        source = guesses.get(canonical)
+        if canonical == "age_band" and guesses.get("age"):
+            continue
+        if canonical == "age" and not source and guesses.get("age_band"):
+            continue
+        if source:
+            lines.append(f"  {canonical}: {_q(source)}  # {desc}")
+        elif canonical in REQUIRED_COLUMNS or canonical == "age":
+            lines.append(f"  {canonical}: TODO  # {desc} (required)")
+            todos.append(f"columns.{canonical}")
+        else:
+            lines.append(f"  # {canonical}:  # {desc} (not found; optional)")
+    unused = [
+        c for c in df.columns if c not in guesses.values() and not IDENTIFIER_PATTERN.search(str(c))
+    ]
+    if unused:
+        lines.append("  # Columns not used: " + ", ".join(map(str, unused)))
+
+    lines += [
+        "",
+        "# Your value: the NHS code it stands for. The playbook already reads NHS codes and",
+        "# common labels; check each line. A TODO value is not on the NHS list: give its",
+        "# code, or delete the line to count it as invalid.",
+        "values:",
+    ]
+    n_blocks = 0
+    for field in _CODED:
+        source = guesses.get(field)
+        if not source:
+            continue
+        proposal, more = _proposals(field, df[source])
+        to_write = [p for p in proposal if p[2] != "same"]
+        same = [raw for raw, _, how in proposal if how == "same"]
+        if not to_write:
+            if same:
+                kind = "read as yes and no" if field in YES_NO_FIELDS else "already NHS codes"
+                lines.append(f"  # {field}: {kind} ({', '.join(same)})")
+            continue
+        if field in YES_NO_FIELDS and all(how == "known" for _, _, how in to_write) and not same:
+            lines.append(
+                f"  # {field}: read as yes and no ({', '.join(r for r, _, _ in to_write)})"
+            )
+            continue
+        n_blocks += 1
+        lines.append(f"  {field}:  # from '{source}'")
+        for raw, code, how in to_write:
+            note = {
+                "guess": "  # a guess: check it",
+                "todo": "  # not on the NHS list",
+            }.get(how, "")
+            lines.append(f"    {_q(raw)}: {_q(code) if code != TODO else TODO}{note}")
+            if how == "todo":
+                todos.append(f"values.{field}.{raw}")
+        if same:
+            lines.append(f"    # already NHS codes: {', '.join(same)}")
+        if more:
+            lines.append(f"    # and {more} more values, not shown")
+    if not n_blocks:
+        lines.append("  {}")
+
+    folders = list(
+        dict.fromkeys([out.resolve().parent / "reference", extract.parent / "reference"])
+    )
+    ref = _reference_files(folders)
+    imd_key = "imd2025" if "imd2025" in ref else "imd2019" if "imd2019" in ref else None
+    lines += [
+        "",
+        "catchment:",
+        "  name: TODO  # the area your service covers, such as Derby and Derbyshire",
+        "  local_authorities: []  # local authority codes, such as [E06000015] for Derby",
+        "",
+        "# Deprivation and census files: 'equity-workbook reference download --dest reference/'",
+        "reference:",
+    ]
+    todos.append("catchment.name")
+    if imd_key:
+        lines += [
+            f"  imd_edition: {imd_key[-4:]}",
+            f"  imd_path: {_q(_rel(ref[imd_key], out))}",
+        ]
+    else:
+        lines += [
+            "  imd_edition: 2025",
+            "  imd_path: TODO  # the IMD File 7 CSV of that edition",
+        ]
+        todos.append("reference.imd_path")
+    for key, setting in (
+        ("ts021", "population_ethnicity"),
+        ("ts007a", "population_age"),
+        ("ts008", "population_sex"),
+    ):
+        if key in ref:
+            lines.append(f"  {setting}: {_q(_rel(ref[key], out))}")
+        else:
+            lines.append(f"  # {setting}: {OFFICIAL_SOURCES[key]['filename']}")
+
+    span = []
+    if guesses.get("referral_date"):
+        dates = parse_dates(df[guesses["referral_date"]]).dropna()
+        if len(dates) >= 10:
+            first, last = dates.quantile(0.01), dates.quantile(0.99)
+            span = [
+                f"  # Most referrals in the extract are dated {first:%Y-%m-%d} to {last:%Y-%m-%d}."
+            ]
+    lines += [
+        "",
+        "period:",
+        *span,
+        "  start: TODO  # the first referral date to include, such as 2022-04-01",
+        "  end: TODO  # the last referral date to include, such as 2025-03-31",
+        "",
+        "evaluation:",
+        "  measure: dna_rate  # dna_rate, drop_out_rate or completion_rate",
+        "  focus_field: core20  # the group whose gap your change aims to close",
+        "  focus_group: Core20",
+        "  # change_date: 2024-04-01  # the date your change began",
+        "",
+        "outcome:",
+        "  name: outcome score  # the name of your outcome measure",
+        "  higher_is_better: true  # false if a lower score is better",
+        "",
+        "disclosure:",
+        "  threshold: 7  # counts 1 to 7 are shown as *",
+        "  rounding: 5  # other counts are rounded to the nearest 5",
+    ]
+    todos += ["period.start", "period.end"]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out, todos
+
+
+def _todo_keys(node, prefix: str = "") -> list[str]:
+    """Every setting in a loaded config whose value still says TODO."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _todo_keys(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, str) and node.strip().upper().startswith(TODO):
+        found.append(prefix)
+    return found
+
+
+def _todo_hint(key: str) -> str:
+    if key in TODO_HINTS:
+        return TODO_HINTS[key]
+    if key.startswith("columns."):
+        return "the name of the column in your extract, or delete the line"
+    if key.startswith("values."):
+        return "the NHS code for this value, or delete the line to count it as invalid"
+    return "a value, or delete the line"
+
+
 def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
-    """Everything that still stops a run, in plain words, all at once."""
+    """Everything that still stops a run, in plain words, all at once.
+
+    Every setting still marked TODO is named in one message, with what to put there;
+    the other problems follow. Returns the problems and the report to print.
+    """
     problems: list[PlaybookError] = []
+    cfg = None
     try:
         cfg = load_config(config_path)
     except ConfigErrors as exc:
-        problems = exc.errors
+        problems = list(exc.errors)
     except PlaybookError as exc:
         problems = [exc]
-    if problems:
+    try:
+        raw = yaml.safe_load(resolve_path(config_path).read_text(encoding="utf-8-sig")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = {}
+    todo = _todo_keys(raw) if isinstance(raw, dict) else []
+    if todo:
+        # A TODO is reported once, in the TODO message, not again as a bad value or file.
+        problems = [
+            p for p in problems if p.code != "CFG007" and p.fields.get("key") not in set(todo)
+        ]
+        problems.insert(0, ConfigError("CFG007", keys=", ".join(todo)))
+    if problems or cfg is None:  # (cfg is None only when there are problems)
         text = f"{len(problems)} problem(s) stop this config from running:\n\n"
-        return problems, text + "\n\n".join(str(p) for p in problems)
+        text += "\n\n".join(str(p) for p in problems)
+        if todo:
+            text += "\n\nWhat to put in place of each TODO:\n" + "\n".join(
+                f"  {key}: {_todo_hint(key)}" for key in todo
+            )
+        return problems, text
     try:
         prepared = prepare(cfg)
     except PlaybookError as exc:

@@ -203,7 +203,27 @@ def _plain(template: str) -> str:
     )
 
 
+def _offer_ipynb(app, pagename, templatename, context, doctree):
+    """Offer each notebook page's executed .ipynb for download, beside its .md source.
+
+    The theme shows an .ipynb download only when a launch service is set up; this copies
+    the executed notebook into ``_sources`` and tells the theme it is there.
+    """
+    import shutil
+
+    if "kernelspec" not in app.env.metadata.get(pagename, {}):
+        return
+    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
+    if executed.is_file():
+        target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed, target)
+        context["ipynb_source"] = f"{pagename}.ipynb"
+
+
 def setup(app):
     app.add_directive("local-directory", LocalDirectory)
+    # Before the theme builds its header buttons (priority 501).
+    app.connect("html-page-context", _offer_ipynb, priority=500)
     app.add_directive("message-catalogue", MessageCatalogue)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.2"}
