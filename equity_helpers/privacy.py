@@ -941,7 +941,9 @@ def export_table(
         sheet.cell(row=start, column=j, value=name).font = Font(bold=True)
     for i, row in enumerate(frame.itertuples(index=False, name=None), start=start + 1):
         for j, value in enumerate(row, start=1):
-            sheet.cell(row=i, column=j, value=value)
+            cell = sheet.cell(row=i, column=j, value=value)
+            if isinstance(value, float):
+                cell.number_format = "0.0"  # 7.0% stays 7.0, never a bare 7 that looks like a count
     book.save(path_xlsx)
     logger.info("Wrote %s and %s.", path_csv, path_xlsx)
     return path_csv, path_xlsx

@@ -134,6 +134,8 @@ class Service:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if isinstance(table, pd.DataFrame):
             table = table[[c for c in table.columns if not str(c).startswith("_")]]
+            if table.index.name is None and pd.api.types.is_integer_dtype(table.index):
+                table = table.reset_index(drop=True)  # a leftover row position, not a label
             labels = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
             label_columns = list(dict.fromkeys([*label_columns, *labels]))
         export_table(

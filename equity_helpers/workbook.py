@@ -311,6 +311,18 @@ def _public_config(cfg: ServiceConfig) -> str:
     return yaml.safe_dump(strip(cfg.raw), sort_keys=False, allow_unicode=True)
 
 
+def _as_number(v) -> float | None:
+    """A headline figure as a number ("5,974" counts too), or None for text."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    try:
+        return float(str(v).replace(",", ""))
+    except ValueError:
+        return None
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:,.1f}"
@@ -387,8 +399,9 @@ def _front_page(
             if baseline:
                 old = baseline.get(key)
                 change = ""
-                if isinstance(now, int | float) and isinstance(old, int | float):
-                    change = f"{now - old:+,.1f}"
+                a, b = _as_number(now), _as_number(old)
+                if a is not None and b is not None:
+                    change = f"{a - b:+,.1f}"
                 lines.append(
                     f"| {label} | {md_escape(_fmt(now))} | "
                     f"{md_escape(_fmt(old)) if old is not None else '-'} | {change} |"
@@ -421,11 +434,23 @@ Use this space in the notebook copy (`notebooks/{name}.ipynb`), or print this pa
 """
 
 
+def sanitise_paths(nb):
+    """Shorten the file paths papermill injected to file names (no machine paths are shared)."""
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.source = re.sub(
+                r'(["\'])((?:[A-Za-z]:)?[\\/][^"\']*[\\/])([^"\'\\/]*)\1',
+                lambda m: f"{m.group(1)}{m.group(3)}{m.group(1)}",
+                cell.source,
+            )
+    return nb
+
+
 def _step_notebook(step: StepResult, info: NotebookInfo, dest: Path) -> None:
     """The executed notebook, framed for the workbook: guide's ask on top, notes space below."""
     import nbformat
 
-    nb = nbformat.read(step.notebook, as_version=4)
+    nb = sanitise_paths(nbformat.read(step.notebook, as_version=4))
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -547,10 +572,15 @@ def assemble(
                 "html_show_copyright": False,
                 "language": "en",
                 "html_theme_options": {"use_download_button": True, "show_navbar_depth": 1},
+                "html_static_path": ["_static"],
+                "html_js_files": ["playbook.js"],
             },
             "extra_extensions": ["sphinx_togglebutton", "sphinx_design"],
+            "local_extensions": {"playbook_directives": str(ROOT / "book" / "_ext")},
         },
     }
+    (site / "_static").mkdir(exist_ok=True)
+    shutil.copy2(ROOT / "book" / "_static" / "playbook.js", site / "_static" / "playbook.js")
     (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
     jb = Path(sys.executable).with_name("jupyter-book")
@@ -708,9 +738,12 @@ def run_workbook(
         shutil.move(str(html_dir), staged / "html")
         shutil.copytree(work / "tables", staged / "tables")
         (staged / "notebooks").mkdir()
+        import nbformat
+
         for s in results:
             if s.status in ("ok", "reused"):
-                shutil.copy2(work / "notebooks" / f"{s.name}.ipynb", staged / "notebooks")
+                nb = nbformat.read(work / "notebooks" / f"{s.name}.ipynb", as_version=4)
+                nbformat.write(sanitise_paths(nb), staged / "notebooks" / f"{s.name}.ipynb")
         shutil.copytree(
             work / "logs",
             staged / "logs",

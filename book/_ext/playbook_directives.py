@@ -221,8 +221,24 @@ def _offer_ipynb(app, pagename, templatename, context, doctree):
         context["ipynb_source"] = f"{pagename}.ipynb"
 
 
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    """Drop scripts that two extensions both add, which makes browsers report an error
+    ("Identifier 'THEBE_JS_URL' has already been declared")."""
+    seen, kept = set(), []
+    for script in context.get("script_files", []):
+        attributes = getattr(script, "attributes", {})
+        # An inline script's filename may be None or "": the same script either way.
+        key = (getattr(script, "filename", str(script)) or "", tuple(sorted(attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    context["script_files"][:] = kept
+
+
 def setup(app):
     app.add_directive("local-directory", LocalDirectory)
+    # Last, after other extensions have added their per-page scripts.
+    app.connect("html-page-context", _dedupe_scripts, priority=999)
     # Before the theme builds its header buttons (priority 501).
     app.connect("html-page-context", _offer_ipynb, priority=500)
     app.add_directive("message-catalogue", MessageCatalogue)

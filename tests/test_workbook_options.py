@@ -1,0 +1,96 @@
+"""Workbook options and faults: several services, a baseline, a PDF, interruption and
+an output folder that cannot be written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from equity_helpers.errors import WorkbookError
+from equity_helpers.workbook import run_many, run_workbook
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CFG = ROOT / "sample_data" / "sample_service.yml"
+ONE_STEP = ["data-completeness"]
+pytestmark = pytest.mark.slow
+
+
+def test_several_services_one_failing(tmp_path):
+    raw = yaml.safe_load(SAMPLE_CFG.read_text())
+    base = SAMPLE_CFG.parent
+    raw["extract"]["path"] = str(base / "absent.csv")
+    for key in ("imd_path", "population_ethnicity", "population_age", "population_sex"):
+        raw["reference"][key] = str(base / raw["reference"][key])
+    raw.pop("readability")
+    broken = tmp_path / "broken.yml"
+    broken.write_text(yaml.safe_dump(raw))
+    results = run_many([SAMPLE_CFG, broken], tmp_path / "out", jobs=1, steps=ONE_STEP)
+    assert [r.ok for r in results] == [True, False]
+    assert "CFG006" in results[1].error
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "Derbyshire Long COVID Rehabilitation Service (synthetic example)" in index
+    assert "failed: A file named in the config cannot be found [CFG006]" in index
+    # The first service's headline figure is on the index, from its own manifest.
+    rows_used = json.loads((results[0].out_dir / "manifest.json").read_text())["headlines"][
+        "rows_used"
+    ]
+    assert f"<td>{rows_used}</td>" in index
+
+
+def test_baseline_adds_change_since(tmp_path):
+    first = run_workbook(SAMPLE_CFG, tmp_path / "before", jobs=1, steps=ONE_STEP)
+    kept = tmp_path / "baseline"
+    shutil.copytree(first.out_dir, kept)
+    manifest = json.loads((kept / "manifest.json").read_text())
+    manifest["headlines"]["ethnicity_recorded_pct"] -= 5.0  # as if recording was worse then
+    (kept / "manifest.json").write_text(json.dumps(manifest))
+    second = run_workbook(SAMPLE_CFG, tmp_path / "after", jobs=1, steps=ONE_STEP, baseline=kept)
+    page = (second.out_dir / "html" / "index.html").read_text()
+    front = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "Baseline" in front and "Change" in front
+    assert re.search(
+        r"Ethnicity recorded \(%\) (\d+\.\d) (\d+\.\d) \+5\.0 ",
+        front,
+    )
+
+
+@pytest.mark.browser
+def test_pdf_is_printed_with_chromium(tmp_path):
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("Chromium is missing: `make test` installs it.")
+    result = run_workbook(SAMPLE_CFG, tmp_path / "out", jobs=1, steps=ONE_STEP, pdf=True)
+    pdf = result.out_dir / "workbook.pdf"
+    assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
+    assert pdf.stat().st_size > 20_000
+
+
+def test_interrupted_run_publishes_nothing(tmp_path):
+    out = tmp_path / "out"
+
+    def interrupt(message):
+        if message.startswith("Assembling"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(WorkbookError) as err:
+        run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP, progress=interrupt)
+    assert err.value.code == "RUN004"
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".cache")] == []
+    # The next run starts clean and reuses the step that had finished.
+    messages = []
+    result = run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP, progress=messages.append)
+    assert result.ok and result.steps[0].status == "reused"
+    assert (result.out_dir / "html" / "index.html").is_file()
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(WorkbookError) as err:
+        run_workbook(SAMPLE_CFG, blocker / "out", jobs=1, steps=ONE_STEP)
+    assert err.value.code == "RUN002"
+    assert "The output folder cannot be written" in str(err.value)
