@@ -53,7 +53,7 @@ book: setup
 	$(BIN)/jupyter-book build . -n -W --keep-going
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=. --ServerApp.jpserver_extensions="{'jupytext': True}"
+	$(BIN)/jupyter lab --notebook-dir=.
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

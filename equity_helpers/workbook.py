@@ -572,6 +572,8 @@ def assemble(
                 "html_show_copyright": False,
                 "language": "en",
                 "html_theme_options": {"use_download_button": True, "show_navbar_depth": 1},
+                "html_context": {"default_mode": "light"},
+                "html_favicon": "_static/favicon.svg",
                 "html_static_path": ["_static"],
                 "html_js_files": ["playbook.js"],
             },
@@ -580,7 +582,8 @@ def assemble(
         },
     }
     (site / "_static").mkdir(exist_ok=True)
-    shutil.copy2(ROOT / "book" / "_static" / "playbook.js", site / "_static" / "playbook.js")
+    for name in ("playbook.js", "favicon.svg"):
+        shutil.copy2(ROOT / "book" / "_static" / name, site / "_static" / name)
     (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
     jb = Path(sys.executable).with_name("jupyter-book")
