@@ -349,7 +349,7 @@ def _front_page(
         "Each step runs one analysis of the playbook on the service's extract.",
         "Read a step, talk about it as a team, and write your notes in the space at its end.",
         "",
-        "| | |",
+        "| About this workbook | |",
         "|---|---|",
         f"| Organisation | {md_escape(cfg.organisation) or '-'} |",
         f"| Data period | {cfg.period_start:%d %B %Y} to {cfg.period_end:%d %B %Y} |",
