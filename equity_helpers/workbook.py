@@ -266,7 +266,18 @@ def run_steps(
             }
             for fut in cf.as_completed(futures):
                 info, tgt, cached, cached_tables, step_tables = futures[fut]
-                status, message, seconds = fut.result()
+                try:
+                    status, message, seconds = fut.result()
+                except cf.process.BrokenProcessPool:
+                    # Worker processes could not start (for example when Python runs
+                    # from standard input): run this step here instead.
+                    src = work / "logs" / f"{info.name}.source.ipynb"
+                    params = {
+                        "config_path": str(cfg.path),
+                        "prepared_path": str(prepared),
+                        "output_dir": str(step_tables),
+                    }
+                    status, message, seconds = _execute(str(src), str(tgt), params, str(work))
                 done += 1
                 if status == "ok":
                     shutil.copy2(tgt, cached)
@@ -590,6 +601,8 @@ def assemble(
     cmd = [str(jb), "build", str(site), "--path-output", str(work)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     (work / "logs" / "build.log").write_text(proc.stdout + "\n" + proc.stderr)
+    if proc.returncode == 0:
+        _escape_raw_text(work / "_build" / "html", cfg.service_name)
     if proc.returncode != 0:
         raise WorkbookError(
             "RUN001",
@@ -598,6 +611,22 @@ def assemble(
             log="logs/build.log",
         )
     return work / "_build" / "html"
+
+
+def _escape_raw_text(html_dir: Path, text: str) -> None:
+    """Escape user text that the theme writes into pages unescaped (its title slots).
+
+    The theme puts the book title and page titles into the page as trusted HTML, so a
+    service name such as "A <b> & C" would become markup. Every raw copy is replaced
+    by its escaped form.
+    """
+    escaped = html.escape(text, quote=False)
+    if escaped == text:
+        return
+    for page in html_dir.rglob("*.html"):
+        body = page.read_text(encoding="utf-8")
+        if text in body:
+            page.write_text(body.replace(text, escaped), encoding="utf-8")
 
 
 def print_pdf(html_dir: Path, pdf: Path) -> Path:
