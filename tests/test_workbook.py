@@ -90,7 +90,9 @@ def test_each_step_page_has_results_key_question_and_notes(sample_run):
     completeness = visible_text(folder / "html" / "steps" / "data-completeness.html")
     # A glued figure appears in the narrative, with the service's own number.
     assert f"The extract held {glued['rows_read']} rows" in completeness
-    assert f"{glued['ethnicity_recorded_pct']:.1f}%" in completeness
+    # (the glued number sits in its own element, so a space may separate it from the %)
+    pct = f"{glued['ethnicity_recorded_pct']:.1f}"
+    assert re.search(rf"Ethnicity is recorded for {re.escape(pct)} ?%", completeness)
 
 
 def test_tables_notebooks_and_downloads(sample_run):
