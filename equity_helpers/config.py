@@ -66,20 +66,13 @@ YES_NO_FIELDS = (
     "smi",
 )
 CATEGORY_FIELDS = ("religion", "sexual_orientation", "marital_status")
+#: The equality-monitoring fields, in the guide's order (accepting a referral is not one).
 EQUALITY_FIELDS = (
     "ethnicity",
     "sex",
     "age_band",
-    "religion",
-    "sexual_orientation",
-    "marital_status",
-    "carer",
-    "pregnancy",
-    "armed_forces",
-    "disability",
-    "interpreter_needed",
-    "learning_disability",
-    "smi",
+    *CATEGORY_FIELDS,
+    *(f for f in YES_NO_FIELDS if f != "accepted"),
 )
 VALUE_MAPPED_FIELDS = ("sex", "ethnicity", "discharge_reason", *YES_NO_FIELDS, *CATEGORY_FIELDS)
 
