@@ -221,6 +221,8 @@ def group_proportion(
         df["_x"] = success[keep].fillna(False).astype(int).to_numpy()
         df["_n"] = 1
     g = df.groupby("group", observed=True)[["_x", "_n"]].sum().astype("int64")
+    # A group with nothing in the denominator (say, no appointments offered) has no rate.
+    g = g[g["_n"] > 0]
     if order is not None:
         g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
     g = g.reset_index()
@@ -469,6 +471,8 @@ def gap_table(data: pd.DataFrame, name: str, by: str, rule: DisclosureRule) -> p
         )
     ]
     total_x, total_n = t["_x"].sum(), t["_n"].sum()
+    # With a single group there is no "everyone else" to compare with.
+    t = t[(total_n - t["_n"]) > 0]
     rest_x, rest_n = total_x - t["_x"], total_n - t["_n"]
     d, lo, hi = stats.difference_of_proportions(t["_x"], t["_n"], rest_x, rest_n)
     out = t[["group", "n", "pct"]].copy()
