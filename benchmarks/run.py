@@ -110,6 +110,7 @@ def bench_workbook(config: Path, repeats: int) -> dict:
         "workbook_s": statistics.median(times),
         "rerun_s": statistics.median(reruns),
         "steps_s": {k: statistics.median(v) for k, v in steps.items()},
+        "failed_steps": sorted(set(failed)),
     }
 
 
@@ -231,6 +232,11 @@ def write_readme(results: dict) -> None:
         )
     extra = []
     sizes = results["sizes"]
+    for n, r in sizes.items():
+        if r.get("failed_steps"):
+            extra.append(
+                f"- At {int(n):,} referrals these steps failed: {', '.join(r['failed_steps'])}."
+            )
     if "100000" in sizes and "1000000" in sizes:
         ratio = sizes["1000000"]["workbook_s"] / sizes["100000"]["workbook_s"]
         extra.append(f"- Workbook time at 1,000,000 ÷ at 100,000 referrals: **{ratio:.2f}**.")
