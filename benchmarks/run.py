@@ -256,7 +256,7 @@ def write_readme(results: dict) -> None:
     text = (ROOT / "benchmarks" / "README.md").read_text()
     block = (
         f"<!-- results -->\nMeasured {results['date']} on {results['machine']}; "
-        f"medians of {results['repeats']} runs.\n\n{table}\n<!-- /results -->"
+        f"medians of {results['repeats']} runs (at most 2 at 1,000,000 referrals).\n\n{table}\n<!-- /results -->"
     )
     text = re.sub(r"<!-- results -->.*<!-- /results -->", block, text, flags=re.S)
     (ROOT / "benchmarks" / "README.md").write_text(text)
