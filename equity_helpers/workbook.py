@@ -802,6 +802,7 @@ def run_workbook(
             shutil.rmtree(final)
         shutil.move(str(staged), final)
         result.out_dir = final
+        result.seconds = time.perf_counter() - started
         if result.pdf:
             result.pdf = final / "workbook.pdf"
         return result
