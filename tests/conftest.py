@@ -148,6 +148,11 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_sessionstart(session):
-    """Reports from an earlier session must not be mistaken for this one's."""
+    """Reports from an earlier session must not be mistaken for this one's.
+
+    (Not in the nested nbval session that tests/test_nbval.py starts.)
+    """
+    if Path(session.config.rootpath).resolve() != ROOT:
+        return
     for name in ("accessibility.json", "readability.txt"):
         (TEST_OUTPUT / name).unlink(missing_ok=True)
