@@ -587,13 +587,14 @@ def assemble(
                 "html_favicon": "_static/favicon.svg",
                 "html_static_path": ["_static"],
                 "html_js_files": ["playbook.js"],
+                "html_css_files": ["playbook.css"],
             },
             "extra_extensions": ["sphinx_togglebutton", "sphinx_design"],
             "local_extensions": {"playbook_directives": str(ROOT / "book" / "_ext")},
         },
     }
     (site / "_static").mkdir(exist_ok=True)
-    for name in ("playbook.js", "favicon.svg"):
+    for name in ("playbook.js", "playbook.css", "favicon.svg"):
         shutil.copy2(ROOT / "book" / "_static" / name, site / "_static" / name)
     (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
