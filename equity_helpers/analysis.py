@@ -913,7 +913,8 @@ def largest_gaps(
             parts.append(t.assign(measure=name, field=field))
     cols = ["measure", "field", "group", "n", "pct", "rest pct", "difference", "lower", "upper"]
     if not parts:
-        return pd.DataFrame(columns=[*cols, "worse off"])
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        return empty.assign(**{"worse off": pd.Series(dtype=bool)})
     out = pd.concat(parts, ignore_index=True)[cols]
     lower_better = out["measure"].isin(LOWER_IS_BETTER).to_numpy()
     diff = out["difference"].to_numpy(dtype=float)

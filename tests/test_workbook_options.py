@@ -94,3 +94,37 @@ def test_unwritable_output_folder(tmp_path):
         run_workbook(SAMPLE_CFG, blocker / "out", jobs=1, steps=ONE_STEP)
     assert err.value.code == "RUN002"
     assert "The output folder cannot be written" in str(err.value)
+
+
+def test_an_extract_with_only_the_required_columns(tmp_path):
+    """Every step runs or is skipped with a reason; none fails for want of a column."""
+    import pandas as pd
+
+    raw = pd.read_csv(ROOT / "sample_data" / "long_covid_service_extract.csv", dtype=str)
+    keep = [
+        "Referral Ref",
+        "Date Referral Received",
+        "Age at Referral",
+        "Gender",
+        "Ethnic Category",
+    ]
+    raw[keep].to_csv(tmp_path / "extract.csv", index=False)
+    cfg = yaml.safe_load(SAMPLE_CFG.read_text())
+    cfg["extract"]["path"] = str(tmp_path / "extract.csv")
+    cfg["columns"] = {k: v for k, v in cfg["columns"].items() if v in keep}
+    cfg["values"] = {}
+    cfg["reference"] = {
+        "imd_edition": 2025,
+        "imd_path": str(SAMPLE_CFG.parent / cfg["reference"]["imd_path"]),
+    }
+    cfg.pop("readability")
+    cfg["evaluation"].pop("change_date")
+    path = tmp_path / "minimal.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = run_workbook(path, tmp_path / "out", jobs=2)
+    statuses = {s.name: s.status for s in result.steps}
+    assert result.ok, [s.message for s in result.failures]
+    assert statuses["pathway"] == "skipped" and statuses["evaluation"] == "skipped"
+    assert statuses["data-completeness"] == "ok" and statuses["summary-and-plan"] == "ok"
+    page = (result.out_dir / "html" / "steps" / "pathway.html").read_text()
+    assert "This step was skipped" in page and "accepted" in page
