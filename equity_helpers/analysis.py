@@ -662,7 +662,7 @@ def monthly_rate(data: pd.DataFrame, name: str, mask: pd.Series | None = None) -
     for month, sub in d.groupby("referral_month"):
         x, n = _x_n(sub, name)
         rows.append({"month": month, "_x": x, "_n": n, "value": 100 * x / n if n else np.nan})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["month", "_x", "_n", "value"])
 
 
 def monthly_referrals(data: pd.DataFrame) -> pd.DataFrame:
