@@ -582,7 +582,12 @@ def assemble(
             "config": {
                 "html_show_copyright": False,
                 "language": "en",
-                "html_theme_options": {"use_download_button": True, "show_navbar_depth": 1},
+                # The rule (and any warning) in every page's footer.
+                "html_theme_options": {
+                    "use_download_button": True,
+                    "show_navbar_depth": 1,
+                    "extra_footer": html.escape(footer),
+                },
                 "html_context": {"default_mode": "light"},
                 "html_favicon": "_static/favicon.svg",
                 "html_static_path": ["_static"],

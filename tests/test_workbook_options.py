@@ -148,3 +148,24 @@ def test_areas_that_match_no_deprivation_data(tmp_path):
     result = run_workbook(path, tmp_path / "out", jobs=2, steps=steps)
     assert result.ok, [s.message for s in result.failures]
     assert [s.status for s in result.steps] == ["ok", "ok", "ok"]
+
+
+def test_switching_control_off_is_stated_on_every_page_and_table(tmp_path):
+    cfg = yaml.safe_load(SAMPLE_CFG.read_text())
+    base = SAMPLE_CFG.parent
+    cfg["extract"]["path"] = str(base / cfg["extract"]["path"])
+    for key in ("imd_path", "population_ethnicity", "population_age", "population_sex"):
+        cfg["reference"][key] = str(base / cfg["reference"][key])
+    cfg["readability"] = {k: str(base / v) for k, v in cfg["readability"].items()}
+    cfg["disclosure"] = {"enabled": False}
+    path = tmp_path / "off.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = run_workbook(
+        path, tmp_path / "out", jobs=2, steps=["data-completeness", "readability"]
+    )
+    warning = "disclosure control is OFF"
+    pages = [p for p in (result.out_dir / "html").rglob("*.html") if "_static" not in p.parts]
+    assert len(pages) >= 5
+    assert [p.name for p in pages if warning not in p.read_text()] == []
+    tables = list((result.out_dir / "tables").glob("*.csv"))
+    assert tables and all(warning in t.read_text().splitlines()[2] for t in tables)
