@@ -300,7 +300,7 @@ def _read_excel(
     # Sheet row numbers of the rows kept: blank rows are skipped but still counted.
     rows = np.arange(header_row + 1, header_row + 1 + len(df))[filled]
     df = df[filled].reset_index(drop=True)
-    return df.fillna("").astype(str), {"row_numbers": rows}
+    return df.fillna("").astype(str), {"row_numbers": rows, "header_row": header_row}
 
 
 def read_extract(
@@ -314,7 +314,8 @@ def read_extract(
 
     Returns the table (all values as strings, blanks as "") and facts about the read:
     ``encoding``, ``delimiter``, and ``row_numbers`` (the spreadsheet row number of each
-    data row, so messages name rows as a person sees them, blank rows included).
+    data row, so messages name rows as a person sees them, blank rows included) and, for
+    a spreadsheet, ``header_row`` (the sheet row that holds the column names).
     """
     path = Path(path)
     expected = expected_columns or []

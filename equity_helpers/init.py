@@ -341,16 +341,6 @@ def propose_values(field: str, values: pd.Series) -> dict[str, str]:
     return {raw: code for raw, code, _ in _proposals(field, values)[0]}
 
 
-def _header_row(extract: Path, columns) -> int | None:
-    """The spreadsheet row that holds the column names (1 is the first row)."""
-    names = {str(c).strip() for c in columns if not str(c).startswith("Unnamed ")}
-    grid = pd.read_excel(extract, header=None, dtype=str, engine="openpyxl", nrows=40)
-    for i in range(len(grid)):
-        if names <= {str(v).strip() for v in grid.iloc[i].dropna()}:
-            return i + 1
-    return None
-
-
 def _read(extract: Path) -> tuple[pd.DataFrame, int | None]:
     """Read the extract; for a spreadsheet, also the row that holds the column names."""
     expected = [w for ws in SYNONYMS.values() for w in ws]
@@ -365,9 +355,7 @@ def _read(extract: Path) -> tuple[pd.DataFrame, int | None]:
         filled = grid.notna().sum(axis=1)
         header_row = int((filled >= max(2, filled.max() * 0.8)).to_numpy().argmax()) + 1
         df, info = read_extract(extract, header_row=header_row)
-    if not spreadsheet:
-        return df, None
-    return df, info.get("header_row") or _header_row(extract, df.columns)
+    return df, info.get("header_row") if spreadsheet else None
 
 
 def _q(text) -> str:
