@@ -12,7 +12,6 @@ import pandas as pd
 
 from . import codes, stats
 from .config import CATEGORY_FIELDS, EQUALITY_FIELDS, YES_NO_FIELDS
-from .errors import CATALOGUE
 from .privacy import DEFAULT_RULE, DisclosureRule, control_counts, controlled_percentage
 
 #: Plain names of fields, for tables and charts.
@@ -38,8 +37,6 @@ FIELD_LABELS = {
     "learning_disability": "Learning disability",
     "smi": "Severe mental illness",
 }
-#: Titles of the catalogue's messages, for tables that name a reason.
-CATALOGUE_TITLES = {code: m.title for code, m in CATALOGUE.items()}
 _NOT_STATED_WORDS = {"not stated", "prefer not to say", "declined", "refused"}
 
 
