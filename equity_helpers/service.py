@@ -55,18 +55,19 @@ def input_fingerprint(cfg: ServiceConfig) -> str:
 
 def prepare_to_file(cfg: ServiceConfig, path: str | Path | None = None) -> tuple[Path, dict]:
     """Prepare the extract once and write it; reuse the file when inputs are unchanged."""
+    fingerprint = input_fingerprint(cfg)
     if path is None:
         cache = Path(
             os.environ.get("EQUITY_CACHE", Path(tempfile.gettempdir()) / "equity-playbook")
         )
-        path = cache / f"prepared-{input_fingerprint(cfg)}.parquet"
+        path = cache / f"prepared-{fingerprint}.parquet"
     path = Path(path)
     if path.is_file():
         _, meta = read_prepared(path, columns=[])
-        if meta.get("fingerprint") == input_fingerprint(cfg):
+        if meta.get("fingerprint") == fingerprint:
             return path, meta
     prepared = prepare(cfg)
-    write_prepared(prepared, path, extra={"fingerprint": input_fingerprint(cfg)})
+    write_prepared(prepared, path, extra={"fingerprint": fingerprint})
     return path, read_prepared(path, columns=[])[1]
 
 

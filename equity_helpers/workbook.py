@@ -255,28 +255,16 @@ def run_steps(
             max_workers=max(1, min(jobs, len(todo))), mp_context=ctx
         ) as pool:
             futures = {
-                pool.submit(_execute, str(src), str(tgt), params, str(work)): (
-                    info,
-                    tgt,
-                    cached,
-                    ct,
-                    st,
-                )
-                for info, src, tgt, params, cached, ct, st in todo
+                pool.submit(_execute, str(job[1]), str(job[2]), job[3], str(work)): job
+                for job in todo
             }
             for fut in cf.as_completed(futures):
-                info, tgt, cached, cached_tables, step_tables = futures[fut]
+                info, src, tgt, params, cached, cached_tables, step_tables = futures[fut]
                 try:
                     status, message, seconds = fut.result()
                 except cf.process.BrokenProcessPool:
                     # Worker processes could not start (for example when Python runs
                     # from standard input): run this step here instead.
-                    src = work / "logs" / f"{info.name}.source.ipynb"
-                    params = {
-                        "config_path": str(cfg.path),
-                        "prepared_path": str(prepared),
-                        "output_dir": str(step_tables),
-                    }
                     status, message, seconds = _execute(str(src), str(tgt), params, str(work))
                 done += 1
                 if status == "ok":
