@@ -40,6 +40,17 @@ FIELD_LABELS = {
 _NOT_STATED_WORDS = {"not stated", "prefer not to say", "declined", "refused"}
 
 
+def imd_words(groups, field: str) -> list:
+    """IMD quintile or decile numbers as words a reader needs no key for.
+
+    >>> imd_words(["1", "3", "5", "Not known"], "imd_quintile")
+    ['Quintile 1 (most deprived)', 'Quintile 3', 'Quintile 5 (least deprived)', 'Not known']
+    """
+    kind, last = ("Quintile", "5") if field == "imd_quintile" else ("Decile", "10")
+    ends = {"1": " (most deprived)", last: " (least deprived)"}
+    return [f"{kind} {g}{ends.get(str(g), '')}" if str(g).isdigit() else g for g in groups]
+
+
 def label(field: str) -> str:
     return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
 

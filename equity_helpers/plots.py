@@ -135,7 +135,16 @@ def paired_bars(
                 fontsize=8,
             )
     ax.set_yticks(y, labels)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False, fontsize=8)
+    # The key goes under the chart, where it cannot hide a bar.
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.figure.get_layout_engine() is not None:
+        ax.figure.legend(
+            handles, labels, loc="outside lower center", ncols=2, frameon=False, fontsize=8
+        )
+    else:
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False, fontsize=8
+        )
     _style(ax, title, xlabel, None)
     return ax
 
