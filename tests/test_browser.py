@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def site(built_book, sample_workbook):
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(target, target_is_directory=True)
+    # Browsers ask the server root for /favicon.ico (the book's index page only forwards
+    # to the landing page, so it names no icon); a hosted site has one there.
+    shutil.copy2(ROOT / "book" / "_static" / "favicon.svg", root / "favicon.ico")
     handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
