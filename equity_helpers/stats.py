@@ -28,6 +28,10 @@ indicators have a reference implementation the function reproduces it:
   (1998), built from two Wilson intervals.
 - ``gap_change``: change in a difference of proportions between two periods, with the
   MOVER interval (Zou & Donner 2008) built from the two Newcombe intervals.
+- ``indirectly_standardised_ratio``: observed over expected with exact Poisson limits below
+  10 and Byar's from 10, as PHEindicatormethods ``calculate_ISRatio``.
+- ``expected_counts``: expected counts by indirect standardisation on the service's own
+  age(-sex)-specific rates (Breslow & Day 1987).
 
 Confidence levels may be given as fractions (0.95) or percentages (95), as in
 PHEindicatormethods. Columns of confidence limits are named as PHEindicatormethods names
@@ -73,6 +77,8 @@ __all__ = [
     "representation_ratio",
     "difference_of_proportions",
     "gap_change",
+    "indirectly_standardised_ratio",
+    "expected_counts",
 ]
 
 #: Below this count, rates use the exact Poisson interval rather than Byar's (phe_rate).
@@ -396,6 +402,178 @@ def rate(
     method[np.isnan(xs)] = None
     data["method"] = method
     return data
+
+
+# --------------------------------------------------------------------------------------------
+# indirect standardisation
+# --------------------------------------------------------------------------------------------
+
+
+def indirectly_standardised_ratio(
+    observed, expected, confidence: float | Sequence[float] = 0.95
+) -> pd.DataFrame:
+    """Indirectly standardised ratio (observed / expected) with limits, as ``calculate_ISRatio``.
+
+    **Method** (PHEindicatormethods ``calculate_ISRatio``; Breslow & Day 1987; Armitage &
+    Berry 2002). The ratio is ``O / E``. The observed count ``O`` is taken as Poisson and the
+    expected count ``E`` as fixed, so the limits are limits for the count divided by ``E``:
+
+    * ``O`` under 10: exact Poisson limits from the chi-squared distribution,
+      lower = ``chi2.ppf(alpha/2, 2 O) / 2 / E`` (0 when ``O`` is 0),
+      upper = ``chi2.ppf(1 - alpha/2, 2 O + 2) / 2 / E``;
+    * ``O`` of 10 or more: Byar's approximation (see :func:`byars_ci`) divided by ``E``.
+
+    A ratio of 1 means the group had as many events as the reference rates predict for its
+    age (and sex) mix; 1.2 means 20% more. Use :func:`expected_counts` to get ``E`` from the
+    service's own age-specific rates.
+
+    Parameters
+    ----------
+    observed : float or array-like
+        Observed counts (whole numbers, 0 or more). A pandas Series keeps its index.
+    expected : float or array-like
+        Expected counts (greater than 0), broadcast against ``observed``.
+    confidence : float or sequence of float, default 0.95
+        One level (0.95, 0.998, or a percentage) or several, e.g. ``(0.95, 0.998)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``observed``, ``expected``, ``ratio``, then ``lower`` and ``upper`` for one level, or
+        ``lower95_0cl``, ``upper95_0cl``, ``lower99_8cl``... for several (as
+        ``calculate_ISRatio`` names them), and ``method`` ("Exact" or "Byars"). A missing
+        count gives missing results.
+
+    Raises
+    ------
+    ValueError
+        If a count is negative or an expected count is not greater than 0.
+
+    Examples
+    --------
+    >>> out = indirectly_standardised_ratio([5, 120], [10.0, 100.0])
+    >>> out["ratio"].tolist(), out["method"].tolist()
+    ([0.5, 1.2], ['Exact', 'Byars'])
+    >>> out[["lower", "upper"]].round(4).iloc[0].tolist()  # chi2 limits of 5, over 10
+    [0.1623, 1.1668]
+    >>> list(indirectly_standardised_ratio(5, 10.0, (0.95, 0.998)).columns[3:7])
+    ['lower95_0cl', 'upper95_0cl', 'lower99_8cl', 'upper99_8cl']
+    """
+    index = observed.index if isinstance(observed, pd.Series) else None
+    obs, exp = np.broadcast_arrays(_as_float(observed), _as_float(expected))
+    obs, exp = np.atleast_1d(obs), np.atleast_1d(exp)
+    if np.any(obs < 0):
+        raise ValueError("observed counts must be greater than or equal to zero")
+    if np.any(exp <= 0):
+        raise ValueError("expected counts must be greater than zero")
+    levels = _levels(confidence)
+    out = pd.DataFrame({"observed": obs, "expected": exp, "ratio": obs / exp}, index=index)
+    for level in levels:
+        lower, upper = byars_ci(obs, level, method="auto")
+        suffix = ("", "") if len(levels) == 1 else (f"{_label(level)}cl",) * 2
+        out[f"lower{suffix[0]}"] = np.asarray(lower) / exp
+        out[f"upper{suffix[1]}"] = np.asarray(upper) / exp
+    method = np.where(obs < BYARS_MIN_COUNT, "Exact", "Byars").astype(object)
+    method[np.isnan(obs)] = None
+    out["method"] = method
+    return out
+
+
+def expected_counts(
+    observed: pd.DataFrame,
+    population: pd.DataFrame,
+    group: str = "group",
+    strata: str | Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Each group's expected count from the service's own age(-sex)-specific rates.
+
+    **Method** (indirect standardisation; Breslow & Day 1987, as used for PHE indirectly
+    standardised ratios). For each stratum ``s`` (age band, or age band and sex) the
+    reference rate is the service's count in that stratum over the catchment population in
+    it, summed across all groups: ``r_s = sum_g O_gs / sum_g P_gs``. A group's expected
+    count is what those rates give for its own population mix, ``E_g = sum_s P_gs r_s``,
+    and its observed count is ``O_g = sum_s O_gs``. Because the reference is the catchment
+    itself, the expected counts add up to the observed total, and ``O_g / E_g`` (see
+    :func:`indirectly_standardised_ratio`) says whether a group (an IMD quintile, an ethnic
+    group, an area) uses the service more or less than its age mix predicts.
+
+    Parameters
+    ----------
+    observed : pandas.DataFrame
+        The service's counts, one row per group and stratum, with columns ``group``, the
+        strata columns and ``count``. Rows for the same group and stratum are added up; a
+        group and stratum with no row counts as 0.
+    population : pandas.DataFrame
+        The catchment population with columns ``group``, the strata columns and
+        ``population``, for every group and stratum.
+    group : str, default "group"
+        The column naming the group in both frames.
+    strata : str or sequence of str, optional
+        Columns to standardise over. By default ``age_band``, plus ``sex`` when both frames
+        have a ``sex`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group (in the order of ``population``) with ``group``, ``observed``,
+        ``expected`` and ``population``.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, a count or population is negative or missing, or
+        ``observed`` has a group and stratum that ``population`` lacks (or whose population
+        is 0). Rows of unknown group must be dropped (or given a group) before the call, so
+        that counts and population cover the same people.
+
+    Examples
+    --------
+    Two areas; the service sees 1 in 100 young and 1 in 10 old people overall, so the
+    older area A is expected to have more contacts.
+
+    >>> pop = pd.DataFrame({"group": ["A", "A", "B", "B"], "age_band": ["young", "old"] * 2,
+    ...                     "population": [100, 100, 300, 100]})
+    >>> obs = pd.DataFrame({"group": ["A", "A", "B", "B"], "age_band": ["young", "old"] * 2,
+    ...                     "count": [1, 14, 3, 6]})
+    >>> expected_counts(obs, pop)[["group", "observed", "expected"]].values.tolist()
+    [['A', 15, 11.0], ['B', 9, 13.0]]
+    """
+    if strata is None:
+        both_have_sex = "sex" in observed.columns and "sex" in population.columns
+        strata = ["age_band", "sex"] if both_have_sex else ["age_band"]
+    strata = [strata] if isinstance(strata, str) else list(strata)
+    keys = [group, *strata]
+    for frame, value, name in (
+        (observed, "count", "observed"),
+        (population, "population", "population"),
+    ):
+        missing = [c for c in [*keys, value] if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name} needs the column(s) {', '.join(missing)}")
+        if np.any(~(_as_float(frame[value]) >= 0)):
+            raise ValueError(f"every {value} in {name} must be a number of 0 or more")
+        if frame[keys].isna().any().any():
+            raise ValueError(f"{name} has rows with a missing {' or '.join(keys)}")
+
+    def total(frame, value):
+        return frame.groupby(keys, sort=False, observed=True, as_index=False)[value].sum()
+
+    pop, obs = total(population, "population"), total(observed, "count")
+    check = obs.merge(pop[pop["population"] > 0], on=keys, how="left", indicator=True)
+    unknown = check.loc[check["_merge"] == "left_only", keys]
+    if len(unknown):
+        example = ", ".join(f"{k}={v!r}" for k, v in unknown.iloc[0].items())
+        raise ValueError(
+            f"observed has counts in {len(unknown)} group and stratum combination(s) with no "
+            f"population, for example {example}"
+        )
+    rows = pop.merge(obs, on=keys, how="left").fillna({"count": 0})
+    stratum = rows.groupby(strata, observed=True)[["count", "population"]].transform("sum")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = (stratum["count"] / stratum["population"]).fillna(0.0)
+    rows["expected"] = rows["population"] * rate
+    out = rows.groupby(group, sort=False, observed=True)[["count", "expected", "population"]].sum()
+    return out.rename(columns={"count": "observed"}).reset_index()
 
 
 # --------------------------------------------------------------------------------------------
