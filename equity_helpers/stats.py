@@ -32,6 +32,8 @@ indicators have a reference implementation the function reproduces it:
   10 and Byar's from 10, as PHEindicatormethods ``calculate_ISRatio``.
 - ``expected_counts``: expected counts by indirect standardisation on the service's own
   age(-sex)-specific rates (Breslow & Day 1987).
+- ``overdispersion``: Spiegelhalter's (2005) additive random-effects adjustment of proportion
+  funnel limits (winsorised z-scores, dispersion ratio and between-unit variance).
 
 Confidence levels may be given as fractions (0.95) or percentages (95), as in
 PHEindicatormethods. Columns of confidence limits are named as PHEindicatormethods names
@@ -49,7 +51,10 @@ Interval estimation for the difference between independent proportions: comparis
 eleven methods. Stat Med 17:873-890. Zou GY, Donner A (2008). Construction of confidence
 limits about effect measures: a general approach. Stat Med 27:1693-1702. NHS England,
 Making Data Count (2019, 2021). OHID/UKHSA, PHEindicatormethods (R, CRAN).
-NHS-R Community, NHSRplotthedots (R, CRAN).
+NHS-R Community, NHSRplotthedots (R, CRAN). Spiegelhalter DJ (2005). Handling
+over-dispersion of performance indicators. Qual Saf Health Care 14:347-351. Spiegelhalter DJ
+(2005). Funnel plots for comparing institutional performance. Stat Med 24:1185-1202.
+NHS-R Community, FunnelPlotR (R, CRAN).
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ __all__ = [
     "gap_change",
     "indirectly_standardised_ratio",
     "expected_counts",
+    "overdispersion",
 ]
 
 #: Below this count, rates use the exact Poisson interval rather than Byar's (phe_rate).
@@ -811,6 +817,7 @@ def funnel_limits(
     n,
     confidence: float | Sequence[float] = (0.95, 0.998),
     multiplier: float = 1,
+    tau2: float = 0.0,
 ) -> pd.DataFrame:
     """Funnel-plot control limits for a proportion, as ``calculate_funnel_limits``.
 
@@ -826,6 +833,11 @@ def funnel_limits(
     (``sigma_adjustment``, Fingertips technical guidance) simplifies to. Limits are clipped
     to [0, 1] (then multiplied), as upstream clips them at 0 and 100%.
 
+    With a between-unit variance ``tau2`` (from :func:`overdispersion`) the limits are
+    Spiegelhalter's (2005) additive random-effects limits on the proportion scale,
+    ``B -/+ z * sqrt(B (1 - B) / n + tau2)``, also clipped to [0, 1]. The default
+    ``tau2 = 0`` gives the ordinary limits above.
+
     Parameters
     ----------
     baseline_p : float
@@ -835,6 +847,8 @@ def funnel_limits(
     confidence : float or sequence of float, default (0.95, 0.998)
     multiplier : float, default 1
         100 to draw the funnel in percentages.
+    tau2 : float, default 0
+        Between-unit variance to add (on the proportion scale, 0 or more).
 
     Returns
     -------
@@ -853,9 +867,11 @@ def funnel_limits(
     ns = np.atleast_1d(_as_float(n))
     if np.any(ns <= 0):
         raise ValueError("denominators must be greater than zero")
+    if not tau2 >= 0:
+        raise ValueError("tau2 must be 0 or more")
     out = pd.DataFrame({"n": ns, "baseline": b * multiplier})
     for level in _levels(confidence):
-        half = _z(level) * np.sqrt(b * (1 - b) / ns)
+        half = _z(level) * np.sqrt(b * (1 - b) / ns + tau2)
         out[f"lower{_label(level)}cl"] = np.clip(b - half, 0, 1) * multiplier
         out[f"upper{_label(level)}cl"] = np.clip(b + half, 0, 1) * multiplier
     return out
@@ -868,12 +884,17 @@ def funnel_points(
     baseline: float | None = None,
     confidence: float | Sequence[float] = (0.95, 0.998),
     multiplier: float = 1,
+    overdispersed: bool = False,
 ) -> pd.DataFrame:
     """Place each unit on a proportion funnel plot, as ``calculate_funnel_points``.
 
     A unit is *below* (*above*) a limit when its proportion is strictly below (above) the
     lower (upper) limit at its own denominator (see :func:`funnel_limits`); the widest
     limit it crosses is reported, as ``assign_funnel_significance`` does.
+
+    With ``overdispersed=True`` the limits are widened for real between-unit variation:
+    ``tau2`` is estimated from these units by :func:`overdispersion` (Spiegelhalter 2005,
+    proportion scale) and passed to :func:`funnel_limits`; the estimate is logged.
 
     Parameters
     ----------
@@ -884,6 +905,8 @@ def funnel_points(
         Baseline proportion; by default ``sum(x) / sum(n)`` over the rows with both present.
     confidence : float or sequence of float, default (0.95, 0.998)
     multiplier : float, default 1
+    overdispersed : bool, default False
+        Use over-dispersion-adjusted limits (see above).
 
     Returns
     -------
@@ -904,7 +927,12 @@ def funnel_points(
     if baseline is None:
         baseline = xs[both].sum() / ns[both].sum()
     levels = sorted(_levels(confidence), reverse=True)  # widest first
-    limits = funnel_limits(baseline, np.where(both, ns, 1.0), levels)
+    tau2 = 0.0
+    if overdispersed:
+        estimate = overdispersion(xs, ns, baseline, confidence=levels)
+        tau2 = estimate["tau2"]
+        logger.info("Funnel over-dispersion: phi %.3f, tau2 %.3g", estimate["phi"], tau2)
+    limits = funnel_limits(baseline, np.where(both, ns, 1.0), levels, tau2=tau2)
     out = df.copy()
     p = xs / ns
     out["value"] = p * multiplier
@@ -924,6 +952,127 @@ def funnel_points(
     position[~both] = None
     out["funnel_position"] = position
     return out
+
+
+#: Spiegelhalter (2005) winsorises z-scores at the 10th and 90th percentiles.
+OVERDISPERSION_TRIM = 0.1
+
+
+def overdispersion(
+    x,
+    n,
+    baseline: float | None = None,
+    confidence: float | Sequence[float] = (0.95, 0.998),
+    trim: float = OVERDISPERSION_TRIM,
+) -> dict:
+    """Over-dispersion of proportions: Spiegelhalter's additive random-effects method.
+
+    A funnel plot expects units to differ only by chance. When real differences between
+    units (case mix, coding, catchment) are common, many units fall outside the limits and
+    the plot loses its use. Spiegelhalter (2005) widens the limits by a between-unit
+    variance ``tau^2`` estimated robustly from the data. Steps, for ``k`` units with
+    proportions ``p_i = x_i / n_i`` and baseline ``p0`` (by default ``sum(x) / sum(n)``):
+
+    1. within-unit variance at the baseline, ``s_i^2 = p0 (1 - p0) / n_i``, and z-score
+       ``z_i = (p_i - p0) / s_i``;
+    2. winsorise: z-scores below the 10th percentile of the ``z_i`` are set to it, and above
+       the 90th to it (percentiles interpolated linearly, as R's default ``quantile``);
+    3. dispersion ratio ``phi = sum(z_w^2) / k`` (well above 1 when units vary for real);
+    4. with weights ``w_i = 1 / s_i^2``::
+
+           tau^2 = (k phi - (k - 1)) / (sum(w) - sum(w^2) / sum(w))
+
+       set to 0 when ``k phi <= k - 1`` (``phi <= (k - 1) / k``: not over-dispersed).
+       Winsorising shrinks the largest z-scores, so with no extra variation ``phi`` is
+       about 0.68 rather than 1 and ``tau^2`` is then 0; FunnelPlotR does the same;
+    5. limits ``p0 -/+ z sqrt(s^2 + tau^2)`` at each ``n``, clipped to [0, 1] (see
+       :func:`funnel_limits` with ``tau2``).
+
+    **Scale.** Everything here is on the proportion scale. With ``tau^2 = 0`` the limits
+    are then exactly this module's ordinary funnel limits, the closed form of the
+    PHEindicatormethods (Fingertips) Wilson-based limits, so switching the adjustment on
+    changes only the over-dispersion part. FunnelPlotR (NHS-R, ``data_type = "PR"``)
+    instead works on the arcsine square-root scale, ``y = asin(sqrt(p))`` with
+    ``s = 1 / (2 sqrt(n))``, a variance-stabilising scale that behaves better when
+    proportions are near 0 or 1 or counts are small; its ``phi`` and limits differ a
+    little from these.
+
+    Parameters
+    ----------
+    x, n : array-like
+        Numerators and denominators of each unit. Units with either missing are left out of
+        the estimate and get missing z-scores and limits.
+    baseline : float, optional
+        Baseline proportion; by default ``sum(x) / sum(n)`` over the complete units.
+    confidence : float or sequence of float, default (0.95, 0.998)
+        Levels for the table of limits.
+    trim : float, default 0.1
+        Share winsorised at each end.
+
+    Returns
+    -------
+    dict
+        ``baseline``, ``phi``, ``tau2``, ``k`` (units used), ``overdispersed`` (True when
+        ``tau2 > 0``) and ``limits``: a DataFrame with one row per unit, in input order,
+        holding ``n``, ``value`` (the proportion), ``z``, ``z_winsorised`` and the adjusted
+        ``lower<level>cl`` / ``upper<level>cl``. For a smooth funnel call
+        ``funnel_limits(result["baseline"], grid, tau2=result["tau2"])``.
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 complete units, counts that are not proportions, or a baseline of
+        0 or 1 (no variation to measure).
+
+    References
+    ----------
+    Spiegelhalter DJ (2005). Handling over-dispersion of performance indicators. Qual Saf
+    Health Care 14:347-351. Spiegelhalter DJ (2005). Funnel plots for comparing
+    institutional performance. Stat Med 24:1185-1202.
+
+    Examples
+    --------
+    Four units of 100 with 10%, 20%, 30% and 40% are far more spread than chance allows:
+
+    >>> result = overdispersion([10, 20, 30, 40], [100] * 4)
+    >>> round(result["phi"], 3), round(result["tau2"], 5)
+    (4.507, 0.00939)
+    >>> round(float(result["limits"].loc[0, "upper95_0cl"]), 3)  # 0.25 + 1.96 * 0.1061
+    0.458
+    """
+    xs, ns = np.broadcast_arrays(_as_float(x), _as_float(n))
+    xs, ns = np.atleast_1d(xs), np.atleast_1d(ns)
+    _check_counts(xs, ns, proportion=True)
+    used = ~(np.isnan(xs) | np.isnan(ns))
+    k = int(used.sum())
+    if k < 2:
+        raise ValueError("over-dispersion needs at least 2 units with a numerator and denominator")
+    p0 = xs[used].sum() / ns[used].sum() if baseline is None else float(baseline)
+    if not 0 < p0 < 1:
+        raise ValueError("the baseline proportion must be strictly between 0 and 1")
+    s2 = p0 * (1 - p0) / ns
+    z = (xs / ns - p0) / np.sqrt(s2)
+    low, high = np.quantile(z[used], [trim, 1 - trim])
+    z_w = np.clip(z, low, high)
+    phi = float(np.sum(z_w[used] ** 2) / k)
+    w = 1 / s2[used]
+    tau2 = 0.0
+    if k * phi > k - 1:
+        tau2 = float((k * phi - (k - 1)) / (w.sum() - (w**2).sum() / w.sum()))
+    limits = funnel_limits(p0, np.where(used, ns, 1.0), confidence, tau2=tau2)
+    limits.insert(1, "value", xs / ns)
+    limits.insert(2, "z", z)
+    limits.insert(3, "z_winsorised", z_w)
+    limits = limits.drop(columns="baseline")
+    limits.loc[~used, :] = np.nan
+    return {
+        "baseline": float(p0),
+        "phi": phi,
+        "tau2": tau2,
+        "k": k,
+        "overdispersed": tau2 > 0,
+        "limits": limits,
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -212,3 +212,127 @@ def test_expected_counts_refuses_counts_with_no_population():
         S.expected_counts(observed.drop(columns="count"), population)
     with pytest.raises(ValueError, match="0 or more"):
         S.expected_counts(observed.iloc[:1].assign(count=-1), population)
+
+
+# ------------------------------------------------------------------------------------------
+# over-dispersion (Spiegelhalter 2005)
+# ------------------------------------------------------------------------------------------
+
+
+def r_quantile(values, q):
+    """R's default (type 7) quantile, written out: linear between order statistics."""
+    ordered = sorted(values)
+    h = (len(ordered) - 1) * q
+    below = math.floor(h)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (h - below) * (ordered[above] - ordered[below])
+
+
+def test_overdispersion_small_example_worked_step_by_step():
+    x = [12, 30, 18, 45, 9, 60]
+    n = [100, 150, 120, 200, 80, 210]
+    p0 = sum(x) / sum(n)  # 174 / 860
+    s2 = [p0 * (1 - p0) / ni for ni in n]
+    z = [(xi / ni - p0) / math.sqrt(v) for xi, ni, v in zip(x, n, s2, strict=True)]
+    low, high = r_quantile(z, 0.1), r_quantile(z, 0.9)
+    z_w = [min(max(v, low), high) for v in z]
+    k = len(x)
+    phi = sum(v * v for v in z_w) / k
+    w = [1 / v for v in s2]
+    tau2 = (k * phi - (k - 1)) / (sum(w) - sum(v * v for v in w) / sum(w))
+    assert k * phi > k - 1  # this example is over-dispersed
+
+    result = S.overdispersion(x, n)
+    assert result["baseline"] == pytest.approx(p0)
+    assert result["k"] == k
+    assert result["phi"] == pytest.approx(phi, rel=1e-12)
+    assert result["tau2"] == pytest.approx(tau2, rel=1e-12)
+    assert result["overdispersed"] is True
+    table = result["limits"]
+    assert table["z"].tolist() == pytest.approx(z)
+    assert table["z_winsorised"].tolist() == pytest.approx(z_w)
+    for i, ni in enumerate(n):
+        half95 = Z95 * math.sqrt(p0 * (1 - p0) / ni + tau2)
+        assert table["lower95_0cl"].iloc[i] == pytest.approx(max(0, p0 - half95))
+        assert table["upper95_0cl"].iloc[i] == pytest.approx(p0 + half95)
+
+
+def test_overdispersion_is_zero_on_binomial_data_without_extra_variation():
+    rng = np.random.default_rng(2005)
+    n = rng.integers(50, 3000, size=600)
+    x = rng.binomial(n, 0.2)
+    result = S.overdispersion(x, n)
+    assert result["tau2"] == 0
+    assert result["overdispersed"] is False
+    # with z standard normal, winsorising at the 10th/90th percentiles leaves
+    # E[z_w^2] = P(|z| < c) - 2 c pdf(c) + 2 (0.1) c^2 with c = the 90th percentile
+    c = st.norm.ppf(0.9)
+    expected_phi = 0.8 - 2 * c * st.norm.pdf(c) + 0.2 * c * c  # about 0.68
+    assert result["phi"] == pytest.approx(expected_phi, abs=0.08)
+    # and the limits are then exactly the ordinary funnel limits
+    plain = S.funnel_limits(result["baseline"], n)
+    assert result["limits"]["upper99_8cl"].tolist() == plain["upper99_8cl"].tolist()
+
+
+def test_overdispersion_is_found_in_beta_binomial_data():
+    rng = np.random.default_rng(11)
+    n = rng.integers(200, 3000, size=300)
+    # unit proportions vary: beta(20, 80) has mean 0.2 and variance 0.16/101
+    p = rng.beta(20, 80, size=300)
+    x = rng.binomial(n, p)
+    result = S.overdispersion(x, n)
+    assert result["phi"] > 2
+    assert result["overdispersed"] is True
+    true_tau2 = 0.2 * 0.8 / 101
+    # winsorising shrinks the spread, so the estimate is below but of the true order
+    assert 0.3 * true_tau2 < result["tau2"] < 1.5 * true_tau2
+
+
+def test_overdispersion_rejects_too_few_units_and_a_baseline_of_zero():
+    with pytest.raises(ValueError, match="at least 2"):
+        S.overdispersion([3], [10])
+    with pytest.raises(ValueError, match="strictly between"):
+        S.overdispersion([0, 0, 0], [10, 20, 30])
+
+
+def test_overdispersion_leaves_out_incomplete_units():
+    full = S.overdispersion([12, 30, 18, 45, 9, 60], [100, 150, 120, 200, 80, 210])
+    gappy = S.overdispersion([12, 30, np.nan, 18, 45, 9, 60], [100, 150, 90, 120, 200, 80, 210])
+    assert gappy["k"] == 6
+    assert gappy["tau2"] == pytest.approx(full["tau2"])
+    assert gappy["limits"].iloc[2].isna().all()
+
+
+def test_funnel_limits_default_is_unchanged_and_tau2_widens_them():
+    ns = np.array([20, 100, 1000, 5000])
+    plain = S.funnel_limits(0.3, ns)
+    zero = S.funnel_limits(0.3, ns, tau2=0.0)
+    pd.testing.assert_frame_equal(plain, zero)
+    wide = S.funnel_limits(0.3, ns, confidence=0.95, tau2=0.01)
+    half = Z95 * np.sqrt(0.21 / ns + 0.01)
+    assert wide["lower95_0cl"].tolist() == pytest.approx((0.3 - half).tolist())
+    assert wide["upper95_0cl"].tolist() == pytest.approx((0.3 + half).tolist())
+    clipped = S.funnel_limits(0.05, [10], confidence=0.998, tau2=0.05)
+    assert clipped["lower99_8cl"].iloc[0] == 0
+    with pytest.raises(ValueError):
+        S.funnel_limits(0.3, ns, tau2=-0.1)
+
+
+def test_funnel_points_overdispersed_option_uses_the_estimated_tau2():
+    rng = np.random.default_rng(3)
+    n = rng.integers(200, 3000, size=60)
+    x = rng.binomial(n, rng.beta(10, 40, size=60))
+    df = pd.DataFrame({"x": x, "n": n})
+    plain = S.funnel_points(df, "x", "n")
+    adjusted = S.funnel_points(df, "x", "n", overdispersed=True)
+    tau2 = S.overdispersion(x, n)["tau2"]
+    assert tau2 > 0
+    p0 = x.sum() / n.sum()
+    half = st.norm.ppf(0.999) * np.sqrt(p0 * (1 - p0) / n + tau2)
+    assert adjusted["upper99_8cl"].tolist() == pytest.approx((p0 + half).tolist())
+    outside = (adjusted["funnel_position"] != "within").sum()
+    assert outside < (plain["funnel_position"] != "within").sum()
+    # the default output is the same as before the option existed
+    assert list(plain.columns) == list(adjusted.columns)
+    reference = S.funnel_limits(p0, n)
+    assert plain["upper99_8cl"].tolist() == reference["upper99_8cl"].tolist()
