@@ -34,6 +34,8 @@ indicators have a reference implementation the function reproduces it:
   age(-sex)-specific rates (Breslow & Day 1987).
 - ``overdispersion``: Spiegelhalter's (2005) additive random-effects adjustment of proportion
   funnel limits (winsorised z-scores, dispersion ratio and between-unit variance).
+- ``spc_icons``: the Making Data Count variation and assurance icons, in words.
+- ``local_quintiles``: population-weighted local deprivation fifths within a catchment.
 
 Confidence levels may be given as fractions (0.95) or percentages (95), as in
 PHEindicatormethods. Columns of confidence limits are named as PHEindicatormethods names
@@ -85,6 +87,8 @@ __all__ = [
     "indirectly_standardised_ratio",
     "expected_counts",
     "overdispersion",
+    "spc_icons",
+    "local_quintiles",
 ]
 
 #: Below this count, rates use the exact Poisson interval rather than Byar's (phe_rate).
@@ -1314,6 +1318,161 @@ def spc_xmr(
         improvement_direction=improvement_direction,
     )
     return result
+
+
+_VARIATION_TEXT = {
+    "common_cause": "Common cause variation: no significant change.",
+    "special_cause_improvement": "Special cause variation, improving: the latest value is "
+    "unusually {side}, and {better} is better.",
+    "special_cause_concern": "Special cause variation, concerning: the latest value is "
+    "unusually {side}, and {better} is better.",
+    "special_cause_neutral": "Special cause variation: the latest value is unusually {side} "
+    "(neither higher nor lower is better).",
+}
+_ASSURANCE_TEXT = {
+    "consistent_pass": "Consistently passing: the target is outside the process limits on the "
+    "good side, so it will be met every time unless the process changes.",
+    "consistent_fail": "Consistently failing: the target is outside the process limits on the "
+    "bad side, so it will be missed every time unless the process changes.",
+    "inconsistent": "Hit and miss: the target is within the process limits, so it will be met "
+    "in some periods and missed in others.",
+}
+
+
+def spc_icons(chart: pd.DataFrame) -> dict:
+    """The Making Data Count variation and assurance icons for the latest point, in words.
+
+    Reads a chart made by :func:`spc_xmr`. The **variation** icon is the type of the
+    latest point: "common_cause", "special_cause_improvement", "special_cause_concern"
+    (which of these two follows the chart's ``improvement_direction``) or
+    "special_cause_neutral" when neither direction is better. The **assurance** icon, only
+    when the chart was given a target and a direction, compares the target with the latest
+    process limits: "consistent_pass", "consistent_fail" or "inconsistent" (hit and miss).
+    Each icon comes with a plain-text sentence for readers who cannot see the icon (NHS
+    England, Making Data Count, 2019).
+
+    Parameters
+    ----------
+    chart : pandas.DataFrame
+        The result of :func:`spc_xmr` (with its ``attrs``).
+
+    Returns
+    -------
+    dict
+        ``variation``, ``variation_text``, ``assurance`` and ``assurance_text`` (both None
+        without a target) and ``trial_limits``.
+
+    Examples
+    --------
+    >>> chart = spc_xmr([10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 30], target=12)
+    >>> icons = spc_icons(chart)
+    >>> icons["variation"], icons["assurance"]
+    ('special_cause_improvement', 'inconsistent')
+    >>> icons["variation_text"]
+    'Special cause variation, improving: the latest value is unusually high, and higher is better.'
+    """
+    if "point_type" not in chart.columns or "variation_icon" not in chart.attrs:
+        raise ValueError("spc_icons needs a chart made by spc_xmr")
+    direction = chart.attrs["improvement_direction"]
+    latest = str(chart["point_type"].iloc[-1])
+    variation = chart.attrs["variation_icon"]
+    if direction == "neutral":
+        high = latest.endswith("_high")
+    else:
+        high = (variation == "special_cause_improvement") == (direction == "increase")
+    text = _VARIATION_TEXT[variation].format(
+        side="high" if high else "low", better="higher" if direction == "increase" else "lower"
+    )
+    assurance = chart.attrs["assurance"]
+    return {
+        "variation": variation,
+        "variation_text": text,
+        "assurance": assurance,
+        "assurance_text": None if assurance is None else _ASSURANCE_TEXT[assurance],
+        "trial_limits": chart.attrs["trial_limits"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# local deprivation fifths
+# --------------------------------------------------------------------------------------------
+
+
+def local_quintiles(areas, value, population, *, most_deprived: str, groups: int = 5) -> pd.Series:
+    """Re-rank a catchment's areas into population-weighted local fifths (1 = most deprived).
+
+    National IMD quintiles can put almost all of a catchment in one or two fifths. Local
+    fifths split the catchment's own population into equal parts by deprivation, so a
+    service can compare its most and least deprived fifths of the people it serves.
+
+    **Method.** Areas are sorted from most to least deprived and laid end to end by
+    population. An area's place is the mid-point of its stretch of the cumulative
+    population, and its fifth is ``floor(5 * mid-point / total) + 1``. Each fifth then
+    holds a fifth of the population give or take part of one area (areas are not split).
+    The mid-points are those of the relative rank in :func:`sii`.
+
+    **Ties.** Areas with the same value are one block: they share the mid-point of the
+    block's combined stretch, so tied areas always fall in the same fifth and the result
+    does not depend on the order of the input.
+
+    Parameters
+    ----------
+    areas : array-like
+        Area codes (for example LSOA codes), each once.
+    value : array-like
+        Deprivation score (e.g. IMD score) or national rank. A missing value gives a
+        missing fifth, and that area's population is left out.
+    population : array-like
+        Population of each area (0 or more, none missing).
+    most_deprived : {"high", "low"}
+        Which end of ``value`` is most deprived: "high" for an IMD score, "low" for an IMD
+        rank or decile (rank 1 is the most deprived). No default, as a wrong guess would
+        reverse every result.
+    groups : int, default 5
+        Number of groups (10 gives local deciles).
+
+    Returns
+    -------
+    pandas.Series
+        Nullable integers ``1 .. groups`` named ``local_quintile``, indexed by ``areas`` in
+        input order.
+
+    Examples
+    --------
+    >>> local_quintiles(["a", "b", "c", "d", "e"], [50, 40, 30, 20, 10], [100] * 5,
+    ...                 most_deprived="high").tolist()
+    [1, 2, 3, 4, 5]
+    >>> local_quintiles(["a", "b", "c", "d"], [1, 2, 2, 3], [100, 300, 300, 300],
+    ...                 most_deprived="low").tolist()  # the tied ranks share a fifth
+    [1, 3, 3, 5]
+    """
+    if most_deprived not in ("high", "low"):
+        raise ValueError("most_deprived must be 'high' (a score) or 'low' (a rank)")
+    if int(groups) != groups or groups < 2:
+        raise ValueError("groups must be a whole number of 2 or more")
+    frame = pd.DataFrame(
+        {"value": _as_float(value), "population": _as_float(population)},
+        index=pd.Index(areas, name="area"),
+    )
+    if frame.index.duplicated().any():
+        raise ValueError(
+            f"each area must appear once; {frame.index[frame.index.duplicated()][0]!r} repeats"
+        )
+    if np.any(~(frame["population"] >= 0)):
+        raise ValueError("every area needs a population of 0 or more")
+    ranked = frame.dropna(subset=["value"])
+    total = ranked["population"].sum()
+    if not total > 0:
+        raise ValueError("the areas with a value have no population")
+    key = -ranked["value"] if most_deprived == "high" else ranked["value"]
+    # population of each tie block, in order from most deprived
+    block = ranked["population"].groupby(key).sum().sort_index()
+    end = block.cumsum()
+    middle = (end - block / 2).reindex(key).to_numpy()
+    fifth = np.minimum(np.floor(groups * middle / total) + 1, groups)
+    out = pd.Series(pd.NA, index=frame.index, dtype="Int64", name="local_quintile")
+    out[ranked.index] = fifth.astype(int)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -336,3 +336,135 @@ def test_funnel_points_overdispersed_option_uses_the_estimated_tau2():
     assert list(plain.columns) == list(adjusted.columns)
     reference = S.funnel_limits(p0, n)
     assert plain["upper99_8cl"].tolist() == reference["upper99_8cl"].tolist()
+
+
+# ------------------------------------------------------------------------------------------
+# local fifths
+# ------------------------------------------------------------------------------------------
+
+
+def test_local_quintiles_hold_about_a_fifth_of_the_population_each():
+    rng = np.random.default_rng(42)
+    areas = [f"E0100{i:04d}" for i in range(400)]
+    score = rng.gamma(2.0, 10.0, size=400)
+    population = rng.integers(1000, 3000, size=400)
+    fifths = S.local_quintiles(areas, score, population, most_deprived="high")
+    assert fifths.index.tolist() == areas
+    totals = pd.Series(population, index=areas).groupby(fifths).sum()
+    assert totals.index.tolist() == [1, 2, 3, 4, 5]
+    # areas are not split, so each fifth is within one area's population of a fifth
+    assert (abs(totals - population.sum() / 5) <= population.max()).all()
+    # ordering: every area in a more deprived fifth has a higher score
+    by_fifth = pd.Series(score, index=areas).groupby(fifths)
+    assert (by_fifth.min().iloc[:-1].to_numpy() > by_fifth.max().iloc[1:].to_numpy()).all()
+
+
+def test_local_quintiles_from_a_rank_put_rank_one_in_the_first_fifth():
+    ranks = [32844, 1, 15000, 200, 28000, 9000, 21000, 5000, 12000, 30000]
+    fifths = S.local_quintiles(list("abcdefghij"), ranks, [10] * 10, most_deprived="low")
+    # with equal populations, two areas per fifth in order of rank (1 = most deprived)
+    order = np.argsort(ranks)
+    assert fifths.iloc[order].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    high = S.local_quintiles(list("abcdefghij"), ranks, [10] * 10, most_deprived="high")
+    assert (high + fifths == 6).all()
+
+
+def test_local_quintiles_keep_tied_areas_together_and_skip_missing_values():
+    # cumulative population 0-100 | 100-400 (three tied areas, mid-point 250) | 400-500
+    fifths = S.local_quintiles(
+        ["a", "b", "c", "d", "e", "f"],
+        [9.0, 5.0, 5.0, 5.0, 1.0, np.nan],
+        [100, 100, 100, 100, 100, 50],
+        most_deprived="high",
+    )
+    # mid-points 50, 250, 450 of 500 -> fifths 1, 3, 5; the missing score has no fifth
+    assert fifths.iloc[:5].tolist() == [1, 3, 3, 3, 5]
+    assert fifths.isna().tolist() == [False] * 5 + [True]
+    shuffled = S.local_quintiles(
+        ["d", "f", "b", "e", "a", "c"],
+        [5.0, np.nan, 5.0, 1.0, 9.0, 5.0],
+        [100, 50, 100, 100, 100, 100],
+        most_deprived="high",
+    )
+    assert shuffled.loc[list("abcde")].tolist() == fifths.loc[list("abcde")].tolist()
+
+
+def test_local_quintiles_reject_unclear_direction_and_repeated_areas():
+    with pytest.raises(ValueError, match="most_deprived"):
+        S.local_quintiles(["a", "b"], [1, 2], [1, 1], most_deprived="score")
+    with pytest.raises(ValueError, match="'a' repeats"):
+        S.local_quintiles(["a", "a"], [1, 2], [1, 1], most_deprived="high")
+    with pytest.raises(ValueError, match="population"):
+        S.local_quintiles(["a", "b"], [1, 2], [1, np.nan], most_deprived="high")
+
+
+# ------------------------------------------------------------------------------------------
+# SPC: rebasing and the Making Data Count icons
+# ------------------------------------------------------------------------------------------
+
+
+def hand_limits(values):
+    """Mean and mean moving range worked out plainly (no screening needed in these series)."""
+    mean = sum(values) / len(values)
+    ranges = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
+    mr = sum(ranges) / len(ranges)
+    return mean, mean - 2.66 * mr, mean + 2.66 * mr
+
+
+def test_rebase_recomputes_limits_from_each_segment_as_worked_by_hand():
+    before = [20, 22, 21, 23, 20, 22, 21, 23, 22, 21, 20, 22]
+    after = [30, 31, 29, 32, 30, 31, 29, 30, 32, 31, 30, 29, 31]
+    dates = pd.date_range("2024-01-01", periods=25, freq="W-MON")
+    chart = S.spc_xmr(before + after, dates=dates, rebase_at=[dates[12]])
+    for segment, values, rows in ((1, before, slice(0, 12)), (2, after, slice(12, 25))):
+        mean, lower, upper = hand_limits(values)
+        part = chart.iloc[rows]
+        assert (part["segment"] == segment).all()
+        assert part["mean"].tolist() == pytest.approx([mean] * len(values))
+        assert part["lower_process_limit"].tolist() == pytest.approx([lower] * len(values))
+        assert part["upper_process_limit"].tolist() == pytest.approx([upper] * len(values))
+    # without the rebase, one set of limits spans the step and the later points are flagged
+    single = S.spc_xmr(before + after, dates=dates)
+    assert single["mean"].nunique() == 1
+    assert single["special_cause"].iloc[12:].all()
+    assert not chart["special_cause"].any()
+
+
+def test_icons_for_a_common_cause_series_with_a_hit_and_miss_target():
+    values = [20, 22, 21, 23, 20, 22, 21, 23, 22, 21, 20, 22]
+    mean, lower, upper = hand_limits(values)
+    assert lower < 21 < upper  # the target lies inside the limits
+    icons = S.spc_icons(S.spc_xmr(values, target=21))
+    assert icons["variation"] == "common_cause"
+    assert icons["assurance"] == "inconsistent"
+    assert icons["variation_text"].startswith("Common cause")
+    assert icons["assurance_text"].startswith("Hit and miss")
+    assert icons["trial_limits"] is False
+
+
+def test_icons_for_a_high_latest_point_depend_on_which_direction_is_better():
+    values = [20, 22, 21, 23, 20, 22, 21, 23, 22, 21, 20, 40]
+    mean, lower, upper = hand_limits(values[:-1] + [21])  # the 19-point jump is screened
+    higher_better = S.spc_icons(S.spc_xmr(values, target=5))
+    assert higher_better["variation"] == "special_cause_improvement"
+    assert "unusually high, and higher is better" in higher_better["variation_text"]
+    assert higher_better["assurance"] == "consistent_pass"  # 5 is below the lower limit
+    lower_better = S.spc_icons(S.spc_xmr(values, improvement_direction="decrease", target=5))
+    assert lower_better["variation"] == "special_cause_concern"
+    assert "unusually high, and lower is better" in lower_better["variation_text"]
+    assert lower_better["assurance"] == "consistent_fail"
+    assert lower_better["assurance_text"].startswith("Consistently failing")
+    neutral = S.spc_icons(S.spc_xmr(values, improvement_direction="neutral", target=5))
+    assert neutral["variation"] == "special_cause_neutral"
+    assert "unusually high" in neutral["variation_text"]
+    assert neutral["assurance"] is None and neutral["assurance_text"] is None
+
+
+def test_icons_for_a_low_latest_point_and_no_target():
+    values = [20, 22, 21, 23, 20, 22, 21, 23, 22, 21, 20, 2]
+    icons = S.spc_icons(S.spc_xmr(values))
+    assert icons["variation"] == "special_cause_concern"
+    assert "unusually low, and higher is better" in icons["variation_text"]
+    assert icons["assurance"] is None
+    with pytest.raises(ValueError, match="spc_xmr"):
+        S.spc_icons(pd.DataFrame({"value": values}))
