@@ -1407,7 +1407,8 @@ def local_quintiles(areas, value, population, *, most_deprived: str, groups: int
 
     **Method.** Areas are sorted from most to least deprived and laid end to end by
     population. An area's place is the mid-point of its stretch of the cumulative
-    population, and its fifth is ``floor(5 * mid-point / total) + 1``. Each fifth then
+    population, and its fifth is ``floor(5 * mid-point / total) + 1`` (a mid-point exactly
+    on a boundary goes to the less deprived fifth). Each fifth then
     holds a fifth of the population give or take part of one area (areas are not split).
     The mid-points are those of the relative rank in :func:`sii`.
 

@@ -357,6 +357,12 @@ def test_local_quintiles_hold_about_a_fifth_of_the_population_each():
     # ordering: every area in a more deprived fifth has a higher score
     by_fifth = pd.Series(score, index=areas).groupby(fifths)
     assert (by_fifth.min().iloc[:-1].to_numpy() > by_fifth.max().iloc[1:].to_numpy()).all()
+    deciles = S.local_quintiles(areas, score, population, most_deprived="high", groups=10)
+    tenths = pd.Series(population, index=areas).groupby(deciles).sum()
+    assert tenths.index.tolist() == list(range(1, 11))
+    assert (abs(tenths - population.sum() / 10) <= population.max()).all()
+    # each local fifth is made of two whole local tenths
+    assert ((deciles + 1) // 2 == fifths).all()
 
 
 def test_local_quintiles_from_a_rank_put_rank_one_in_the_first_fifth():
