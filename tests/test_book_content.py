@@ -12,11 +12,13 @@ February 2025 guide, using the same Flesch reading ease method on both.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import textstat
@@ -24,7 +26,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_SOURCE = ROOT / "book"
-DIRECTORY_YAML = BOOK_SOURCE / "data" / "local-directory.yml"
+DATA_DIR = BOOK_SOURCE / "data"
+DIRECTORY_YAML = DATA_DIR / "local-directory.yml"
+#: Every list of contacts and resources the book renders.
+RESOURCE_YAMLS = ("local-directory.yml", "national-resources.yml", "training-courses.yml")
 GUIDE_DIR = ROOT.parent / "shared" / "seed"
 TEST_OUTPUT = ROOT / "test-output"
 
@@ -313,26 +318,24 @@ def test_inclusion_health_groups(book_text: str, group: str) -> None:
 
 
 def directory_names() -> list[str]:
-    """Every entry name in book/data/local-directory.yml."""
-    if not DIRECTORY_YAML.is_file():
-        pytest.fail(f"The local directory is missing: expected {DIRECTORY_YAML}")
-    data = yaml.safe_load(DIRECTORY_YAML.read_text(encoding="utf-8"))
-    names: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("name"), str):
-                names.append(node["name"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(data)
+    """Every entry name in the book's lists of contacts and resources."""
+    names = [entry["name"] for entry in resource_entries()]
     if not names:
-        pytest.fail(f"No entries with a 'name' found in {DIRECTORY_YAML}")
+        pytest.fail(f"No entries with a 'name' found in {DATA_DIR}")
     return names
+
+
+def resource_entries() -> list[dict]:
+    """Every entry of every list under book/data, each with its file name under '_file'."""
+    found = []
+    for name in RESOURCE_YAMLS:
+        path = DATA_DIR / name
+        if not path.is_file():
+            pytest.fail(f"A list of contacts and resources is missing: expected {path}")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for entry in data.get("organisations") or []:
+            found.append({**entry, "_file": name})
+    return found
 
 
 @slow
@@ -539,3 +542,480 @@ def test_book_is_easier_to_read_than_the_guide() -> None:
     TEST_OUTPUT.mkdir(parents=True, exist_ok=True)
     (TEST_OUTPUT / "readability.txt").write_text(report, encoding="utf-8")
     assert book > guide, report
+
+
+# ---------------------------------------------------------------------------
+# Contacts and resources: every signpost leads somewhere
+# ---------------------------------------------------------------------------
+
+WAYS_IN = ("url", "email", "phone", "how_to_find")
+
+
+def test_every_resource_entry_has_a_way_in_and_a_checked_date() -> None:
+    problems = []
+    for entry in resource_entries():
+        label = f"{entry['_file']}: {entry.get('id') or entry.get('name')}"
+        if not any(str(entry.get(field) or "").strip() for field in WAYS_IN):
+            problems.append(f"{label} has none of {', '.join(WAYS_IN)}")
+        if not isinstance(entry.get("checked"), dt.date):
+            problems.append(f"{label} has no `checked` date (found {entry.get('checked')!r})")
+        url = entry.get("url")
+        if url and not re.match(r"https?://\S+$", str(url)):
+            problems.append(f"{label} has a url that is not a web address: {url!r}")
+        email = entry.get("email")
+        if email and not re.match(r"[^@\s]+@[^@\s]+\.[^@\s]+$", str(email)):
+            problems.append(f"{label} has an email that is not an email address: {email!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_entry_ids_are_unique_across_the_lists() -> None:
+    ids = [entry.get("id") for entry in resource_entries()]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    assert all(ids), "Every entry needs an id"
+    assert not repeated, f"These ids are used more than once: {repeated}"
+
+
+def test_no_signpost_just_says_the_guide_names_it() -> None:
+    pattern = re.compile(r"named in the guide|listed in the guide", re.IGNORECASE)
+    sources = [DATA_DIR / name for name in RESOURCE_YAMLS] + sorted(BOOK_SOURCE.rglob("*.md"))
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sources
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found, "Say who to ask or where to look instead:\n" + "\n".join(found)
+
+
+def test_every_resource_role_names_a_known_entry() -> None:
+    known = {entry["id"] for entry in resource_entries()}
+    role = re.compile(r"\{resource\}`(?:[^`<]*<)?([^`<>]+)>?`")
+    unknown = [
+        f"{path.relative_to(ROOT)}: {target}"
+        for path in sorted(BOOK_SOURCE.rglob("*.md"))
+        for target in role.findall(path.read_text(encoding="utf-8"))
+        if target.strip() not in known
+    ]
+    assert not unknown, f"{{resource}} roles that name no entry: {unknown}"
+
+
+def _directives_module():
+    """The book's Sphinx extension, imported from book/_ext."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "playbook_directives", BOOK_SOURCE / "_ext" / "playbook_directives.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GOOD_ENTRY = """
+categories:
+  cvs: Councils for Voluntary Service
+organisations:
+  - id: a-cvs
+    name: A CVS
+    category: cvs
+    helps_with: Supports groups.
+    area: Derby
+    covers: [derby]
+    {way_in}
+    checked: 2026-12-02
+"""
+
+
+@pytest.mark.parametrize(
+    ("way_in", "problem"),
+    [
+        ("", "needs at least one of url, email, phone, how_to_find"),
+        ("how_to_find: The partnership's website (named in the guide)", "says only that the guide"),
+        ("url: www.example.org", "must start with https://"),
+        ("email: not-an-email", "not an email address"),
+    ],
+)
+def test_the_build_refuses_an_entry_with_no_way_in(
+    tmp_path: Path, way_in: str, problem: str
+) -> None:
+    path = tmp_path / "list.yml"
+    path.write_text(GOOD_ENTRY.format(way_in=way_in), encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        _directives_module().load_directory(path)
+
+
+def test_the_build_accepts_an_entry_with_a_way_in(tmp_path: Path) -> None:
+    path = tmp_path / "list.yml"
+    path.write_text(GOOD_ENTRY.format(way_in="email: hello@example.org"), encoding="utf-8")
+    categories, entries = _directives_module().load_directory(path)
+    assert categories == {"cvs": "Councils for Voluntary Service"}
+    assert [entry["id"] for entry in entries] == ["a-cvs"]
+
+
+@slow
+def test_contacts_page_has_a_card_and_anchor_for_every_entry(built_book: Path) -> None:
+    page = built_book / "book" / "reference" / "local-contacts.html"
+    assert page.is_file(), f"The contacts page was not built: {page}"
+    html = page.read_text(encoding="utf-8")
+    missing = [e["id"] for e in resource_entries() if f'id="contact-{e["id"]}"' not in html]
+    assert not missing, f"No card on the contacts page for: {missing}"
+    assert 'class="directory-filter"' in html, "The contacts page has no filter form"
+    for control in ("directory-area", "directory-need", "directory-words"):
+        assert f'<label for="{control}">' in html, f"The filter's {control} control has no label"
+
+
+#: Pages that name local teams or resources must link into the contacts page.
+PAGES_LINKING_TO_CONTACTS = (
+    "book/part-1/step-2-patient-insights.html",
+    "book/part-1/step-3-local-data.html",
+    "book/part-2/step-5-literature-reviews.html",
+    "book/part-2/step-6-place-based-knowledge.html",
+    "book/part-2/step-7-community-engagement.html",
+    "book/part-3/step-9-process-mapping.html",
+    "book/part-4/index.html",
+    "book/part-5/training-and-support.html",
+    "book/part-5/reflective-practice.html",
+)
+
+
+@pytest.mark.parametrize("page", PAGES_LINKING_TO_CONTACTS)
+@slow
+def test_pages_link_into_the_contacts_page(built_book: Path, page: str) -> None:
+    html = (built_book / page).read_text(encoding="utf-8")
+    assert re.search(r'href="[^"]*local-contacts\.html(#[^"]*)?"', html), (
+        f"{page} names local teams or resources but never links to the contacts page"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Every step is tied to its analysis
+# ---------------------------------------------------------------------------
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href")
+        if tag == "a" and href:
+            self.hrefs.append(href)
+
+
+def step_pages(built_book: Path) -> dict[int, Path]:
+    """The built page of each numbered step, found by its title."""
+    found: dict[int, Path] = {}
+    for path in sorted((built_book / "book").rglob("*.html")):
+        page = visible_text(path.read_text(encoding="utf-8"), path)
+        for title in page.headings:
+            match = re.match(r"Step (\d+)\b", title)
+            if match:
+                found[int(match.group(1))] = path
+    return found
+
+
+@pytest.mark.parametrize("number", range(1, 14))
+@slow
+def test_each_step_links_to_its_analysis_and_to_running_it(built_book: Path, number: int) -> None:
+    pages = step_pages(built_book)
+    assert number in pages, f"No built page is titled 'Step {number} ...'"
+    html = pages[number].read_text(encoding="utf-8")
+    links = _Links()
+    links.feed(html)
+    text = normalise(visible_text(html).text)
+    to_notebook = [h for h in links.hrefs if re.search(r"(^|/)notebooks/[\w-]+\.html", h)]
+    assert to_notebook or "conversation, not data" in text, (
+        f"Step {number} neither links to a notebook nor says it is a conversation, not data"
+    )
+    assert any("using/run-on-your-data.html" in h for h in links.hrefs), (
+        f"Step {number} does not link to 'Run the playbook on your service's data'"
+    )
+
+
+#: Steps whose notebook the book must link to (a notebook serves them).
+STEP_NOTEBOOKS = {
+    1: ("data-completeness", "who-uses-the-service"),
+    3: ("deprivation-and-core20",),
+    4: ("access-and-outcome-gaps",),
+    8: ("readability",),
+    9: ("pathway",),
+    10: ("readability",),
+    11: ("evaluation",),
+    12: ("evaluation",),
+    13: ("summary-and-plan",),
+}
+
+
+@pytest.mark.parametrize("number", sorted(STEP_NOTEBOOKS))
+@slow
+def test_steps_served_by_a_notebook_link_to_it(built_book: Path, number: int) -> None:
+    html = step_pages(built_book)[number].read_text(encoding="utf-8")
+    for notebook in STEP_NOTEBOOKS[number]:
+        assert f"notebooks/{notebook}.html" in html, f"Step {number} does not link to {notebook}"
+
+
+# ---------------------------------------------------------------------------
+# Reading times, titles and callouts agree everywhere
+# ---------------------------------------------------------------------------
+
+WORDS_PER_MINUTE = 200
+
+
+def home_page_minutes() -> dict[int, int]:
+    """The reading time the home page gives each part, from its table."""
+    source = (BOOK_SOURCE / "intro.md").read_text(encoding="utf-8")
+    rows = re.split(r"^\* - ", source, flags=re.MULTILINE)
+    found = {}
+    for row in rows:
+        part = re.match(r"\{doc\}`/book/part-(\d)/index`", row)
+        minutes = re.search(r"About (\d+) minutes", row)
+        if part and minutes:
+            found[int(part.group(1))] = int(minutes.group(1))
+    return found
+
+
+def part_page_minutes(part: int) -> int:
+    source = (BOOK_SOURCE / f"part-{part}" / "index.md").read_text(encoding="utf-8")
+    match = re.search(r"\*\*Time to read:\*\* about (\d+) minutes", source)
+    assert match, f"Part {part}'s page does not say '**Time to read:** about N minutes'"
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("part", range(1, 6))
+def test_home_page_reading_time_matches_the_part_page(part: int) -> None:
+    home = home_page_minutes()
+    assert part in home, f"The home page gives no reading time for Part {part}"
+    assert home[part] == part_page_minutes(part), (
+        f"Part {part}: the home page says {home[part]} minutes, the part page {part_page_minutes(part)}"
+    )
+
+
+@pytest.mark.parametrize("part", range(1, 6))
+def test_reading_time_fits_the_length_of_the_part(part: int) -> None:
+    words = sum(
+        len(" ".join(prose_units(markdown_prose(path.read_text(encoding="utf-8")))).split())
+        for path in sorted((BOOK_SOURCE / f"part-{part}").glob("*.md"))
+    )
+    needed = words / WORDS_PER_MINUTE
+    stated = part_page_minutes(part)
+    assert needed <= stated <= needed + 5, (
+        f"Part {part} has {words} words: about {needed:.0f} minutes at {WORDS_PER_MINUTE} a minute, "
+        f"but its page says {stated}"
+    )
+
+
+def part_titles() -> dict[int, str]:
+    titles = {}
+    for part in range(1, 6):
+        source = (BOOK_SOURCE / f"part-{part}" / "index.md").read_text(encoding="utf-8")
+        titles[part] = re.search(r"^# (.+)$", source, flags=re.MULTILINE).group(1).strip()
+    return titles
+
+
+def test_every_mention_of_a_part_uses_its_page_title() -> None:
+    titles = part_titles()
+    mention = re.compile(r"Part ([1-5]): ([A-Z][^<`*)\]\n.]*)")
+    wrong = []
+    for path in sorted(BOOK_SOURCE.rglob("*.md")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for match in mention.finditer(line):
+                said = f"Part {match.group(1)}: {match.group(2).strip()}"
+                if not titles[int(match.group(1))].startswith(said):
+                    wrong.append(f"{path.relative_to(ROOT)}:{number}: {said!r}")
+    assert not wrong, f"These do not match the part titles {titles}:\n" + "\n".join(wrong)
+
+
+def test_sidebar_captions_do_not_repeat_page_titles() -> None:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    captions = [normalise(part["caption"]) for part in toc["parts"] if part.get("caption")]
+    titles = [normalise(title) for title in part_titles().values()]
+    assert len(captions) == len(set(captions)), f"A sidebar caption appears twice: {captions}"
+    clash = [c for c in captions if c in titles or re.match(r"part \d", c)]
+    assert not clash, f"These captions repeat or stand in for a part's page title: {clash}"
+
+
+CALLOUT_CLASSES = {
+    "Try it with data": "try-it",
+    "A conversation step": "try-it",
+    "Key question": "key-question",
+}
+
+
+def test_each_kind_of_callout_has_one_class_everywhere() -> None:
+    fence = re.compile(r"^(?:`{3,}|:{3,})\{admonition\} (.+)$")
+    wrong = []
+    for path in sorted(BOOK_SOURCE.rglob("*.md")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines):
+            match = fence.match(line.strip())
+            if not match:
+                continue
+            kind = next((k for k in CALLOUT_CLASSES if match.group(1).startswith(k)), None)
+            if kind is None:
+                continue
+            option = lines[number + 1].strip() if number + 1 < len(lines) else ""
+            if option != f":class: {CALLOUT_CLASSES[kind]}":
+                wrong.append(f"{path.relative_to(ROOT)}:{number + 1}: {kind!r} has {option!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _hex(colour: str) -> tuple[float, float, float]:
+    colour = colour.lstrip("#")
+    return tuple(int(colour[i : i + 2], 16) / 255 for i in (0, 2, 4))
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [
+            c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in _hex(colour)
+        ]
+        return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_contrast_helper_matches_known_ratios() -> None:
+    assert contrast("#000000", "#ffffff") == pytest.approx(21.0)
+    assert contrast("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)
+
+
+def css_palettes() -> dict[str, dict[str, str]]:
+    css = (BOOK_SOURCE / "_static" / "playbook.css").read_text(encoding="utf-8")
+    palettes = {}
+    for name, selector in (("light", r":root"), ("dark", r'html\[data-theme="dark"\]')):
+        block = re.search(selector + r"\s*\{([^}]*)\}", css)
+        assert block, f"playbook.css has no {name} colour block ({selector})"
+        palettes[name] = dict(
+            re.findall(r"--playbook-([\w-]+):\s*(#[0-9a-fA-F]{6})", block.group(1))
+        )
+    return palettes
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_callout_colours_are_distinct_and_meet_aa(theme: str) -> None:
+    colours = css_palettes()[theme]
+    for kind in ("try", "key"):
+        text, tint, border = (
+            colours[f"{kind}-text"],
+            colours[f"{kind}-bg"],
+            colours[f"{kind}-border"],
+        )
+        assert contrast(text, tint) >= 4.5, f"{theme} {kind}: title text {text} on {tint}"
+        assert contrast(border, colours["page"]) >= 3, (
+            f"{theme} {kind}: border {border} on the page"
+        )
+    assert colours["try-border"] != colours["key-border"], "Both kinds of callout share one colour"
+    assert colours["try-bg"] != colours["key-bg"], "Both kinds of callout share one tint"
+
+
+# ---------------------------------------------------------------------------
+# Meaning slips that must not come back
+# ---------------------------------------------------------------------------
+
+#: Wrong wording, with why it is wrong.
+SLIPS = {
+    r"other protected characteristics": "the reasonable adjustments duty covers disabled people",
+    r"\bpersonal care\b": "the guide means personalised care",
+    r"Glossop": "the guide does not say where The Bureau is",
+    r"Derbyshire, including Derby": "the guide says Derbyshire LGBT+ serves Derbyshire",
+    r"Derby City('s)? librar": "the guide does not say whose libraries they are",
+    r"asks every service to reach": "Core20PLUS5 is an approach, not a rule for every service",
+}
+
+
+@pytest.mark.parametrize("slip", sorted(SLIPS))
+def test_meaning_slips_are_gone(slip: str) -> None:
+    sources = sorted(BOOK_SOURCE.rglob("*.md")) + [DATA_DIR / name for name in RESOURCE_YAMLS]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sources
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(slip, line, flags=re.IGNORECASE)
+    ]
+    assert not found, f"{SLIPS[slip]}: {found}"
+
+
+def test_evaluation_cycle_maps_act_to_adopt_adapt_or_drop() -> None:
+    svg = (BOOK_SOURCE / "_static" / "figures" / "evaluation-cycle.svg").read_text(encoding="utf-8")
+    texts = [collapse(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    labels = {
+        texts[i - 1]: texts[i] for i, t in enumerate(texts) if t.startswith(("PDSA:", "Step "))
+    }
+    acts = [step for step, label in labels.items() if label == "PDSA: Act"]
+    assert acts and all(re.search(r"adopt, adapt or drop", step, re.I) for step in acts), labels
+    share = [step for step in labels if step.lower().startswith("share")]
+    assert share and all(not labels[step].startswith("PDSA") for step in share), labels
+    training = (BOOK_SOURCE / "part-5" / "training-and-support.md").read_text(encoding="utf-8")
+    assert re.search(r"\*\*Act\*\*[^\n]*adopt, adapt or drop", training), (
+        "The training page no longer defines Act as adopt, adapt or drop; keep the figure in step"
+    )
+
+
+def test_case_study_keeps_peoples_own_words() -> None:
+    source = (BOOK_SOURCE / "part-3" / "case-study-long-covid.md").read_text(encoding="utf-8")
+    quotes = re.findall(r'^> "(.+)"$\n>\n> — (.+)$', source, flags=re.MULTILINE)
+    speakers = [speaker for _, speaker in quotes]
+    assert sum("patient" in s for s in speakers) >= 3, f"Patients' quotes missing: {quotes}"
+    assert any("staff" in s for s in speakers), f"No attributed staff quote: {quotes}"
+    assert all(len(quote.split()) <= 25 for quote, _ in quotes), "Keep each quote short"
+
+
+@slow
+def test_glossary_has_an_a_to_z_jump_list(built_book: Path) -> None:
+    html = (built_book / "book" / "reference" / "glossary.html").read_text(encoding="utf-8")
+    jump = re.search(r'<div class="glossary-jump[^"]*">(.*?)</div>', html, flags=re.S)
+    assert jump, "The glossary has no jump list"
+    links = _Links()
+    links.feed(jump.group(1))
+    terms = re.findall(r'<dt id="term-([^"]+)"', html)
+    assert terms, "No glossary terms found"
+    letters = sorted({unquote(term)[0].upper() for term in terms})
+    targets = {href.split("#", 1)[1] for href in links.hrefs if "#" in href}
+    for letter in letters:
+        # A letter links to its own section, or straight to a term filed under
+        # another letter (Quintile sits with Decile).
+        section = f"glossary-{letter.lower()}"
+        starting = {f"term-{t}" for t in terms if unquote(t)[0].upper() == letter}
+        assert section in targets or starting & targets, f"The jump list has no link for {letter}"
+        if section in targets:
+            assert f'id="{section}"' in html, f"The jump list links to a missing section {letter}"
+
+
+@pytest.mark.browser
+@slow
+def test_contacts_filter_shows_only_matching_cards(built_book: Path) -> None:
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium).")
+    from playwright.sync_api import sync_playwright
+
+    url = (built_book / "book" / "reference" / "local-contacts.html").resolve().as_uri()
+    shown = "els => els.filter(e => !e.hidden).map(e => e.id)"
+    with sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 390, "height": 900})
+        page.goto(url)
+        every = page.eval_on_selector_all(".directory-entry", shown)
+        assert len(every) == len(resource_entries()), "Some cards are hidden before any filter"
+        page.select_option("#directory-area", "bolsover")
+        page.select_option("#directory-need", "cvs")
+        bolsover_cvs = page.eval_on_selector_all(".directory-entry", shown)
+        page.select_option("#directory-area", "")
+        page.select_option("#directory-need", "")
+        page.fill("#directory-words", "dementia")
+        dementia = page.eval_on_selector_all(".directory-entry", shown)
+        count = page.inner_text(".directory-count")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        browser.close()
+    # Bolsover's own CVS and the county-wide ones, but not the city's or another district's.
+    assert "contact-bolsover-cvs" in bolsover_cvs
+    assert "contact-derbyshire-voluntary-action" in bolsover_cvs
+    assert "contact-community-action-derby" not in bolsover_cvs
+    assert "contact-links-cvs" not in bolsover_cvs
+    assert dementia == ["contact-derby-dementia-action-forum"]
+    assert count == f"Showing 1 of {len(every)} entries."
+    assert width <= 390, f"The contacts page scrolls sideways on a phone ({width}px wide)"

@@ -8,4 +8,72 @@ document.addEventListener("DOMContentLoaded", () => {
       summary.setAttribute("aria-label", `Show or hide the pages in ${name}`);
     }
   });
+  markCallouts();
+  setUpDirectoryFilter();
 });
+
+// Give every "Key question" and "Try it with data" callout its own style, even
+// where a page (such as a notebook) does not set the class itself.
+function markCallouts() {
+  const kinds = [
+    [/^key question/i, "key-question"],
+    [/^try it with data/i, "try-it"],
+  ];
+  document.querySelectorAll("div.admonition > .admonition-title").forEach((title) => {
+    for (const [pattern, kind] of kinds) {
+      if (pattern.test(title.textContent.trim())) {
+        title.parentElement.classList.add(kind);
+      }
+    }
+  });
+}
+
+// The filter on the "Local contacts and resources" page. Without JavaScript
+// the form stays hidden and every card shows.
+function setUpDirectoryFilter() {
+  const form = document.querySelector("form.directory-filter");
+  if (!form) return;
+  const entries = Array.from(document.querySelectorAll(".directory-entry"));
+  const area = form.querySelector("#directory-area");
+  const need = form.querySelector("#directory-need");
+  const words = form.querySelector("#directory-words");
+  const count = form.querySelector(".directory-count");
+  const sections = Array.from(document.querySelectorAll("section")).filter(
+    (section) => section.querySelector(".directory-entry") && !section.contains(form),
+  );
+
+  // An entry for the whole county covers every district, but not the city.
+  const coversArea = (entry, key) => {
+    if (!key) return true;
+    const classes = entry.classList;
+    if (classes.contains(`covers-${key}`) || classes.contains("covers-england")) return true;
+    return key !== "derby" && classes.contains("covers-derbyshire");
+  };
+
+  const update = () => {
+    const terms = words.value.toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const entry of entries) {
+      const text = entry.textContent.toLowerCase();
+      const wanted =
+        coversArea(entry, area.value) &&
+        (!need.value || entry.classList.contains(`need-${need.value}`)) &&
+        terms.every((term) => text.includes(term));
+      entry.hidden = !wanted;
+      if (wanted) shown += 1;
+    }
+    for (const section of sections) {
+      section.hidden = !section.querySelector(".directory-entry:not([hidden])");
+    }
+    count.textContent =
+      shown === entries.length
+        ? `Showing all ${entries.length} entries.`
+        : `Showing ${shown} of ${entries.length} entries.`;
+  };
+
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
+  form.addEventListener("submit", (event) => event.preventDefault());
+  form.hidden = false;
+  update();
+}
