@@ -203,8 +203,6 @@ def _clean(body: str, source: str, sources: list[str], ids: dict[str, int], k: i
     body = _SCRIPT.sub("", body)
     body = _EVENT_ATTR.sub("", body)
     body = _DETAILS.sub("<details open", body)
-    # sphinx-togglebutton hides its toggles' content with a script; without it they show.
-    body = body.replace("toggle-hidden", "")
     here = posixpath.dirname(source)
 
     def target(href: str) -> str | None:

@@ -7,6 +7,7 @@ A few pages are rendered as PNG into test-output/pdf/ for a person to look at.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import os
@@ -327,7 +328,12 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_planted_scripts_do_not_run_and_folds_print_open(small_workbook, cfg, tmp_path):
     need_tools()
+    # Markup in the service's name is printed as text, in the cover and the running header.
+    name = 'Clinic <script>while (true) {}</script> "A" \\ B'
+    cfg = dataclasses.replace(cfg, service_name=name)
     pdf = print_pdf(small_workbook, tmp_path / "workbook.pdf", cfg, timeout=60)
+    assert page_text(pdf, 1).count(name) == 1
+    assert page_text(pdf, 2).startswith(name)
     text = pdf_text(pdf)
     assert "FOLDED TEXT" in text and "Deep part." in text
     assert "RAN" not in text
@@ -413,3 +419,43 @@ def test_the_command_reports_a_missing_chromium_without_a_traceback(tmp_path):
     assert "Traceback" not in output
     assert "[PDF001]" in output and CATALOGUE["PDF001"].title in output
     assert list((tmp_path / "out").rglob("*.pdf")) == []
+
+
+def test_the_book_prints_closed_folds_open(tmp_path):
+    """The book's own print view (no print page is built for it): the style sheet shows
+    what closed dropdowns, hidden cell outputs and toggles hold, and hides their controls."""
+    from playwright.sync_api import sync_playwright
+
+    need_tools()
+    css = (ROOT / "book" / "_static" / "playbook.css").as_uri()
+    page = tmp_path / "page.html"
+    page.write_text(
+        f"<!DOCTYPE html><html><head><link rel='stylesheet' href='{css}'></head><body>"
+        "<details class='sd-dropdown'><summary>How to read this table</summary>"
+        "<p id='dropdown'>Inside the dropdown</p></details>"
+        "<div class='cell'><details class='hide above-output'>"
+        "<summary id='control'>Show code cell outputs</summary>"
+        "<p id='output'>The table</p></details></div>"
+        "<div class='admonition toggle toggle-hidden'><p class='admonition-title'>Answer</p>"
+        "<p id='answer'>Model answer</p><button class='toggle-button' id='button'>x</button>"
+        "</div></body></html>"
+    )
+    ids = ["dropdown", "output", "answer", "control", "button"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        pg = browser.new_page()
+        pg.goto(page.as_uri())
+        on_screen = pg.evaluate(
+            "ids => ids.filter(i => document.getElementById(i).checkVisibility())", ids
+        )
+        pg.pdf(path=str(tmp_path / "page.pdf"))
+        browser.close()
+    # On screen the folds are closed (so the check below means something) ...
+    assert "dropdown" not in on_screen and "output" not in on_screen
+    # ... and on paper what they hold is printed, while the controls are not.
+    on_paper = pdf_text(tmp_path / "page.pdf")
+    for text in ("Inside the dropdown", "The table", "Model answer", "How to read this table"):
+        assert text in on_paper, text
+    assert "Show code cell" not in on_paper
