@@ -419,7 +419,10 @@ def _run_chromium(chromium: str, page: Path, out: Path, profile: Path, timeout: 
 def _stop(proc: subprocess.Popen) -> None:
     """End the Chromium process group this print started (it starts helper processes)."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        elif proc.poll() is None:  # Windows: no process groups here; end the browser itself
+            proc.kill()
     except (ProcessLookupError, PermissionError):
         pass
     try:

@@ -160,6 +160,7 @@ def printed(tmp_path_factory):
     return result, pages
 
 
+@pytest.mark.slow
 def test_every_table_heading_of_the_workbook_is_printed(printed):
     result, _ = printed
     text = pdf_text(result.pdf)
@@ -174,6 +175,7 @@ def test_every_table_heading_of_the_workbook_is_printed(printed):
     assert not missing, f"table headings in the HTML but not in the PDF: {missing[:10]}"
 
 
+@pytest.mark.slow
 def test_every_figure_of_the_front_page_is_printed(printed):
     result, _ = printed
     text = pdf_text(result.pdf)
@@ -187,6 +189,7 @@ def test_every_figure_of_the_front_page_is_printed(printed):
     assert not missing, f"front-page cells not in the PDF: {missing[:10]}"
 
 
+@pytest.mark.slow
 def test_the_cover_names_the_service_once_with_the_facts_and_the_rule(printed):
     result, pages = printed
     cfg = load_config(SAMPLE_CFG)
@@ -204,6 +207,7 @@ def test_the_cover_names_the_service_once_with_the_facts_and_the_rule(printed):
     assert pages[1].count(cfg.service_name) == 1
 
 
+@pytest.mark.slow
 def test_each_step_starts_a_page_and_the_contents_give_that_page(printed):
     result, pages = printed
     cfg = load_config(SAMPLE_CFG)
@@ -227,6 +231,7 @@ def test_each_step_starts_a_page_and_the_contents_give_that_page(printed):
         assert body(pages[number - 1]).startswith(title), (title, number)
 
 
+@pytest.mark.slow
 def test_the_rule_and_the_page_number_are_on_every_page(printed):
     _, pages = printed
     rule = load_config(SAMPLE_CFG).disclosure.describe()
@@ -235,6 +240,7 @@ def test_the_rule_and_the_page_number_are_on_every_page(printed):
         assert f"Page {n} of {len(pages)}" in page, f"page {n} has no page number"
 
 
+@pytest.mark.slow
 def test_no_screen_controls_on_paper(printed):
     _, pages = printed
     text = " ".join(pages)
@@ -242,6 +248,7 @@ def test_no_screen_controls_on_paper(printed):
         assert control not in text, control
 
 
+@pytest.mark.slow
 def test_the_pdf_names_no_machine_path(printed):
     result, pages = printed
     raw = result.pdf.read_bytes()
@@ -250,6 +257,7 @@ def test_the_pdf_names_no_machine_path(printed):
     assert str(result.out_dir) not in " ".join(pages)
 
 
+@pytest.mark.slow
 def test_notes_tables_leave_room_to_write(printed):
     """The blank rows of each step's notes table are at least 2.5 cm tall on paper."""
     from playwright.sync_api import sync_playwright
@@ -400,6 +408,7 @@ def test_a_half_written_pdf_is_never_left_looking_complete(small_workbook, cfg, 
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_the_command_reports_a_missing_chromium_without_a_traceback(tmp_path):
     """End to end: `equity-workbook run --pdf` on a machine without Chromium."""
     bin_dir = tmp_path / "bin"
