@@ -28,13 +28,14 @@ workbook: setup
 	$(BIN)/equity-workbook run --config $(SAMPLE_CONFIG) --out $(OUT)
 
 # Browser tests drive Debian's Chromium; Playwright's own browser download is not available offline.
+# The PDF tests read the printed workbook back with poppler's pdftotext and pdftoppm.
 browser-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v pdftotext >/dev/null; then \
 	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "Installing Debian's chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "Installing Debian's chromium and poppler-utils for the browser and PDF tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
 	  else \
-	    echo "The browser tests need Chromium: run 'sudo apt-get install chromium' and try again."; exit 1; \
+	    echo "The browser and PDF tests need Chromium and poppler: run 'sudo apt-get install chromium poppler-utils' and try again."; exit 1; \
 	  fi; \
 	fi
 

@@ -368,6 +368,32 @@ _ENTRIES = [
         "The run stopped before it finished; no workbook was published.",
         "Run the same command again: finished steps are reused.",
     ),
+    # --- printing the PDF (--pdf) ---------------------------------------------------------
+    _m(
+        "PDF001",
+        "error",
+        "Chromium is not installed",
+        "The PDF is printed with the Chromium browser, and no program called {names} was found.",
+        "Install it (on Debian or Ubuntu: sudo apt-get install chromium) and run again: "
+        "finished steps are reused. Or run without --pdf and print from your browser.",
+    ),
+    _m(
+        "PDF002",
+        "error",
+        "Printing the PDF took too long",
+        "Chromium had not finished printing the PDF after {seconds} seconds, so it was "
+        "stopped. No PDF was written.",
+        "Run again: finished steps are reused. If it happens again, run without --pdf and "
+        "print the HTML workbook from your browser.",
+    ),
+    _m(
+        "PDF003",
+        "error",
+        "Chromium could not print the PDF",
+        "The PDF was not written: {detail}.",
+        "Run again: finished steps are reused. If it happens again, check that Chromium "
+        "opens on this computer, or run without --pdf and print from your browser.",
+    ),
     _m(
         "RDB001",
         "error",

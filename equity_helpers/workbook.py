@@ -48,6 +48,7 @@ from . import __version__
 from .config import ServiceConfig, load_config, resolve_path
 from .errors import CATALOGUE, PlaybookError, WorkbookError, render
 from .notebooks import NOTEBOOK_DIR, NOTEBOOKS, NotebookInfo, read_glued, to_notebook
+from .pdf import print_pdf
 from .service import input_fingerprint, prepare_to_file
 
 log = logging.getLogger("equity_helpers")
@@ -623,63 +624,6 @@ def _escape_raw_text(html_dir: Path, text: str) -> None:
             page.write_text(body.replace(text, escaped), encoding="utf-8")
 
 
-def print_pdf(html_dir: Path, pdf: Path) -> Path:
-    """Print the workbook to one PDF with headless Chromium, if it is installed."""
-    chromium = (
-        shutil.which("chromium")
-        or shutil.which("chromium-browser")
-        or shutil.which("google-chrome")
-    )
-    if not chromium:
-        raise WorkbookError(
-            "RUN001",
-            step="Print the PDF",
-            detail="Chromium is not installed (on Debian or Ubuntu: sudo apt-get install chromium)",
-            log="the message above",
-        )
-    pages = [html_dir / "index.html"] + sorted((html_dir / "steps").glob("*.html"))
-    combined = html_dir / "_print.html"
-    parts = []
-    for p in pages:
-        text = p.read_text(encoding="utf-8")
-        m = re.search(r"<main[^>]*>(.*?)</main>", text, flags=re.S)
-        parts.append(m.group(1) if m else text)
-    head = re.search(r"<head>.*?</head>", pages[0].read_text(encoding="utf-8"), flags=re.S)
-    combined.write_text(
-        "<!DOCTYPE html><html lang='en'>"
-        + (head.group(0) if head else "")
-        + "<body>"
-        + "<div style='page-break-after: always'></div>".join(parts)
-        + "</body></html>",
-        encoding="utf-8",
-    )
-    cmd = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={html_dir.parent / '.chromium'}",
-        f"--print-to-pdf={pdf}",
-        "--no-pdf-header-footer",
-        combined.as_uri(),
-    ]
-    subprocess.run(cmd, capture_output=True, timeout=180)
-    combined.unlink(missing_ok=True)
-    shutil.rmtree(html_dir.parent / ".chromium", ignore_errors=True)
-    if not pdf.is_file():
-        raise WorkbookError(
-            "RUN001",
-            step="Print the PDF",
-            detail="Chromium did not write the PDF",
-            log="the message above",
-        )
-    return pdf
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -778,7 +722,7 @@ def run_workbook(
         result = WorkbookResult(cfg.service_name, slug, final, results)
         if pdf:
             progress("Printing the PDF with headless Chromium")
-            result.pdf = print_pdf(staged / "html", staged / "workbook.pdf")
+            result.pdf = print_pdf(staged / "html", staged / "workbook.pdf", cfg)
         manifest = {
             "service": cfg.service_name,
             "run_key": run_key,
