@@ -12,7 +12,10 @@ from .privacy import DisclosureRule, format_count
 
 
 def _pct(v) -> str:
-    return "*" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else f"{v:.1f}"
+    """One decimal place; ``*`` for a hidden value; text (a note in the cell) as it is."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return "*"
+    return str(v) if isinstance(v, str) else f"{v:.1f}"
 
 
 def table(df: pd.DataFrame, *, caption: str, counts=(), percents=(), numbers=(), hide=("_x", "_n")):
