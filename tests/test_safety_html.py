@@ -52,6 +52,9 @@ def payload(tag: str) -> str:
     )
 
 
+#: For file and folder names.
+FILE_PAYLOAD = "<img src=x onerror=\"window.__pwned='file';alert(1)\">"
+
 # Markers of live markup. Escaped text (&lt;script&gt;, \\<script\\>) does not match.
 LIVE = [re.compile(r"<script>window\.__pwned", re.I), re.compile(r"<img src=x onerror", re.I)]
 
@@ -131,7 +134,8 @@ def _plant_extract(folder: Path) -> tuple[Path, dict]:
         assert (df[column] == label).sum() >= 100, column
     # A column of the extract whose name is itself a payload.
     df = df.rename(columns={"Pregnant": payload("column")})
-    path = folder / "extract.csv"
+    # The extract's file name is shown on the front page (a file name cannot hold "/").
+    path = folder / f"extract {FILE_PAYLOAD}.csv"
     df.to_csv(path, index=False)
     return path, labels
 
@@ -164,12 +168,12 @@ def _plant_config(folder: Path, extract: Path, labels: dict) -> Path:
     raw["evaluation"]["focus_group"] = labels["religion"]
     for key in ("imd_path", "population_ethnicity", "population_age", "population_sex"):
         raw["reference"][key] = str(SAMPLE / raw["reference"][key])
-    letters = folder / "letters"
+    letters = folder / f"letters {FILE_PAYLOAD}"
     shutil.copytree(SAMPLE / "letters", letters)
     # A letter's file name is shown in the readability tables.
     shutil.copy2(
         letters / "before" / "appointment-letter.txt",
-        letters / "before" / "<img src=x onerror=alert(1)> letter.txt",
+        letters / "before" / f"{FILE_PAYLOAD} letter.txt",
     )
     raw["readability"] = {"before": str(letters / "before"), "after": str(letters / "after")}
     path = folder / "planted.yml"
@@ -252,6 +256,7 @@ def test_the_payloads_reached_the_pages(planted):
     for tag in ("religion", "religion-mapped", "marital", "orientation"):
         assert f"{tag} &lt;script&gt;window.__pwned=" in gaps, tag
     assert "orientation &lt;script&gt;window.__pwned=" in pages["summary-and-plan.html"]
+    assert "<td><p>extract &lt;img src=x onerror=" in pages["index.html"]
     assert "letter.txt" in pages["readability.html"]
 
 
