@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
 from .privacy import DisclosureRule, format_count
+from .safe_html import html_text, md_text, safe_table
 
 
 def _pct(v) -> str:
-    return "*" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else f"{v:.1f}"
+    """One decimal place; ``*`` for a hidden value; text (a note in the cell) as it is."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return "*"
+    return str(v) if isinstance(v, str) else f"{v:.1f}"
 
 
 def table(df: pd.DataFrame, *, caption: str, counts=(), percents=(), numbers=(), hide=("_x", "_n")):
@@ -30,9 +32,11 @@ def table(df: pd.DataFrame, *, caption: str, counts=(), percents=(), numbers=(),
         if c in shown:
             shown[c] = [_pct(v) for v in shown[c]]
     shown = shown.astype(str).replace({"<NA>": "*", "nan": "*"})
+    # Cells and labels are escaped by safe_table, the caption here: each exactly once.
     return (
-        shown.style.hide(axis="index")
-        .set_caption(html.escape(caption))
+        safe_table(shown.style)
+        .hide(axis="index")
+        .set_caption(html_text(caption))
         .set_table_attributes('class="playbook-table"')
     )
 
@@ -40,8 +44,10 @@ def table(df: pd.DataFrame, *, caption: str, counts=(), percents=(), numbers=(),
 def wide_table(wide: pd.DataFrame, *, caption: str):
     """A two-way table of percentages with ``*`` for hidden cells."""
     shown = wide.apply(lambda col: [_pct(v) for v in col]).astype(str)
-    return shown.style.set_caption(html.escape(caption)).set_table_attributes(
-        'class="playbook-table"'
+    return (
+        safe_table(shown.style)
+        .set_caption(html_text(caption))
+        .set_table_attributes('class="playbook-table"')
     )
 
 
@@ -58,4 +64,4 @@ def bullet_list(items) -> Markdown:
     items = list(items)
     if not items:
         return Markdown("*Nothing to list.*")
-    return Markdown("\n".join(f"- {html.escape(str(i))}" for i in items))
+    return Markdown("\n".join(f"- {md_text(i)}" for i in items))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import hashlib
-import html
 import json
 import logging
 import multiprocessing
@@ -49,6 +48,7 @@ from .config import ServiceConfig, load_config, resolve_path
 from .errors import CATALOGUE, PlaybookError, WorkbookError, render
 from .notebooks import NOTEBOOK_DIR, NOTEBOOKS, NotebookInfo, read_glued, to_notebook
 from .pdf import print_pdf
+from .safe_html import html_text, md_text
 from .service import input_fingerprint, prepare_to_file
 
 log = logging.getLogger("equity_helpers")
@@ -130,8 +130,7 @@ def slugify(text: str) -> str:
 
 def md_escape(text: str) -> str:
     """Make user text safe inside MyST markdown: no HTML, no markup, no roles."""
-    text = html.escape(str(text), quote=True)
-    return re.sub(r"([\\`*_{}\[\]()#+!|~^:$])", r"\\\1", text)
+    return md_text(text)
 
 
 def _code_hash(notebook_dir: Path = NOTEBOOK_DIR) -> str:
@@ -384,7 +383,8 @@ def _front_page(
         "skipped": "skipped: a column it needs is missing",
     }
     for s in steps:
-        lines.append(f"| {{doc}}`{md_escape(s.title)} <steps/{s.name}>` | {words[s.status]} |")
+        # Step titles are the playbook's own text: a role's title is not Markdown.
+        lines.append(f"| {{doc}}`{s.title} <steps/{s.name}>` | {words[s.status]} |")
     lines.append("")
     if headlines:
         lines += ["## Headline figures", ""]
@@ -419,9 +419,14 @@ def _front_page(
     ]
     for k, v in _versions().items():
         lines.append(f"| {k} | {v} |")
-    lines += ["", "```yaml", _public_config(cfg).replace("```", "'''"), "```", ""]
+    # The config is included from its own file: a code block shows it as written, and
+    # the page's copied source then holds no user text unescaped.
+    lines += ["", "```{literalinclude} " + CONFIG_AS_RUN, ":language: yaml", "```", ""]
     return "\n".join(lines)
 
+
+#: The config as run, shown on the front page (written beside the page, not published).
+CONFIG_AS_RUN = "config-as-run.yml"
 
 NOTES_CELL = """## Your team's notes
 
@@ -539,6 +544,7 @@ def assemble(
     for s in steps:
         headlines.update(s.glued)
     headlines = {k: headlines[k] for k, _ in HEADLINES if k in headlines}
+    (site / CONFIG_AS_RUN).write_text(_public_config(cfg), encoding="utf-8")
     (site / "index.md").write_text(_front_page(cfg, meta, steps, baseline, headlines, run_date))
     chapters = []
     by_name = {n.name: n for n in NOTEBOOKS}
@@ -559,6 +565,8 @@ def assemble(
         "parts": [{"caption": "Steps", "chapters": chapters}],
     }
     (site / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    # Plain text: the theme's title, author and footer slots are escaped once by the
+    # safe_html extension, wherever the theme writes them.
     footer = cfg.disclosure.warning() or cfg.disclosure.describe()
     config = {
         "title": f"Workbook: {cfg.service_name}",
@@ -566,7 +574,7 @@ def assemble(
         "only_build_toc_files": True,
         "execute": {"execute_notebooks": "off"},
         "parse": {"myst_enable_extensions": ["colon_fence", "deflist", "dollarmath"]},
-        "html": {"home_page_in_navbar": True, "extra_footer": html.escape(footer)},
+        "html": {"home_page_in_navbar": True, "extra_footer": footer},
         "sphinx": {
             "config": {
                 "html_show_copyright": False,
@@ -575,7 +583,7 @@ def assemble(
                 "html_theme_options": {
                     "use_download_button": True,
                     "show_navbar_depth": 1,
-                    "extra_footer": html.escape(footer),
+                    "extra_footer": footer,
                 },
                 "html_context": {"default_mode": "light"},
                 "html_favicon": "_static/favicon.svg",
@@ -583,7 +591,11 @@ def assemble(
                 "html_js_files": ["playbook.js"],
                 "html_css_files": ["playbook.css"],
             },
-            "extra_extensions": ["sphinx_togglebutton", "sphinx_design"],
+            "extra_extensions": [
+                "sphinx_togglebutton",
+                "sphinx_design",
+                "equity_helpers.safe_html",
+            ],
             "local_extensions": {"playbook_directives": str(ROOT / "book" / "_ext")},
         },
     }
@@ -596,8 +608,6 @@ def assemble(
     cmd = [str(jb), "build", str(site), "--path-output", str(work)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     (work / "logs" / "build.log").write_text(proc.stdout + "\n" + proc.stderr)
-    if proc.returncode == 0:
-        _escape_raw_text(work / "_build" / "html", cfg.service_name)
     if proc.returncode != 0:
         raise WorkbookError(
             "RUN001",
@@ -606,22 +616,6 @@ def assemble(
             log="logs/build.log",
         )
     return work / "_build" / "html"
-
-
-def _escape_raw_text(html_dir: Path, text: str) -> None:
-    """Escape user text that the theme writes into pages unescaped (its title slots).
-
-    The theme puts the book title and page titles into the page as trusted HTML, so a
-    service name such as "A <b> & C" would become markup. Every raw copy is replaced
-    by its escaped form.
-    """
-    escaped = html.escape(text, quote=False)
-    if escaped == text:
-        return
-    for page in html_dir.rglob("*.html"):
-        body = page.read_text(encoding="utf-8")
-        if text in body:
-            page.write_text(body.replace(text, escaped), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -790,22 +784,22 @@ def write_index(results: list[WorkbookResult], out: Path) -> Path:
     for r in results:
         h = r.headlines() if r.error is None else {}
         link = (
-            f'<a href="{html.escape(r.slug)}/html/index.html">{html.escape(r.service)}</a>'
+            f'<a href="{html_text(r.slug)}/html/index.html">{html_text(r.service)}</a>'
             if r.error is None
-            else html.escape(r.service)
+            else html_text(r.service)
         )
         status = (
             "complete"
             if r.ok
             else (
-                "failed: " + html.escape((r.error or "").splitlines()[0])
+                "failed: " + html_text((r.error or "").splitlines()[0])
                 if r.error
                 else f"{len(r.failures)} step(s) failed"
             )
         )
-        cells = "".join(f"<td>{html.escape(_fmt(h[k])) if k in h else '-'}</td>" for k in keys)
+        cells = "".join(f"<td>{html_text(_fmt(h[k])) if k in h else '-'}</td>" for k in keys)
         rows.append(f"<tr><th scope='row'>{link}</th><td>{status}</td>{cells}</tr>")
-    head = "".join(f"<th scope='col'>{html.escape(labels[k])}</th>" for k in keys)
+    head = "".join(f"<th scope='col'>{html_text(labels[k])}</th>" for k in keys)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Health-inequalities workbooks</title>
