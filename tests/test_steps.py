@@ -343,6 +343,16 @@ def test_a_400_referral_service_says_the_pathway_is_too_recent(edge):
     assert result.values["pathway_worst_group"] == "not available"
 
 
+def test_a_change_date_after_every_referral_is_not_called_small_numbers(edge):
+    from equity_helpers.steps import evaluation
+
+    # The 400 referrals are all from 2023-24, before the sample's change date.
+    result = evaluation.run(edge("400-referrals"))
+    assert result.values["gap_verdict"] == "not measured: one period has no one to count"
+    assert "no before and after to compare yet" in result.texts["gap"]
+    assert "gap_change" not in result.values
+
+
 def test_only_required_columns_leave_the_optional_views_explained(edge):
     gaps = access_and_outcome_gaps.run(edge("only-required-columns"))
     assert "dna_rate" not in gaps.data.get("measure_tables", {})

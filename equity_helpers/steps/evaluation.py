@@ -71,6 +71,12 @@ def _before_after(result: StepResult, service, f: dict, change, when: str) -> st
         percents=("%",),
         export="evaluation_before_after",
     )
+    if (ba["_n"] == 0).any():
+        result.texts["gap"] = (
+            "No referral falls on one side of the change date, or the focus group has no one "
+            "to count in one period, so there is no before and after to compare yet."
+        )
+        return "not measured: one period has no one to count"
     if shown["%"].isna().any():
         result.texts["gap"] = (
             "Some counts are too small to show, so the gap is not worked out here."
