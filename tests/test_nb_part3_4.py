@@ -293,6 +293,7 @@ def _run(run_notebook, name: str):
 # ----------------------------------------------------------------------------- every notebook
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_cleanly_and_shows_nothing_private(run_notebook, name):
     nb, glued = _run(run_notebook, name)
@@ -315,6 +316,7 @@ def test_notebook_runs_cleanly_and_shows_nothing_private(run_notebook, name):
 # ----------------------------------------------------------------------------- Step 9
 
 
+@pytest.mark.slow
 def test_pathway_worst_group_matches_plain_pandas(run_notebook, referrals):
     _, glued = _run(run_notebook, "pathway")
     cutoff = referrals["referral_date"].max() - pd.Timedelta(days=183)
@@ -345,6 +347,7 @@ def test_pathway_worst_group_matches_plain_pandas(run_notebook, referrals):
     assert glued["pathway_biggest_loss_step"] == max(losses, key=losses.get)
 
 
+@pytest.mark.slow
 def test_pathway_without_its_columns_says_which_it_needs(run_notebook, tmp_path):
     def drop(raw):
         for column in ("accepted", "first_appointment_date", "discharge_reason"):
@@ -361,6 +364,7 @@ def test_pathway_without_its_columns_says_which_it_needs(run_notebook, tmp_path)
 # ----------------------------------------------------------------------------- Step 10
 
 
+@pytest.mark.slow
 def test_reading_ages_match_textstat(run_notebook, cfg):
     nb, glued = _run(run_notebook, "readability")
     ages = {}
@@ -379,6 +383,7 @@ def test_reading_ages_match_textstat(run_notebook, cfg):
     assert "went from an average reading age of 17.0 to 10.0" in text
 
 
+@pytest.mark.slow
 def test_readability_without_folders_says_how_to_add_them(run_notebook, tmp_path):
     nb, glued = run_notebook(
         "readability",
@@ -394,6 +399,7 @@ def test_readability_without_folders_says_how_to_add_them(run_notebook, tmp_path
 # ----------------------------------------------------------------------------- Steps 11 and 12
 
 
+@pytest.mark.slow
 def test_evaluation_gap_matches_plain_pandas(run_notebook, referrals):
     nb, glued = _run(run_notebook, "evaluation")
     d = referrals[referrals["offered"].notna()]
@@ -434,6 +440,7 @@ def test_evaluation_gap_matches_plain_pandas(run_notebook, referrals):
     assert "That interval does not include 0" in text
 
 
+@pytest.mark.slow
 def test_evaluation_without_change_date_shows_only_spc(run_notebook, tmp_path):
     def drop(raw):
         raw["evaluation"].pop("change_date")
@@ -451,6 +458,7 @@ def test_evaluation_without_change_date_shows_only_spc(run_notebook, tmp_path):
 # ----------------------------------------------------------------------------- Parts 1 to 4
 
 
+@pytest.mark.slow
 def test_summary_focus_matches_plain_pandas(run_notebook, referrals):
     nb, glued = _run(run_notebook, "summary-and-plan")
     gaps = _wald_gaps(referrals)
