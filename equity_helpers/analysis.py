@@ -11,48 +11,14 @@ import numpy as np
 import pandas as pd
 
 from . import codes, stats
+from . import measures as measure_registry
 from .config import CATEGORY_FIELDS, EQUALITY_FIELDS, YES_NO_FIELDS
 from .privacy import DEFAULT_RULE, DisclosureRule, control_counts, controlled_percentage
+from .wording import UNKNOWN_GROUPS, first_upper, group_label, group_phrase, label
 
-#: Plain names of fields, for tables and charts.
-FIELD_LABELS = {
-    "ethnic_group": "Ethnic group",
-    "ethnicity": "Ethnicity",
-    "sex": "Sex",
-    "sex_label": "Sex",
-    "age_band": "Age band",
-    "age_group": "Age group",
-    "imd_decile": "IMD decile",
-    "imd_quintile": "IMD quintile",
-    "core20": "Core20",
-    "lsoa_code": "Home area (LSOA)",
-    "religion": "Religion",
-    "sexual_orientation": "Sexual orientation",
-    "marital_status": "Marital status",
-    "carer": "Carer",
-    "pregnancy": "Pregnancy",
-    "armed_forces": "Armed forces",
-    "disability": "Disability",
-    "interpreter_needed": "Interpreter needed",
-    "learning_disability": "Learning disability",
-    "smi": "Severe mental illness",
-}
+__all__ = ["group_label", "group_phrase", "label"]  # names kept here for older notebooks
+
 _NOT_STATED_WORDS = {"not stated", "prefer not to say", "declined", "refused"}
-
-
-def imd_words(groups, field: str) -> list:
-    """IMD quintile or decile numbers as words a reader needs no key for.
-
-    >>> imd_words(["1", "3", "5", "Not known"], "imd_quintile")
-    ['Quintile 1 (most deprived)', 'Quintile 3', 'Quintile 5 (least deprived)', 'Not known']
-    """
-    kind, last = ("Quintile", "5") if field == "imd_quintile" else ("Decile", "10")
-    ends = {"1": " (most deprived)", last: " (least deprived)"}
-    return [f"{kind} {g}{ends.get(str(g), '')}" if str(g).isdigit() else g for g in groups]
-
-
-def label(field: str) -> str:
-    return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
 
 
 # ----------------------------------------------------------------------------- Step 1
@@ -366,7 +332,12 @@ def representation(service, dimension: str, adults_only: bool = True) -> pd.Data
     groups = sub[dimension].astype("string")
     counts = groups[groups.isin(pop.index)].value_counts().reindex(pop.index, fill_value=0)
     total, total_pop = counts.sum(), pop.sum()
-    ratio, lo, hi = stats.representation_ratio(counts.to_numpy(), total, pop.to_numpy(), total_pop)
+    if total > 0:
+        ratio, lo, hi = stats.representation_ratio(
+            counts.to_numpy(), total, pop.to_numpy(), total_pop
+        )
+    else:  # no referral has a usable value: nothing to compare (the caller says why)
+        ratio = lo = hi = np.full(len(counts), np.nan)
     out = pd.DataFrame(
         {
             "group": pop.index.astype(str),
@@ -395,49 +366,31 @@ def under_represented(table: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- Step 4: gaps
 
 
-MEASURES = {
-    "dna_rate": "Missed appointments (% of appointments offered)",
-    "drop_out_rate": "Dropped out (% of finished referrals)",
-    "completion_rate": "Completed treatment (% of finished referrals)",
-    "acceptance_rate": "Referrals accepted (%)",
-}
-
-
 def measure(
     data: pd.DataFrame, name: str, by: str, rule: DisclosureRule, order=None
 ) -> pd.DataFrame:
-    """One of the standard pathway measures by group (see :data:`MEASURES`)."""
+    """One of the standard measures (see :mod:`equity_helpers.measures`) by group.
+
+    Returns the columns of :func:`group_proportion`. A measure counted in appointments
+    is also hidden for a group of too few people, since the rule protects people.
+    """
+    m = measure_registry.get(name)
     order = order if order is not None else group_order(by)
-    if name == "dna_rate":
-        return group_proportion(
-            data,
-            by,
-            None,
-            rule=rule,
-            order=order,
-            weights=("appointments_dna", "appointments_offered"),
-        )
-    finished = data["closed"] & data["accepted"].eq("Yes") if "accepted" in data else data["closed"]
-    if name == "drop_out_rate":
-        return group_proportion(data, by, data["dropped_out"], finished, rule, order=order)
-    if name == "completion_rate":
-        return group_proportion(data, by, data["completed"], finished, rule, order=order)
-    if name == "acceptance_rate":
-        return group_proportion(
-            data, by, data["accepted"].eq("Yes"), data["accepted"].notna(), rule, order=order
-        )
-    raise KeyError(name)
+    x, n = m.counts(data)
+    counted = pd.DataFrame({"g": data[by].loc[x.index], "_mx": x, "_mn": n})
+    out = group_proportion(counted, "g", None, rule=rule, order=order, weights=("_mx", "_mn"))
+    if m.unit != "people" and len(out):
+        people = counted.groupby(counted["g"].astype("string").fillna("Not known")).size()
+        people = people.reindex(out["group"]).fillna(0).astype("int64").reset_index(drop=True)
+        few = control_counts(people, rule).isna().to_numpy()
+        for c in ("n", "x", "pct", "lower", "upper"):
+            out[c] = out[c].mask(few)
+    return out
 
 
 def available_measures(data: pd.DataFrame) -> list[str]:
-    out = []
-    if {"appointments_dna", "appointments_offered"} <= set(data.columns):
-        out.append("dna_rate")
-    if {"dropped_out", "closed"} <= set(data.columns):
-        out += ["drop_out_rate", "completion_rate"]
-    if "accepted" in data:
-        out.append("acceptance_rate")
-    return out
+    """The measures this prepared extract has the columns for."""
+    return measure_registry.available(data)
 
 
 def sii_by_decile(data: pd.DataFrame, name: str, repetitions: int = 20_000) -> pd.DataFrame | None:
@@ -470,14 +423,15 @@ def sii_by_decile(data: pd.DataFrame, name: str, repetitions: int = 20_000) -> p
     )
 
 
-def gap_table(data: pd.DataFrame, name: str, by: str, rule: DisclosureRule) -> pd.DataFrame:
-    """Each group against everyone else: the difference in a measure with its Newcombe interval."""
-    t = measure(data, name, by, rule)
-    t = t[
-        ~t["group"].isin(
-            ["Not known", codes.NOT_STATED, codes.NOT_KNOWN, codes.INVALID, codes.UNKNOWN_AGE]
-        )
-    ]
+def gap_table(
+    data: pd.DataFrame, name: str, by: str, rule: DisclosureRule, table=None
+) -> pd.DataFrame:
+    """Each group against everyone else: the difference in a measure with its Newcombe interval.
+
+    ``table`` is the :func:`measure` table of ``name`` by ``by`` when already worked out.
+    """
+    t = measure(data, name, by, rule) if table is None else table
+    t = t[~t["group"].isin(UNKNOWN_GROUPS)]
     total_x, total_n = t["_x"].sum(), t["_n"].sum()
     # With a single group there is no "everyone else" to compare with.
     t = t[(total_n - t["_n"]) > 0]
@@ -576,6 +530,7 @@ def pathway(
             [o for o in order if o in raw.index] + [i for i in raw.index if i not in order]
         )
     rows = []
+    raw = raw[raw["Referred"] > 0]
     for g, r in raw.iterrows():
         for s in STAGES:
             rows.append(
@@ -590,7 +545,8 @@ def pathway(
                     "_n": int(r["Referred"]),
                 }
             )
-    return pd.DataFrame(rows)
+    # No referral old enough to follow through: an empty table with the usual columns.
+    return pd.DataFrame(rows, columns=["group", "stage", "people", "% of referred", "_x", "_n"])
 
 
 def biggest_drop(path: pd.DataFrame) -> pd.DataFrame:
@@ -632,12 +588,7 @@ def focus_mask(data: pd.DataFrame, field: str, group: str) -> pd.Series:
 
 
 def _x_n(data: pd.DataFrame, name: str) -> tuple[int, int]:
-    if name == "dna_rate":
-        d = data[["appointments_dna", "appointments_offered"]].dropna()
-        return int(d["appointments_dna"].sum()), int(d["appointments_offered"].sum())
-    finished = data["closed"] & data["accepted"].eq("Yes")
-    col = {"drop_out_rate": "dropped_out", "completion_rate": "completed"}[name]
-    return int(data.loc[finished, col].sum()), int(finished.sum())
+    return measure_registry.get(name).totals(data)
 
 
 def before_after(data: pd.DataFrame, name: str, focus: pd.Series, change_date) -> pd.DataFrame:
@@ -680,22 +631,6 @@ def monthly_referrals(data: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- Steps 9-12: reading results
 
-#: Measures where a lower value is better (the rest: higher is better).
-LOWER_IS_BETTER = ("dna_rate", "drop_out_rate")
-#: What each measure counts, as (denominator, numerator) column titles for tables.
-MEASURE_COUNTS = {
-    "dna_rate": ("Appointments offered", "Missed"),
-    "drop_out_rate": ("Finished referrals", "Dropped out"),
-    "completion_rate": ("Finished referrals", "Completed"),
-    "acceptance_rate": ("Referrals", "Accepted"),
-}
-#: How each measure reads in a sentence after "12.5% ...".
-MEASURE_PHRASES = {
-    "dna_rate": "of appointments were missed",
-    "drop_out_rate": "dropped out",
-    "completion_rate": "completed treatment",
-    "acceptance_rate": "had their referral accepted",
-}
 #: The Making Data Count variation icons in words.
 VARIATION_WORDS = {
     "common_cause": "common cause",
@@ -703,56 +638,11 @@ VARIATION_WORDS = {
     "special_cause_concern": "special cause concern",
     "special_cause_neutral": "special cause (neutral)",
 }
-_UNKNOWN_GROUPS = {"Not known", codes.NOT_STATED, codes.NOT_KNOWN, codes.INVALID, codes.UNKNOWN_AGE}
-_YES_NO_PHRASES = {
-    "carer": "carers",
-    "pregnancy": "people who are pregnant",
-    "armed_forces": "armed forces veterans and their families",
-    "disability": "disabled people",
-    "interpreter_needed": "people who need an interpreter",
-    "learning_disability": "people with a learning disability",
-    "smi": "people with a severe mental illness",
-}
 
 
 def improvement_direction(name: str) -> str:
     """``"decrease"`` for measures where lower is better, else ``"increase"`` (for SPC)."""
-    return "decrease" if name in LOWER_IS_BETTER else "increase"
-
-
-def group_label(field: str, group) -> str:
-    """A short name for a group, such as "IMD quintile 1" or "Ethnic group: Asian"."""
-    group = str(group)
-    return f"{label(field)} {group}" if group.isdigit() else f"{label(field)}: {group}"
-
-
-def group_phrase(field: str, group) -> str:
-    """A group in words, for sentences: "people aged 16-24", "disabled people".
-
-    >>> group_phrase("imd_quintile", "1")
-    'people in IMD quintile 1 (the most deprived fifth of areas)'
-    """
-    group = str(group)
-    if field in ("imd_quintile", "imd_decile"):
-        word = "fifth" if field == "imd_quintile" else "tenth"
-        extreme = {"1": f" (the most deprived {word} of areas)"}
-        extreme["5" if field == "imd_quintile" else "10"] = f" (the least deprived {word} of areas)"
-        return f"people in {label(field)} {group}{extreme.get(group, '')}"
-    if field == "core20":
-        return "people in Core20 areas (the most deprived 20% nationally)"
-    if field == "ethnic_group":
-        return f"people in the {group} ethnic group"
-    if field in ("age_group", "age_band"):
-        return f"people aged {group}"
-    if field in ("sex", "sex_label"):
-        return f"people recorded as {group.lower()}"
-    if field in _YES_NO_PHRASES:
-        return (
-            _YES_NO_PHRASES[field]
-            if group == "Yes"
-            else f"people not recorded as {label(field).lower()}"
-        )
-    return f"people whose {label(field).lower()} is {group}"
+    return measure_registry.get(name).direction
 
 
 def pathway_summary(path: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -794,11 +684,7 @@ def pathway_extremes(paths: dict[str, pd.DataFrame], min_referred: int = 30) -> 
         drops = biggest_drop(path)
         drops = drops.set_index("group")["biggest loss"] if len(drops) else pd.Series(dtype=str)
         for r in pathway_summary(path).to_dict("records"):
-            if (
-                r["group"] in _UNKNOWN_GROUPS
-                or np.isnan(r["% completed"])
-                or r["_n"] < min_referred
-            ):
+            if r["group"] in UNKNOWN_GROUPS or np.isnan(r["% completed"]) or r["_n"] < min_referred:
                 continue
             rows.append(
                 {
@@ -818,7 +704,8 @@ def pathway_extremes(paths: dict[str, pd.DataFrame], min_referred: int = 30) -> 
 
 def before_after_table(table: pd.DataFrame, name: str, rule: DisclosureRule) -> pd.DataFrame:
     """The :func:`before_after` counts under disclosure control, ready to show."""
-    base, event = MEASURE_COUNTS[name]
+    m = measure_registry.get(name)
+    base, event = m.denominator, m.numerator
     x, n = table["_x"].astype("int64"), table["_n"].astype("int64")
     return pd.DataFrame(
         {
@@ -896,47 +783,75 @@ def controlled_spc(
     return spc
 
 
-def largest_gaps(
-    data: pd.DataFrame, rule: DisclosureRule, measures=None, dimensions=None
+def credible_gaps(
+    data: pd.DataFrame, rule: DisclosureRule, measures=None, dimensions=None, tables=None
 ) -> pd.DataFrame:
-    """Credible gaps that are not small numbers, across measures and equality fields, largest first.
+    """Every gap bigger than chance, across measures and equality fields, largest first.
 
     Runs :func:`gap_table` for each measure (default: every available one) and field
-    (default: :func:`equality_dimensions`), and keeps the rows where the 95% interval of
-    the difference excludes 0 and the group's figures are shown under the rule. Ranked
-    by the absolute difference. ``worse off`` says whether the group fares worse than
-    everyone else, given the measure's direction (lower is better for missed appointments
-    and drop-out).
+    (default: :func:`equality_dimensions`) and keeps the rows whose 95% interval of the
+    difference excludes 0 and whose figures are shown under the rule. For a field with
+    two groups, which mirror each other, only the group doing worse is kept. Columns:
+    ``measure, field, group, n, pct, rest pct, difference, lower, upper``, ``worse off``
+    (the group fares worse than everyone else, given the measure's direction),
+    ``nearest`` (the end of the interval nearest 0, in points), ``_people`` (people in the
+    group counted by the measure; raw, never shown) and ``score`` (``nearest`` times
+    ``_people``: strength of evidence times people affected). ``tables`` maps
+    (measure, field) to :func:`measure` tables already worked out.
     """
+    tables = tables or {}
     parts = []
     for name in measures or available_measures(data):
+        m = measure_registry.get(name)
+        people = m.counts(data)[0].index
         for field in dimensions or equality_dimensions(data):
             try:
-                t = gap_table(data, name, field, rule)
+                t = gap_table(data, name, field, rule, tables.get((name, field)))
             except ValueError:  # a field with one group, or a group with no one to count
                 continue
+            if len(t) == 2:  # two groups mirror each other: keep the one doing worse
+                t = t[[m.worse(d) for d in t["difference"].fillna(0)]]
             t = t[
                 t["credible"].fillna(False).astype(bool) & t["n"].notna() & t["difference"].notna()
             ]
+            groups = data.loc[people, field].astype("string").fillna("Not known")
+            sizes = groups.value_counts()
+            t = t.assign(_people=[int(sizes.get(g, 0)) for g in t["group"]])
             parts.append(t.assign(measure=name, field=field))
     cols = ["measure", "field", "group", "n", "pct", "rest pct", "difference", "lower", "upper"]
+    extra = ["worse off", "nearest", "_people", "score"]
     if not parts:
-        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        return empty.assign(**{"worse off": pd.Series(dtype=bool)})
-    out = pd.concat(parts, ignore_index=True)[cols]
-    lower_better = out["measure"].isin(LOWER_IS_BETTER).to_numpy()
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols + extra})
+    out = pd.concat(parts, ignore_index=True)[[*cols, "_people"]]
     diff = out["difference"].to_numpy(dtype=float)
-    out["worse off"] = np.where(lower_better, diff > 0, diff < 0)
+    out["worse off"] = [
+        measure_registry.get(m).worse(d) for m, d in zip(out["measure"], diff, strict=True)
+    ]
+    out["nearest"] = np.minimum(out["lower"].abs(), out["upper"].abs()).astype(float)
+    out["score"] = out["nearest"] * out["_people"]
     order = np.argsort(-np.abs(diff), kind="stable")
-    return out.iloc[order].reset_index(drop=True)
+    return out.iloc[order].reset_index(drop=True)[[*cols, *extra]]
+
+
+def rank_for_focus(gaps: pd.DataFrame) -> pd.DataFrame:
+    """Gaps where a group fares worse, ranked by strength of evidence times people affected.
+
+    Takes :func:`credible_gaps`. A large gap in a small group can have a wide interval
+    whose end nearest 0 is close to 0; a smaller gap in a large group can be far clearer
+    and touch many more people. The score (the interval's end nearest 0, in points, times
+    the people in the group) weighs both.
+    """
+    worse = gaps[gaps["worse off"].astype(bool)]
+    return worse.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def gap_sentence(row) -> str:
-    """A row of :func:`largest_gaps` as a plain sentence naming the group and the gap."""
+    """A row of :func:`credible_gaps` as a plain sentence naming the group and the gap."""
     size, lo, hi = abs(row["difference"]), abs(row["lower"]), abs(row["upper"])
     lo, hi = min(lo, hi), max(lo, hi)
+    phrase = measure_registry.get(row["measure"]).phrase
     return (
-        f"{group_phrase(row['field'], row['group']).capitalize()}: {row['pct']:.1f}% "
-        f"{MEASURE_PHRASES[row['measure']]}, against {row['rest pct']:.1f}% for everyone else "
+        f"{first_upper(group_phrase(row['field'], row['group']))}: {row['pct']:.1f}% "
+        f"{phrase}, against {row['rest pct']:.1f}% for everyone else "
         f"(a gap of {size:.1f} percentage points, 95% interval {lo:.1f} to {hi:.1f})."
     )

@@ -129,3 +129,79 @@ def read_glued(nb: nbformat.NotebookNode | str | Path) -> dict:
             except (ValueError, SyntaxError):
                 out[meta["name"]] = text
     return out
+
+
+# ----------------------------------------------------------------------------- notebook form
+
+#: Expressions that make a statement logic rather than a plain call.
+_LOGIC_NODES = (
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.IfExp,
+    ast.BoolOp,
+)
+
+
+def _is_plain(node: ast.stmt) -> bool:
+    """An import, or one call (its result shown or bound to names) with no logic inside."""
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return True
+    if isinstance(node, ast.Expr):
+        value = node.value
+    elif isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+        value = node.value
+    else:
+        return False
+    if not isinstance(value, ast.Call):
+        return False
+    return not any(isinstance(n, _LOGIC_NODES) for n in ast.walk(value))
+
+
+def code_cells(nb) -> list[str]:
+    """The sources of a notebook's code cells, without the parameters cell."""
+    return [
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])
+    ]
+
+
+def logic_lines(nb) -> tuple[int, int]:
+    """(logic lines, code lines) in a notebook's code cells, parameters cell left out.
+
+    Code lines are the non-blank, non-comment lines. Logic lines are those of statements
+    that are not an import or a single call (showing a table or chart, gluing, running a
+    step, binding its result): control flow, function definitions, data wrangling and
+    sentence building. Notebooks should narrate, so this count should stay small.
+    """
+    logic = code = 0
+    for source in code_cells(nb):
+        lines = source.splitlines()
+        code += sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
+        for node in ast.parse(source).body:
+            if not _is_plain(node):
+                span = lines[node.lineno - 1 : node.end_lineno]
+                logic += sum(1 for line in span if line.strip())
+    return logic, code
+
+
+def count_logic(notebook_dir: str | Path = NOTEBOOK_DIR) -> dict[str, tuple[int, int]]:
+    """:func:`logic_lines` of every notebook in a folder, by name.
+
+    Run ``python -m equity_helpers.notebooks`` to print the counts.
+    """
+    return {p.stem: logic_lines(jupytext.read(p)) for p in sorted(Path(notebook_dir).glob("*.md"))}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    counts = count_logic(sys.argv[1] if len(sys.argv) > 1 else NOTEBOOK_DIR)
+    for name, (logic, code) in counts.items():
+        sys.stdout.write(f"{name:28} {logic:4} logic lines of {code:4} code lines\n")
+    total_logic = sum(v[0] for v in counts.values())
+    total_code = sum(v[1] for v in counts.values())
+    sys.stdout.write(f"{'total':28} {total_logic:4} logic lines of {total_code:4} code lines\n")

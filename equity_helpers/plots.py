@@ -15,10 +15,11 @@ import pandas as pd
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), "-"]
-HATCHES = ["", "///", "...", "xx", "\\\\", "++", "oo", "--"]
 # Making Data Count colours: blue improvement, orange concern, grey common cause.
 MDC = {"improvement": "#289DE0", "concern": "#E46C0A", "neutral": "#490092", "common": "#7F7F7F"}
-HIDDEN_NOTE = "* hidden: fewer than 8 people, or needed to protect a hidden figure"
+HIDDEN_NOTE = (
+    "* hidden: too few people to show under the small-number rule, or to protect a hidden figure"
+)
 
 
 def _style(ax, title: str, xlabel: str | None, ylabel: str | None) -> None:
@@ -345,4 +346,64 @@ def heatmap(wide: pd.DataFrame, *, title: str, value_label: str, ax=None):
     ax.set_ylabel(wide.index.name or "")
     ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
     plt.colorbar(im, ax=ax, label=value_label)
+    return ax
+
+
+def spc_with_change(spc: pd.DataFrame, *, title: str, ylabel: str, change=None, ax=None):
+    """An XmR chart (:func:`spc_chart`) with a dotted line where a change began.
+
+    Notes under the axis say when the limits are trial limits (fewer than 12 months) and
+    how many months are left unplotted because their numbers are too small to show.
+    """
+    ax = spc_chart(spc, spc["date"], title=title, ylabel=ylabel, ax=ax)
+    notes = (
+        ["Trial limits: fewer than 12 months, so they will move"]
+        if spc.attrs.get("trial_limits")
+        else []
+    )
+    hidden = spc.attrs.get("hidden_months") or []
+    if hidden:
+        notes.append(f"{len(hidden)} month(s) not plotted: numbers too small to show")
+    if change is not None:
+        ax.axvline(change, color="black", linestyle=":", linewidth=1.2)
+        ax.annotate(
+            "Change began",
+            (change, 0.03),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            fontsize=8,
+            bbox={"fc": "white", "ec": "none", "pad": 1},
+        )
+    ax.set_xlabel("Month the referral was received" + ("\n" + "; ".join(notes) if notes else ""))
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=4)
+    return ax
+
+
+def draw(chart, ax=None):
+    """Draw a step's chart (:class:`equity_helpers.steps.Chart`) with the function it names.
+
+    Two options are applied after drawing: ``xlim`` (a pair) and ``legend_below`` (the
+    number of legend columns, for a legend under the chart).
+    """
+    options = dict(chart.options)
+    xlim = options.pop("xlim", None)
+    legend_below = options.pop("legend_below", None)
+    if chart.plot == "bar_ci" and ax is None:
+        ax = _new(None, height=max(2.2, 0.45 * len(chart.data) + 1.2))
+    if chart.plot == "funnel_plot":
+        ax = funnel_plot(chart.data, options.pop("limits"), ax=ax, **options)
+    elif chart.plot == "line_chart":
+        ax = line_chart(chart.data, options.pop("x"), options.pop("y"), ax=ax, **options)
+    elif chart.plot == "paired_bars":
+        ax = paired_bars(chart.data, options.pop("a"), options.pop("b"), ax=ax, **options)
+    else:
+        ax = globals()[chart.plot](chart.data, ax=ax, **options)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    if legend_below:
+        ax.legend(
+            frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25),
+            ncols=legend_below,
+        )  # fmt: skip
     return ax

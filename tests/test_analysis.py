@@ -43,3 +43,57 @@ def test_gap_table_compares_each_group_with_the_rest():
     # a: 100/500 = 20%, b: 0%; the difference is worked out by hand.
     assert t.loc["a", "difference"] == 20.0 and t.loc["b", "difference"] == -20.0
     assert bool(t.loc["a", "credible"]) and t.loc["a", "lower"] > 0
+
+
+def _finished_referrals(n: int, accepted: bool) -> pd.DataFrame:
+    data = pd.DataFrame(
+        {
+            "referral_month": pd.to_datetime(["2024-01-01"] * n),
+            "closed": [True] * n,
+            "dropped_out": [True] * 3 + [False] * (n - 3),
+            "completed": [False] * 3 + [True] * (n - 3),
+        }
+    )
+    if accepted:
+        data["accepted"] = ["Yes"] * (n - 2) + ["No"] * 2
+    return data
+
+
+def test_monthly_rate_and_measure_agree_without_the_accepted_column():
+    # Without `accepted`, every closed referral counts as finished, in both functions.
+    data = _finished_referrals(20, accepted=False)
+    monthly = A.monthly_rate(data, "drop_out_rate")
+    assert (monthly["_x"].iloc[0], monthly["_n"].iloc[0]) == (3, 20)
+    t = A.measure(data.assign(g="a"), "drop_out_rate", "g", DisclosureRule(enabled=False))
+    assert (t["_x"].iloc[0], t["_n"].iloc[0]) == (3, 20)
+    # With it, referrals never accepted are left out of both.
+    data = _finished_referrals(20, accepted=True)
+    assert A.monthly_rate(data, "drop_out_rate")["_n"].iloc[0] == 18
+
+
+def test_missed_appointments_are_hidden_for_a_group_of_few_people():
+    # 5 people with 40 appointments each: the appointment counts are large, the people few.
+    data = pd.DataFrame(
+        {
+            "g": ["few"] * 5 + ["many"] * 50,
+            "appointments_dna": [10] * 5 + [1] * 50,
+            "appointments_offered": [40] * 55,
+        }
+    )
+    t = A.measure(data, "dna_rate", "g", DisclosureRule()).set_index("group")
+    assert pd.isna(t.loc["few", "pct"]) and pd.isna(t.loc["few", "n"])
+    assert t.loc["many", "pct"] == 2.5
+
+
+def test_pathway_with_no_referral_old_enough_is_empty_not_an_error():
+    data = pd.DataFrame(
+        {
+            "referral_date": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+            "g": ["a", "b"],
+            "first_appointment_date": pd.to_datetime(["2024-01-10", None]),
+            "completed": [True, False],
+        }
+    )
+    path = A.pathway(data, "g", DisclosureRule())
+    assert path.empty and "group" in path.columns
+    assert A.pathway_extremes({"g": path}).empty

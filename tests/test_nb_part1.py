@@ -223,6 +223,7 @@ def check_clean_run(nb, name: str) -> None:
 # ----------------------------------------------------------------------------- the notebooks run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_cleanly(run_notebook, name: str) -> None:
     nb, glued = run_notebook(name)
@@ -231,6 +232,7 @@ def test_notebook_runs_cleanly(run_notebook, name: str) -> None:
     assert "Small numbers" in all_text(nb)
 
 
+@pytest.mark.slow
 def test_no_raw_counts_or_ids_are_shown(run_notebook) -> None:
     for name in NOTEBOOKS:
         nb, _ = run_notebook(name)
@@ -242,6 +244,7 @@ def test_no_raw_counts_or_ids_are_shown(run_notebook) -> None:
 # ----------------------------------------------------------------------------- who uses the service
 
 
+@pytest.mark.slow
 def test_who_uses_matches_independent_ratios(run_notebook, referrals, population) -> None:
     _, glued = run_notebook("who-uses-the-service")
     rep = representation(referrals, population)
@@ -269,6 +272,7 @@ def test_who_uses_ratio_interval_is_katz(referrals, population) -> None:
 # ----------------------------------------------------------------------------- deprivation and Core20
 
 
+@pytest.mark.slow
 def test_core20_matches_independent_computation(run_notebook, referrals, population) -> None:
     _, glued = run_notebook("deprivation-and-core20")
     inside = referrals[referrals["in_catchment"]]
@@ -282,6 +286,7 @@ def test_core20_matches_independent_computation(run_notebook, referrals, populat
     assert glued["core20_ratio_upper"] == pytest.approx(hi, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_core20_agrees_across_notebooks(run_notebook) -> None:
     _, who = run_notebook("who-uses-the-service")
     _, dep = run_notebook("deprivation-and-core20")
@@ -291,6 +296,7 @@ def test_core20_agrees_across_notebooks(run_notebook) -> None:
 # ----------------------------------------------------------------------------- access and outcome gaps
 
 
+@pytest.mark.slow
 def test_overall_dna_rate(run_notebook, referrals) -> None:
     _, glued = run_notebook("access-and-outcome-gaps")
     valid = referrals.dropna(subset=["dna", "offered"])
@@ -299,6 +305,7 @@ def test_overall_dna_rate(run_notebook, referrals) -> None:
     )
 
 
+@pytest.mark.slow
 def test_sii_matches_weighted_least_squares(run_notebook, referrals) -> None:
     _, glued = run_notebook("access-and-outcome-gaps")
     valid = referrals.dropna(subset=["dna", "offered", "imd_decile"])
@@ -313,6 +320,7 @@ def test_sii_matches_weighted_least_squares(run_notebook, referrals) -> None:
     assert glued["dna_sii"] < 0  # the sample misses more appointments in deprived areas
 
 
+@pytest.mark.slow
 def test_funnel_count_above_998(run_notebook, referrals) -> None:
     _, glued = run_notebook("access-and-outcome-gaps")
     inside = referrals[referrals["in_catchment"]].fillna({"dna": 0, "offered": 0})
@@ -325,6 +333,7 @@ def test_funnel_count_above_998(run_notebook, referrals) -> None:
     assert glued["funnel_above_998"] > 0
 
 
+@pytest.mark.slow
 def test_credible_dna_gaps_by_ethnic_group(run_notebook, referrals) -> None:
     nb, glued = run_notebook("access-and-outcome-gaps")
     valid = referrals.dropna(subset=["dna", "offered", "ethnic_group"])
@@ -371,6 +380,7 @@ def no_lsoa_config(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_runs_without_lsoa_codes(run_notebook, no_lsoa_config: Path, name: str) -> None:
     nb, glued = run_notebook(name, config_path=str(no_lsoa_config))

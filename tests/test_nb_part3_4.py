@@ -182,7 +182,11 @@ def _wald_gaps(df: pd.DataFrame) -> pd.DataFrame:
             *CATEGORIES,
             *YES_NO,
         ):
-            sums = pd.DataFrame({"x": x, "n": n, "g": df.loc[x.index, field]}).groupby("g").sum()
+            sums = (
+                pd.DataFrame({"x": x, "n": n, "g": df.loc[x.index, field], "people": 1})
+                .groupby("g")
+                .sum()
+            )
             sums = sums[~sums.index.isin(UNKNOWN)]
             for group, r in sums.iterrows():
                 rx, rn = sums["x"].sum() - r["x"], sums["n"].sum() - r["n"]
@@ -192,11 +196,29 @@ def _wald_gaps(df: pd.DataFrame) -> pd.DataFrame:
                 se = math.sqrt(p1 * (1 - p1) / r["n"] + p2 * (1 - p2) / rn)
                 shown = not any(_hidden(v) for v in (r["x"], r["n"], rx, rn))
                 worse = p1 > p2 if name in ("dna_rate", "drop_out_rate") else p1 < p2
+                lo, hi = _newcombe(r["x"], r["n"], rx, rn)
                 rows.append({"measure": name, "field": field, "group": group,
                              "pct": 100 * p1, "rest": 100 * p2, "diff": 100 * (p1 - p2),
-                             "credible": abs(p1 - p2) > Z95 * se, "shown": shown, "worse": worse})  # fmt: skip
+                             "credible": abs(p1 - p2) > Z95 * se, "shown": shown, "worse": worse,
+                             "people": r["people"], "nearest": 100 * min(abs(lo), abs(hi)),
+                             "newcombe_credible": lo > 0 or hi < 0})  # fmt: skip
     out = pd.DataFrame(rows)
     return out.iloc[np.argsort(-out["diff"].abs().to_numpy(), kind="stable")]
+
+
+def _wilson(x: float, n: float) -> tuple[float, float]:
+    centre, spread = 2 * x + Z95**2, Z95 * math.sqrt(Z95**2 + 4 * x * (1 - x / n))
+    lower = 0.0 if x == 0 else (centre - spread) / (2 * (n + Z95**2))
+    upper = 1.0 if x == n else (centre + spread) / (2 * (n + Z95**2))
+    return lower, upper
+
+
+def _newcombe(x1: float, n1: float, x2: float, n2: float) -> tuple[float, float]:
+    """Limits of the difference of two proportions, Newcombe's hybrid score method (10)."""
+    p1, p2 = x1 / n1, x2 / n2
+    (l1, u1), (l2, u2) = _wilson(x1, n1), _wilson(x2, n2)
+    d = p1 - p2
+    return d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
 
 
 def _reading_age(text: str) -> int:
@@ -271,6 +293,7 @@ def _run(run_notebook, name: str):
 # ----------------------------------------------------------------------------- every notebook
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_cleanly_and_shows_nothing_private(run_notebook, name):
     nb, glued = _run(run_notebook, name)
@@ -293,6 +316,7 @@ def test_notebook_runs_cleanly_and_shows_nothing_private(run_notebook, name):
 # ----------------------------------------------------------------------------- Step 9
 
 
+@pytest.mark.slow
 def test_pathway_worst_group_matches_plain_pandas(run_notebook, referrals):
     _, glued = _run(run_notebook, "pathway")
     cutoff = referrals["referral_date"].max() - pd.Timedelta(days=183)
@@ -305,6 +329,7 @@ def test_pathway_worst_group_matches_plain_pandas(run_notebook, referrals):
             if group in UNKNOWN or len(sub) < 30 or _hidden(done):
                 continue
             name = f"{title} {group}" if group.isdigit() else f"{title}: {group}"
+            name += {"1": " (most deprived)", "5": " (least deprived)"}.get(group, "")
             stages = [
                 len(sub),
                 int(sub["accepted"].eq("Yes").sum()),
@@ -322,6 +347,7 @@ def test_pathway_worst_group_matches_plain_pandas(run_notebook, referrals):
     assert glued["pathway_biggest_loss_step"] == max(losses, key=losses.get)
 
 
+@pytest.mark.slow
 def test_pathway_without_its_columns_says_which_it_needs(run_notebook, tmp_path):
     def drop(raw):
         for column in ("accepted", "first_appointment_date", "discharge_reason"):
@@ -338,6 +364,7 @@ def test_pathway_without_its_columns_says_which_it_needs(run_notebook, tmp_path)
 # ----------------------------------------------------------------------------- Step 10
 
 
+@pytest.mark.slow
 def test_reading_ages_match_textstat(run_notebook, cfg):
     nb, glued = _run(run_notebook, "readability")
     ages = {}
@@ -356,6 +383,7 @@ def test_reading_ages_match_textstat(run_notebook, cfg):
     assert "went from an average reading age of 17.0 to 10.0" in text
 
 
+@pytest.mark.slow
 def test_readability_without_folders_says_how_to_add_them(run_notebook, tmp_path):
     nb, glued = run_notebook(
         "readability",
@@ -371,6 +399,7 @@ def test_readability_without_folders_says_how_to_add_them(run_notebook, tmp_path
 # ----------------------------------------------------------------------------- Steps 11 and 12
 
 
+@pytest.mark.slow
 def test_evaluation_gap_matches_plain_pandas(run_notebook, referrals):
     nb, glued = _run(run_notebook, "evaluation")
     d = referrals[referrals["offered"].notna()]
@@ -411,6 +440,7 @@ def test_evaluation_gap_matches_plain_pandas(run_notebook, referrals):
     assert "That interval does not include 0" in text
 
 
+@pytest.mark.slow
 def test_evaluation_without_change_date_shows_only_spc(run_notebook, tmp_path):
     def drop(raw):
         raw["evaluation"].pop("change_date")
@@ -428,11 +458,15 @@ def test_evaluation_without_change_date_shows_only_spc(run_notebook, tmp_path):
 # ----------------------------------------------------------------------------- Parts 1 to 4
 
 
+@pytest.mark.slow
 def test_summary_focus_matches_plain_pandas(run_notebook, referrals):
     nb, glued = _run(run_notebook, "summary-and-plan")
     gaps = _wald_gaps(referrals)
     chosen = gaps[gaps["credible"] & gaps["shown"] & gaps["worse"]]
-    top = chosen.iloc[0]
+    # The focus weighs strength of evidence and people affected: the end of the gap's 95%
+    # interval nearest 0 (Newcombe) times the people in the group, largest first.
+    ranked = gaps[gaps["newcombe_credible"] & gaps["shown"] & gaps["worse"]]
+    top = ranked.loc[(ranked["nearest"] * ranked["people"]).idxmax()]
     text = glued["top_focus_text"]
     assert FIELD_WORDS[top["field"]].lower() in text.lower()
     shown = [float(v) for v in re.findall(r"(\d+\.\d)%", text)]

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +66,67 @@ def test_no_notebook_json_tracked_outside_tests():
         ["git", "ls-files", "*.ipynb"], capture_output=True, text=True, cwd=ROOT
     ).stdout
     assert [p for p in tracked.split() if not p.startswith("tests/")] == []
+
+
+# ----------------------------------------------------------------------------- steps compute, notebooks narrate
+
+MAX_CELL_LINES = 8
+#: Logic lines (not an import or a single call) allowed across all notebooks. Count them with
+#: ``python -m equity_helpers.notebooks``.
+MAX_LOGIC_LINES = 150
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_narrates(path: Path):
+    from equity_helpers.notebooks import code_cells
+
+    nb = jupytext.read(path)
+    for source in code_cells(nb):
+        lines = [line for line in source.splitlines() if line.strip()]
+        assert len(lines) <= MAX_CELL_LINES, f"{path.name}: a cell of {len(lines)} lines:\n{source}"
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            # Logic in a notebook cannot be unit-tested fast, and copies of it drift apart.
+            assert not isinstance(
+                node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
+            ), f"{path.name} defines a function or class: move it to equity_helpers"
+            if isinstance(node, ast.alias):
+                # Names, not one-letter aliases; and the package's display module must not
+                # hide IPython's display().
+                assert node.asname is None or len(node.asname) > 1, f"{path.name}: {node.asname}"
+                assert node.asname != "display", path.name
+            if isinstance(node, ast.ImportFrom) and node.module == "equity_helpers":
+                assert "display" not in {a.name for a in node.names}, path.name
+
+
+def test_notebooks_hold_little_logic():
+    from equity_helpers.notebooks import count_logic
+
+    counts = count_logic()
+    total = sum(logic for logic, _ in counts.values())
+    assert total < MAX_LOGIC_LINES, counts
+    # Every analytic notebook runs its step and glues its values in one place.
+    for path in NOTEBOOKS:
+        if path.stem != "training-exercises":
+            module = path.stem.replace("-", "_")
+            text = path.read_text()
+            assert f"from equity_helpers.steps import {module}" in text, path.name
+            assert f"result = {module}.run(service)" in text, path.name
+            assert "result.publish(service)" in text, path.name
+
+
+def test_logic_lines_counts_what_is_not_a_call():
+    from equity_helpers.notebooks import logic_lines
+
+    cell = (
+        "import pandas as pd\n"
+        "result = step.run(service)\n"
+        "result.show('x')\n"
+        "if result:\n"
+        "    print('a')\n"
+        "rows = [r for r in result]\n"
+        "glue('n', len(rows), display=False)\n"
+        "show(t for t in rows)\n"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    assert logic_lines(nb) == (4, 8)

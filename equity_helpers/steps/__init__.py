@@ -1,0 +1,40 @@
+"""One module per analytic step, named like its notebook.
+
+Each module's ``run(service)`` returns a :class:`~equity_helpers.steps.base.StepResult`
+(run once per service object and reused) and declares ``HEADLINES``: the glue names and
+labels of the figures the workbook's front page shows.
+"""
+
+from __future__ import annotations
+
+from . import (
+    access_and_outcome_gaps,
+    data_completeness,
+    deprivation_and_core20,
+    evaluation,
+    pathway,
+    readability,
+    summary_and_plan,
+    who_uses_the_service,
+)
+from .base import Chart, StepResult, Table
+
+#: The step modules in the order of the notebooks.
+STEPS = {
+    "data-completeness": data_completeness,
+    "who-uses-the-service": who_uses_the_service,
+    "deprivation-and-core20": deprivation_and_core20,
+    "access-and-outcome-gaps": access_and_outcome_gaps,
+    "pathway": pathway,
+    "readability": readability,
+    "evaluation": evaluation,
+    "summary-and-plan": summary_and_plan,
+}
+
+
+def headlines() -> list[tuple[str, str]]:
+    """Every step's headline figures as (glue name, label), in the order of the steps."""
+    return [item for module in STEPS.values() for item in module.HEADLINES.items()]
+
+
+__all__ = ["STEPS", "Chart", "StepResult", "Table", "headlines"]

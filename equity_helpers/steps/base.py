@@ -1,0 +1,153 @@
+"""What every step returns, and how a notebook shows it.
+
+A step's ``run(service)`` does all the work and returns a :class:`StepResult`: its
+controlled tables, chart-ready data, named values to glue, findings in words, and a note
+for every view it could not show saying why. The notebook then only narrates:
+``result.show("name")`` shows a table, chart, list or paragraph (or the note that says
+why it is missing), and ``result.glue()`` glues every value for the prose and the
+workbook.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..wording import is_number
+
+
+@dataclass
+class Table:
+    """A controlled table ready to show: every count already under the rule."""
+
+    frame: pd.DataFrame
+    caption: str
+    counts: tuple[str, ...] = ()
+    percents: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    #: File name (no suffix) for the summary tables, or None to show only.
+    export: str | None = None
+    #: False for a table that is written to the summary tables but not shown on the page.
+    shown: bool = True
+    label_columns: tuple[str, ...] = ()
+
+
+@dataclass
+class Chart:
+    """Data for one chart and the :mod:`equity_helpers.plots` function that draws it."""
+
+    plot: str
+    data: Any
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    """Everything one step found, ready for a notebook to show."""
+
+    name: str
+    #: Every value the notebook glues, by glue name (numbers and sentences).
+    values: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+    charts: dict[str, Chart] = field(default_factory=dict)
+    #: Bullet lists (such as an action list), by name.
+    lists: dict[str, list[str]] = field(default_factory=dict)
+    #: Paragraphs in markdown, by name.
+    texts: dict[str, str] = field(default_factory=dict)
+    #: For each view that could not be shown, the reason in words.
+    notes: dict[str, str] = field(default_factory=dict)
+    #: The step's main findings, as plain sentences.
+    findings: list[str] = field(default_factory=list)
+    #: Working results other steps reuse (raw; never shown).
+    data: dict[str, Any] = field(default_factory=dict)
+
+    # -- for notebooks ---------------------------------------------------------------------
+    def glue(self) -> None:
+        """Glue every value (``myst_nb.glue``) so the prose and the workbook can quote it."""
+        from myst_nb import glue
+
+        for key, value in self.values.items():
+            glue(key, value, display=False)
+
+    def show(self, name: str):
+        """Show one view: a table, a chart, a list or a paragraph, or the note saying why not.
+
+        Returns what a notebook cell displays (a table or markdown); a chart is drawn
+        and shown at once, and nothing is returned.
+        """
+        from IPython.display import Markdown
+
+        from .. import display as show
+
+        if name in self.tables and self.tables[name].shown:
+            t = self.tables[name]
+            return show.table(
+                t.frame, caption=t.caption, counts=t.counts, percents=t.percents, numbers=t.numbers
+            )
+        if name in self.charts:
+            import matplotlib.pyplot as plt
+
+            from .. import plots
+
+            plots.draw(self.charts[name])
+            plt.show()
+            return None
+        if name in self.lists:
+            return show.bullet_list(self.lists[name])
+        if name in self.texts:
+            return Markdown(self.texts[name])
+        if name in self.notes:
+            return Markdown(self.notes[name])
+        return None
+
+    def publish(self, service) -> None:
+        """Write the summary tables and glue every value: what each notebook does once."""
+        self.export(service)
+        self.glue()
+
+    def intro(self, rule):
+        """The small-number rule, and the step's own notice (what it cannot show, and why)."""
+        from IPython.display import Markdown
+
+        from .. import display as show
+
+        parts = [show.disclosure_notice(rule).data, self.texts.get("notice", "")]
+        return Markdown("\n\n".join(p for p in parts if p))
+
+    def export(self, service) -> None:
+        """Write every table with an export name to the service's summary tables."""
+        for t in self.tables.values():
+            if t.export:
+                service.export(t.export, t.frame, t.caption, label_columns=t.label_columns)
+
+    # -- for tests and other steps ---------------------------------------------------------
+    def words(self) -> list[str]:
+        """Every piece of prose this result holds: findings, text values, lists, notes."""
+        out = list(self.findings) + list(self.texts.values()) + list(self.notes.values())
+        out += [v for v in self.values.values() if isinstance(v, str)]
+        for items in self.lists.values():
+            out += list(items)
+        return out
+
+
+def number_or_nan(value) -> float:
+    """A float for a glued figure: NaN stands for "not available" and is never put in words."""
+    return float(value) if is_number(value) else float("nan")
+
+
+def cached(step: Callable) -> Callable:
+    """Run a step once per service object; later calls (say, from the summary) reuse it."""
+
+    @functools.wraps(step)
+    def run(service) -> StepResult:
+        cache = service.__dict__.setdefault("_step_results", {})
+        key = step.__module__
+        if key not in cache:
+            cache[key] = step(service)
+        return cache[key]
+
+    return run

@@ -1,0 +1,105 @@
+"""Step 1: how complete is the service's equality data?"""
+
+from __future__ import annotations
+
+from .. import analysis
+from ..extract import RowAccount
+from ..wording import is_number, number
+from .base import Chart, StepResult, Table, cached
+
+#: Headline figures for the workbook's front page: glue name and label.
+HEADLINES = {
+    "rows_used": "Referrals analysed",
+    "ethnicity_recorded_pct": "Ethnicity recorded (%)",
+}
+COUNTS = ("Records", "Recorded", "Not stated", "Not known", "Invalid")
+PERCENTS = ("% recorded", "% not stated or not known")
+
+
+@cached
+def run(service) -> StepResult:
+    """Row account, completeness of every equality field, its trend, and an action list."""
+    data, rule, account = service.data, service.rule, service.account
+    result = StepResult("data-completeness")
+    result.values["rows_read"] = f"{account['rows_read']:,}"
+    result.values["rows_used"] = f"{account['rows_used']:,}"
+    result.tables["row_account"] = Table(
+        RowAccount(**account).table(),
+        "Row account (exact counts of the extract's rows, not of people)",
+        counts=("Rows",),
+    )
+
+    comp = analysis.completeness(data, rule)
+    shown = comp.drop(columns=["field"])
+    result.tables["completeness"] = Table(
+        shown, "Completeness of equality fields", COUNTS, PERCENTS, export="data_completeness"
+    )
+    eth = comp.set_index("field").loc["ethnicity"]
+    result.values["ethnicity_recorded_pct"] = float(eth["% recorded"])
+    result.values["ethnicity_gap_pct"] = float(eth["% not stated or not known"])
+    result.values["ethnicity_sentence"] = (
+        f"Ethnicity is recorded for {number(eth['% recorded'])}% of referrals. For "
+        f"{number(eth['% not stated or not known'])}% it is not stated or not known."
+        if is_number(eth["% recorded"]) and is_number(eth["% not stated or not known"])
+        else "Too few referrals to show how completely ethnicity is recorded."
+    )
+    result.charts["recorded"] = Chart(
+        "bar_ci",
+        comp.rename(columns={"Field": "group"}),
+        {
+            "value": "% recorded",
+            "lower": None,
+            "upper": None,
+            "title": "Share of referrals with each field recorded",
+            "xlabel": "% recorded",
+            "xlim": (0, 110),
+        },
+    )
+
+    monthly = analysis.completeness_by_month(data, "ethnicity", rule)
+    first, last = analysis.recording_trend(data, "ethnicity")
+    result.values["eth_first_year"] = first
+    result.values["eth_last_year"] = last
+    trend = (
+        "improved"
+        if last > first + 1
+        else "fallen"
+        if last < first - 1
+        else "stayed about the same"
+    )
+    result.values["eth_trend_word"] = trend
+    result.values["trend_sentence"] = (
+        f"In the first year, ethnicity was recorded for {first:.1f}% of referrals. In the last "
+        f"year it was {last:.1f}%. Recording has {trend}."
+        if is_number(first) and is_number(last)
+        else "There are too few months to see a trend."
+    )
+    result.charts["monthly"] = Chart(
+        "line_chart",
+        monthly,
+        {
+            "x": "month",
+            "y": "% recorded",
+            "title": "Ethnicity recorded, by month of referral",
+            "ylabel": "% of referrals",
+        },
+    )
+
+    issues = [i for i in service.meta["issues"] if i["kind"] != "exclusion"]
+    result.lists["issues"] = [
+        f"{i['message'].splitlines()[0]}: {i['count']:,} rows in '{i['column'] or 'the extract'}'"
+        for i in issues
+    ]
+    actions = analysis.quality_actions(comp)
+    result.lists["actions"] = actions
+    result.values["n_quality_actions"] = len(actions)
+    result.findings = [
+        f"The extract held {result.values['rows_read']} rows, and "
+        f"{result.values['rows_used']} are analysed.",
+        f"Ethnicity is recorded for {number(eth['% recorded'])}% of referrals, and recording "
+        f"has {trend}."
+        if is_number(eth["% recorded"])
+        else "Too few referrals to show how completely ethnicity is recorded.",
+        *actions,
+    ]
+    return result

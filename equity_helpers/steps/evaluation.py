@@ -1,0 +1,221 @@
+"""Steps 11 and 12: has the focus group's gap changed since the change date?"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import analysis
+from ..measures import MEASURES
+from ..wording import group_phrase
+from .base import Chart, StepResult, Table, cached
+
+HEADLINES = {
+    "gap_before": "Focus gap before the change (points)",
+    "gap_after": "Focus gap after the change (points)",
+}
+
+
+def focus(service) -> dict:
+    """The evaluation's focus from the config: measure, field, group, mask and phrase.
+
+    ``ok`` is False when the extract cannot pick the group out, or when everyone (or no
+    one) is in it, since then there is no one to compare it with.
+    """
+    cfg, data = service.cfg, service.data
+    name = cfg.evaluation_measure
+    ok = cfg.focus_field in data.columns and cfg.focus_group is not None
+    mask = analysis.focus_mask(data, cfg.focus_field, cfg.focus_group) if ok else None
+    ok = ok and bool(mask.any()) and bool((~mask).any())
+    return {
+        "measure": name,
+        "field": cfg.focus_field,
+        "group": cfg.focus_group,
+        "mask": mask if ok else None,
+        "ok": ok,
+        "phrase": group_phrase(cfg.focus_field, cfg.focus_group) if ok else "the focus group",
+        "has_measure": name in analysis.available_measures(data),
+    }
+
+
+def _problems(f: dict, change) -> list[str]:
+    problems = []
+    if not f["has_measure"]:
+        problems.append(
+            f"Your extract does not have the columns needed for the measure `{f['measure']}`, "
+            "so it cannot be shown."
+        )
+    if change is None:
+        problems.append(
+            "Your config has no `evaluation.change_date`, so there is no before and after to "
+            "compare. The charts below still show the measure over time. To compare, add the "
+            "date your change began under `evaluation:`, for example `change_date: 2024-04-01`."
+        )
+    if not f["ok"]:
+        problems.append(
+            "Your config names no focus group that the extract has. Set `evaluation.focus_field` "
+            "(such as `core20` or `ethnic_group`) and `evaluation.focus_group` (such as `Core20` "
+            "or `Asian`)."
+        )
+    return problems
+
+
+def _before_after(result: StepResult, service, f: dict, change, when: str) -> str:
+    name = f["measure"]
+    m = MEASURES[name]
+    ba = analysis.before_after(service.data, name, f["mask"], change)
+    shown = analysis.before_after_table(ba, name, service.rule)
+    result.tables["before_after"] = Table(
+        shown,
+        f"{m.title}, before and after {when}",
+        counts=(m.denominator, m.numerator),
+        percents=("%",),
+        export="evaluation_before_after",
+    )
+    if (ba["_n"] == 0).any():
+        result.texts["gap"] = (
+            "No referral falls on one side of the change date, or the focus group has no one "
+            "to count in one period, so there is no before and after to compare yet."
+        )
+        return "not measured: one period has no one to count"
+    if shown["%"].isna().any():
+        result.texts["gap"] = (
+            "Some counts are too small to show, so the gap is not worked out here."
+        )
+        return "not shown: some counts are too small"
+    s = analysis.gap_change_summary(ba)
+    (gb, gbl, gbu), (ga, gal, gau), (c, lo, hi) = s["gap_before"], s["gap_after"], s["change"]
+    verdict = analysis.gap_verdict(s)
+    for key, value in (
+        ("gap_before", gb),
+        ("gap_after", ga),
+        ("gap_change", c),
+        ("gap_change_lower", lo),
+        ("gap_change_upper", hi),
+    ):
+        result.values[key] = float(value)
+    excludes = (
+        "does not include 0, so the change is unlikely to be chance alone"
+        if verdict != "no clear change"
+        else "includes 0, so the change could be chance"
+    )
+    result.texts["gap"] = (
+        f"Before the change, the gap was **{gb:.1f} percentage points** (95% interval {gbl:.1f} "
+        f"to {gbu:.1f}).\nAfter the change, it was **{ga:.1f} points** (95% interval {gal:.1f} "
+        f"to {gau:.1f}).\nThe gap changed by **{c:+.1f} points**, with a 95% interval of "
+        f"{lo:.1f} to {hi:.1f}.\nThat interval {excludes}."
+    )
+    return verdict
+
+
+def _spc(result: StepResult, key: str, monthly, rule, title, ylabel, direction, change):
+    s = analysis.controlled_spc(monthly, rule, direction)
+    if s is None:
+        result.notes[key] = "*There are not enough months to draw this chart.*"
+        return None
+    result.charts[key] = Chart(
+        "spc_with_change", s, {"title": title, "ylabel": ylabel, "change": change}
+    )
+    return s
+
+
+def _words(s) -> str:
+    return s.attrs["variation_words"] if s is not None else "not available"
+
+
+@cached
+def run(service) -> StepResult:
+    """Gap before and after the change with its interval, and SPC charts of the measure."""
+    cfg, data, rule = service.cfg, service.data, service.rule
+    result = StepResult("evaluation")
+    f = focus(service)
+    name = f["measure"]
+    m = MEASURES.get(name)
+    change = pd.Timestamp(cfg.change_date) if cfg.change_date else None
+    problems = _problems(f, change)
+    if problems:
+        result.texts["notice"] = "**Some of this step cannot run yet.**\n\n" + "\n".join(
+            f"- {p}" for p in problems
+        )
+    when = change.strftime("%d %B %Y") if change is not None else "not set"
+    better = "lower is better" if m and m.lower_is_better else "higher is better"
+    result.lists["settings"] = [
+        f"Measure: {m.title if m else name}; {better}.",
+        f"Focus group: {f['phrase']}.",
+        f"Change began: {when}.",
+        f"Period of the data: {cfg.period_start:%d %B %Y} to {cfg.period_end:%d %B %Y}.",
+    ]
+    if f["has_measure"] and f["ok"] and change is not None:
+        verdict = _before_after(result, service, f, change, when)
+    else:
+        verdict = "not measured: " + (
+            "no change date" if change is None else "the measure or focus group is missing"
+        )
+        result.notes["before_after"] = (
+            "*There is no before and after to compare: see the note at the top of this page.*"
+        )
+    result.values["gap_verdict"] = verdict
+
+    short = m.short if m else name
+    overall = focus_spc = None
+    if f["has_measure"]:
+        overall = _spc(
+            result,
+            "spc_overall",
+            analysis.monthly_rate(data, name),
+            rule,
+            f"{short}: all referrals, by month",
+            f"{short} (%)",
+            m.direction,
+            change,
+        )
+    else:
+        result.notes["spc_overall"] = f"*The extract has no columns for the measure `{name}`.*"
+    if f["has_measure"] and f["ok"]:
+        focus_spc = _spc(
+            result,
+            "spc_focus",
+            analysis.monthly_rate(data, name, f["mask"]),
+            rule,
+            f"{short}: focus group, by month",
+            f"{short} (%)",
+            m.direction,
+            change,
+        )
+    else:
+        result.notes["spc_focus"] = "*No focus group chart: see the note at the top of this page.*"
+    referrals = _spc(
+        result,
+        "spc_referrals",
+        analysis.monthly_referrals(data),
+        rule,
+        "Referrals received each month (rounded to the nearest 5)",
+        "Referrals",
+        "neutral",
+        change,
+    )
+    v = result.values
+    v["spc_icon_overall"] = _words(overall)
+    n_points = len(overall) if overall is not None else 0
+    v["spc_limits_note"] = (
+        "These limits are trial limits: with fewer than 12 months they will move as months "
+        "are added."
+        if 0 < n_points < 12
+        else f"The limits use {n_points} months, enough for firm limits."
+        if n_points
+        else "There is no chart of the measure, so there are no limits."
+    )
+    v["spc_icon_focus"] = _words(focus_spc)
+    v["spc_focus_improvement_months"] = (
+        0
+        if focus_spc is None
+        else int(focus_spc["point_type"].eq("special_cause_improvement").sum())
+    )
+    v["spc_icon_referrals"] = _words(referrals)
+    result.data["focus"] = f
+    result.findings = [f"The verdict on the gap is: {verdict}."]
+    if "gap_change" in v:
+        result.findings.append(
+            f"The gap for {f['phrase']} changed by {v['gap_change']:+.1f} points (95% interval "
+            f"{v['gap_change_lower']:.1f} to {v['gap_change_upper']:.1f})."
+        )
+    return result
