@@ -50,6 +50,7 @@ from .notebooks import NOTEBOOK_DIR, NOTEBOOKS, NotebookInfo, read_glued, to_not
 from .pdf import print_pdf
 from .safe_html import html_text, md_text
 from .service import input_fingerprint, prepare_to_file
+from .steps import headlines as step_headlines
 
 log = logging.getLogger("equity_helpers")
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,20 +68,8 @@ PACKAGES = [
 ]
 
 #: The headline figures shown on the front page and compared across runs and services.
-HEADLINES = [
-    ("rows_used", "Referrals analysed"),
-    ("ethnicity_recorded_pct", "Ethnicity recorded (%)"),
-    ("core20_share_referrals", "Referrals from Core20 areas (%)"),
-    ("core20_ratio", "Core20 representation ratio"),
-    ("most_under_group", "Most under-represented group"),
-    ("dna_overall_pct", "Missed appointments (%)"),
-    ("dna_sii", "Slope index of inequality, missed appointments (points)"),
-    ("gap_before", "Focus gap before the change (points)"),
-    ("gap_after", "Focus gap after the change (points)"),
-    ("reading_age_before", "Letters' reading age before"),
-    ("reading_age_after", "Letters' reading age after"),
-    ("top_focus_text", "Suggested focus"),
-]
+#: Each step declares its own (glue name, label) pairs in ``equity_helpers.steps``.
+HEADLINES = step_headlines()
 
 
 @dataclass
