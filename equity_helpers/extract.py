@@ -55,6 +55,9 @@ _DATE_FORMATS = (
     "%d/%m/%y",
 )
 _DELIMITERS = [",", ";", "\t", "|"]
+# The dates a table can hold (pandas' nanosecond range). Systems write "no date" as
+# sentinels such as 31/12/9999 or 01/01/0001: outside this range they are not dates.
+_EARLIEST, _LATEST = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")
 EXAMPLE_ROWS = 20
 
 
@@ -371,7 +374,9 @@ def _parse_dates(values: pd.Series, preferred: str | None = None) -> pd.Series:
             break
         parsed = pd.to_datetime(s[todo], format=fmt, errors="coerce")
         ok = parsed.notna()
-        out.loc[parsed.index[ok]] = parsed[ok]
+        # A sentinel such as 31/12/9999 is read, but is no date: it stays to be reported.
+        real = ok & (parsed >= _EARLIEST) & (parsed <= _LATEST)
+        out.loc[parsed.index[real]] = parsed[real].astype("datetime64[ns]")
         todo.loc[parsed.index[ok]] = False
     return out
 
