@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import logging
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,30 @@ def resolve_path(path: str | Path) -> Path:
     return p.resolve()
 
 
+def file_problem(path: str | Path, key: str, error: type[PlaybookError] = ConfigError):
+    """Why ``path`` cannot be read as a file, as a catalogue error; None when it can.
+
+    The type is checked with ``os.stat``, before anything opens the path: opening a pipe
+    (FIFO) waits for a writer, and a device such as /dev/zero never ends.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return error("CFG006", key=key, path=str(path))
+    except OSError as exc:
+        return error("CFG009", key=key, path=str(path), problem=f"cannot be opened ({exc})")
+    if stat.S_ISDIR(mode):
+        return error("CFG009", key=key, path=str(path), problem="is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        return error(
+            "CFG009",
+            key=key,
+            path=str(path),
+            problem="is not a regular file (it is a pipe, a device or a socket)",
+        )
+    return None
+
+
 def _close(word: str, options) -> str:
     match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" Did you mean '{match[0]}'?" if match else ""
@@ -262,14 +288,25 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
                     ConfigError("CFG004", key=full_key, hint="Give the path to the file.")
                 )
             return None
-        p = Path(str(value)).expanduser()
+        try:
+            p = Path(str(value)).expanduser()
+        except RuntimeError:  # "~name" for a user this machine does not have
+            p = Path(str(value))
         p = p if p.is_absolute() else (base / p)
-        if check_files and not p.exists():
+        try:
+            exists = p.exists()
+        except (OSError, ValueError):  # a name too long, or with a character no path holds
+            exists = False
+        if check_files and not exists:
             if must_exist:
                 problems.append(ConfigError("CFG006", key=full_key, path=str(p)))
             else:
                 log.warning(str(ConfigError("CFG006", key=full_key, path=str(p))))
-        return p.resolve() if p.exists() else p
+        elif check_files and must_exist:  # a file setting: a folder or a pipe will not do
+            problem = file_problem(p, full_key)
+            if problem is not None:
+                problems.append(problem)
+        return p.resolve() if exists else p
 
     todo: list[str] = []
     name = sections["service"].get("name")

@@ -89,6 +89,13 @@ _ENTRIES = [
         "Do not share this workbook outside your organisation. Set disclosure.threshold "
         "back to 7 and disclosure.rounding to 5 before sharing.",
     ),
+    _m(
+        "CFG009",
+        "error",
+        "A path names a folder or a special file, not a file",
+        "'{key}' points to {path}, which {problem}.",
+        "Give the path of the file itself, such as a .csv file inside that folder.",
+    ),
     # --- reading the extract -------------------------------------------------------------
     _m(
         "EXT001",
@@ -337,6 +344,15 @@ _ENTRIES = [
         "No catchment areas were found",
         "None of the local authority codes {codes} appear in {path}.",
         "Check catchment.local_authorities in the config (Derby is E06000015).",
+    ),
+    _m(
+        "REF005",
+        "error",
+        "A reference file cannot be read",
+        "The {what} {path} could not be read: {detail}.",
+        "Use the official file, saved as CSV and unchanged: `equity-workbook reference "
+        "download` fetches the deprivation and census files. Then check its path under "
+        "'reference:' or 'catchment:' in the config.",
     ),
     # --- the workbook run ----------------------------------------------------------------
     _m(

@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from . import codes
-from .config import YES_NO_FIELDS, ServiceConfig
+from .config import YES_NO_FIELDS, ServiceConfig, file_problem
 from .errors import CATALOGUE, ExtractError, format_rows, render
-from .reference import catchment_lsoas, load_imd, load_lsoa_lookup
+from .reference import catchment_lsoas, load_imd, load_lsoa_list, load_lsoa_lookup
 
 log = logging.getLogger("equity_helpers")
 
@@ -155,7 +155,10 @@ def _sniff_delimiter(sample: str) -> str:
 def _decode(raw: bytes) -> tuple[str, str]:
     """Text and encoding of a whole file: UTF-16 by its mark, else UTF-8, cp1252, latin-1."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), "utf-16"
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:  # a cut-off file: read it byte by byte below
+            pass
     for enc in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return raw.decode(enc), enc
@@ -206,7 +209,10 @@ def _row_numbers(text: str, header_idx: int, n: int) -> np.ndarray:
 
 
 def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:  # no permission to read it, or a disk error
+        raise ExtractError("EXT008", path=str(path), detail=exc.strerror or str(exc)) from None
     if not raw.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise ExtractError("EXT001", path=str(path))
     # Decide the encoding from the whole file: a stray byte far down must not be missed.
@@ -322,8 +328,9 @@ def read_extract(
     """
     path = Path(path)
     expected = expected_columns or []
-    if not path.is_file():
-        raise ExtractError("CFG006", key="extract.path", path=str(path))
+    problem = file_problem(path, "extract.path", ExtractError)
+    if problem is not None:
+        raise problem
     suffix = path.suffix.lower()
     info = {"encoding": None, "delimiter": None}
     if suffix in (".csv", ".txt", ".tsv"):
@@ -671,7 +678,7 @@ def _add_deprivation(
     )
     catchment = catchment_lsoas(imd, cfg.catchment_lads)["lsoa_code"]
     if cfg.catchment_lsoa_file is not None:
-        listed = pd.read_csv(cfg.catchment_lsoa_file, dtype=str).iloc[:, 0].str.strip()
+        listed = load_lsoa_list(cfg.catchment_lsoa_file)
         catchment = catchment[catchment.isin(listed)] if cfg.catchment_lads else listed
     inside = code.isin(catchment)
     col.add("VAL006", (known & ~inside).to_numpy() & keep, "lsoa_code", src["lsoa_code"])

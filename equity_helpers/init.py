@@ -32,7 +32,7 @@ from .config import (
 )
 from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError
 from .extract import IDENTIFIER_PATTERN, parse_dates, prepare, read_extract
-from .reference import OFFICIAL_SOURCES
+from .reference import OFFICIAL_SOURCES, check_files
 
 #: Words that often name each canonical column in clinical-system exports.
 SYNONYMS = {
@@ -599,6 +599,11 @@ def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
                 f"  {key}: {_todo_hint(key)}" for key in todo
             )
         return problems, text
+    # Every reference file is read as a step would read it, so none fails halfway through a run.
+    reference = check_files(cfg)
+    if reference:
+        text = f"{len(reference)} reference file problem(s) stop this config from running:\n\n"
+        return reference, text + "\n\n".join(str(p) for p in reference)
     try:
         prepared = prepare(cfg)
     except PlaybookError as exc:

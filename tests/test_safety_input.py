@@ -1,0 +1,216 @@
+"""No input crashes a command: every problem is a catalogue message naming the file.
+
+Each test here reproduces an input that once stopped `equity-workbook check`, `prepare`
+or `init` with a Python traceback, or with the wrong words: sentinel dates, broken
+reference files, a folder or a pipe where a file should be, and column names holding
+line breaks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from equity_helpers.cli import main
+from equity_helpers.config import load_config
+from equity_helpers.errors import CATALOGUE, PlaybookError
+from equity_helpers.extract import prepare
+from equity_helpers.init import check, write_starter_config
+from equity_helpers.reference import load_imd
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "bad_inputs"
+SAMPLE_REF = ROOT / "sample_data" / "reference"
+OK_EXTRACT = CORPUS / "ok.csv"
+
+
+def write_config(tmp_path: Path, extract: Path = OK_EXTRACT, **settings) -> Path:
+    """The corpus's base config for ``extract``, with "section.key" settings changed."""
+    raw = yaml.safe_load((CORPUS / "base_config.yml").read_text(encoding="utf-8"))
+    raw["extract"]["path"] = str(extract)
+    raw["reference"]["imd_path"] = str(SAMPLE_REF / "imd2025_file7_synthetic.csv")
+    for dotted, value in settings.items():
+        section, key = dotted.split(".")
+        raw.setdefault(section, {})[key] = value
+    path = tmp_path / "service.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str]:
+    """A command as a user runs it: its exit status and everything it printed."""
+    capsys.readouterr()
+    status = main(list(argv))
+    out = capsys.readouterr()
+    shown = out.out + out.err
+    assert "Traceback" not in shown, shown
+    return status, shown
+
+
+def codes_of(problems) -> list[str]:
+    out = []
+    for p in problems:
+        out += [e.code for e in getattr(p, "errors", [p])]
+    return out
+
+
+# ----------------------------------------------------------------------------- sentinel dates
+
+
+@pytest.mark.parametrize(
+    "column", ["Date Referral Received", "First Contact Date", "Discharge Date"]
+)
+@pytest.mark.parametrize(
+    "value", ["31/12/9999", "9999-12-31", "01/01/0001", "0001-01-01 00:00:00", "31.12.9999"]
+)
+def test_a_sentinel_date_in_any_date_column_is_not_a_date(tmp_path, capsys, column, value):
+    table = pd.read_csv(OK_EXTRACT, dtype=str, keep_default_na=False)
+    table.loc[1, column] = value
+    extract = tmp_path / "extract.csv"
+    table.to_csv(extract, index=False)
+    config = write_config(tmp_path, extract)
+
+    prepared = prepare(load_config(config))
+    assert prepared.account.adds_up()
+    code = "EXC002" if column == "Date Referral Received" else "VAL003"
+    issue = prepared.issue(code, column)
+    assert issue is not None, [i.message for i in prepared.issues]
+    assert issue.rows == [3] and issue.example == value
+    assert prepared.account.rows_used == (2 if code == "EXC002" else 3)
+
+    status, shown = run_cli(capsys, "check", str(config))
+    assert status == 0, shown
+    status, shown = run_cli(capsys, "prepare", "--config", str(config))
+    assert status == 0 and f"for example {value!r}" in shown, shown
+
+
+def test_init_reads_an_extract_with_sentinel_dates(tmp_path):
+    table = pd.read_csv(OK_EXTRACT, dtype=str, keep_default_na=False)
+    table = pd.concat([table] * 4, ignore_index=True)
+    table["Referral Ref"] = [f"R{i}" for i in range(len(table))]
+    table.loc[0, "Date Referral Received"] = "31/12/9999"
+    table.loc[1, "Discharge Date"] = "01/01/0001"
+    extract = tmp_path / "extract.csv"
+    table.to_csv(extract, index=False)
+    path, _ = write_starter_config(extract)
+    written = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert written["columns"]["referral_date"] == "Date Referral Received"
+    assert "dated 2022-04-01 to 2022-04-02" in path.read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- reference files
+
+#: Every reference-file setting, with a working file for it where the sample has one.
+REFERENCE_SETTINGS = [
+    "reference.imd_path",
+    "reference.population_ethnicity",
+    "reference.population_age",
+    "reference.population_sex",
+    "reference.lsoa_lookup",
+    "catchment.lsoa_file",
+]
+
+
+def _broken(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.csv"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "binary":
+        path.write_bytes(bytes(range(256)) * 16)
+    elif kind == "random":
+        path.write_bytes(os.urandom(4096))
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "header-only":
+        path.write_text("lsoa21cd,imd_rank,imd_decile,asian,female,lsoa11cd\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "binary", "random", "folder", "header-only"])
+@pytest.mark.parametrize("setting", REFERENCE_SETTINGS)
+def test_check_names_a_broken_reference_file(tmp_path, capsys, setting, kind):
+    broken = _broken(tmp_path, kind)
+    config = write_config(tmp_path, **{setting: str(broken)})
+
+    problems, report = check(config)
+    assert problems, report
+    for code in codes_of(problems):
+        assert code in CATALOGUE, report
+    assert str(broken) in report, report
+    if kind == "folder":
+        assert "is a folder, not a file" in report
+    elif kind in ("empty", "binary", "header-only"):
+        assert "A reference file cannot be read [REF005]" in report, report
+
+    status, shown = run_cli(capsys, "check", str(config))
+    assert status == 2 and str(broken) in shown, shown
+    status, shown = run_cli(capsys, "prepare", "--config", str(config))
+    assert status in (0, 2), shown
+    if setting in ("reference.imd_path", "reference.lsoa_lookup", "catchment.lsoa_file"):
+        assert status == 2 and str(broken) in shown, shown  # prepare reads these files
+
+
+def test_a_latin1_deprivation_file_is_read(tmp_path):
+    """A file re-saved by Excel as Latin-1 is read, accents and all (not a decode error)."""
+    imd = pd.read_csv(SAMPLE_REF / "imd2025_file7_synthetic.csv", dtype=str)
+    name_column = next(c for c in imd.columns if "name" in c.lower() and "LSOA" in c.upper())
+    imd.loc[0, name_column] = "Ynys Môn 001A"
+    path = tmp_path / "imd_latin1.csv"
+    path.write_bytes(imd.to_csv(index=False).encode("latin-1"))
+    loaded = load_imd(path, 2025)
+    assert loaded.loc[0, "lsoa_name"] == "Ynys Môn 001A"
+    assert len(loaded) == len(imd)
+
+
+def test_a_deprivation_file_with_a_fractional_decile_is_not_a_crash(tmp_path):
+    imd = pd.read_csv(SAMPLE_REF / "imd2025_file7_synthetic.csv", dtype=str)
+    decile = next(c for c in imd.columns if "decile" in c.lower() and "IMD" in c.upper())
+    imd.loc[0, decile] = "2.5"
+    imd.loc[1, decile] = "inf"
+    path = tmp_path / "imd.csv"
+    imd.to_csv(path, index=False)
+    loaded = load_imd(path, 2025)
+    assert loaded["imd_decile"].isna().tolist()[:3] == [True, True, False]
+
+
+# ----------------------------------------------------------------------------- not a file
+
+
+def _special(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    if kind == "folder":
+        path = tmp_path / "extract.csv"
+        path.mkdir()
+        return path, "is a folder, not a file"
+    if kind == "fifo":
+        path = tmp_path / "extract_fifo.csv"
+        os.mkfifo(path)
+        return path, "is not a regular file"
+    return Path("/dev/zero"), "is not a regular file"
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "devzero"])
+def test_an_extract_that_is_not_a_file_is_named_for_what_it_is(tmp_path, capsys, kind):
+    if kind == "devzero" and not Path("/dev/zero").exists():
+        pytest.fail("this machine has no /dev/zero")
+    path, words = _special(tmp_path, kind)
+    config = write_config(tmp_path, path)
+    for argv in (["check", str(config)], ["prepare", "--config", str(config)], ["init", str(path)]):
+        status, shown = run_cli(capsys, *argv)
+        assert status == 2, shown
+        assert words in shown and str(path) in shown, shown
+        assert "there is no file there" not in shown, shown
+    with pytest.raises(PlaybookError) as err:
+        load_config(config)
+    assert err.value.code == "CFG009"
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_reference_setting_that_is_not_a_file_is_named(tmp_path, capsys, kind):
+    path, words = _special(tmp_path, kind)
+    config = write_config(tmp_path, **{"reference.population_sex": str(path)})
+    status, shown = run_cli(capsys, "check", str(config))
+    assert status == 2 and words in shown and "reference.population_sex" in shown, shown
