@@ -358,9 +358,31 @@ def _read(extract: Path) -> tuple[pd.DataFrame, int | None]:
     return df, info.get("header_row") if spreadsheet else None
 
 
+# Characters a YAML file may not hold as they are, or reads as the end of a line (line
+# feeds, carriage returns, U+0085, U+2028, U+2029), or as a byte-order mark (U+FEFF).
+_NOT_AS_IS = re.compile(
+    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+
+
 def _q(text) -> str:
-    """A YAML string in single quotes, so values like No, 01 or 99 stay as written."""
-    return "'" + str(text).replace("'", "''") + "'"
+    """A YAML string on one line that reads back exactly as written.
+
+    Single quotes keep values like No, 01 or 99 as written. A value holding a line break
+    or another character a YAML file cannot hold as it is (a header such as
+    "Ethnic\\nCategory") is written in double quotes, with escapes like \\n.
+    """
+    text = str(text)
+    if not _NOT_AS_IS.search(text):
+        return "'" + text.replace("'", "''") + "'"
+    dumped = yaml.safe_dump(text, default_style='"', allow_unicode=False, width=float("inf"))
+    return dumped.strip().removesuffix("...").strip()
+
+
+def _c(text) -> str:
+    """Text for a comment: as it is, unless it holds a line break (then escaped, quoted)."""
+    text = str(text)
+    return _q(text) if _NOT_AS_IS.search(text) else text
 
 
 def _rel(path: Path, config: Path) -> str:
@@ -390,13 +412,15 @@ def write_starter_config(
     """
     extract = Path(extract).resolve()
     df, header_row = _read(extract)
+    # A repeated column name is reported by check (EXT012); inspect its first column here.
+    df = df.loc[:, ~pd.Index(df.columns).duplicated()]
     guesses = guess_columns(list(df.columns), df)
     out = Path(out) if out else extract.with_name(extract.stem + "_service.yml")
     todos: list[str] = ["service.name"]
     lines = [
         "# Starter config written by 'equity-workbook init'. Check every line.",
         "# Lines marked TODO need you. Fill them in, then run:",
-        f"#   equity-workbook check {out.name}",
+        f"#   equity-workbook check {_c(out.name)}",
         "# Relative paths are read from the folder that holds this file.",
         "",
         "service:",
@@ -431,7 +455,7 @@ def write_starter_config(
         c for c in df.columns if c not in guesses.values() and not IDENTIFIER_PATTERN.search(str(c))
     ]
     if unused:
-        lines.append("  # Columns not used: " + ", ".join(map(str, unused)))
+        lines.append("  # Columns not used: " + ", ".join(map(_c, unused)))
 
     lines += [
         "",
@@ -451,15 +475,15 @@ def write_starter_config(
         if not to_write:
             if same:
                 kind = "read as yes and no" if field in YES_NO_FIELDS else "already NHS codes"
-                lines.append(f"  # {field}: {kind} ({', '.join(same)})")
+                lines.append(f"  # {field}: {kind} ({', '.join(map(_c, same))})")
             continue
         if field in YES_NO_FIELDS and all(how == "known" for _, _, how in to_write) and not same:
             lines.append(
-                f"  # {field}: read as yes and no ({', '.join(r for r, _, _ in to_write)})"
+                f"  # {field}: read as yes and no ({', '.join(_c(r) for r, _, _ in to_write)})"
             )
             continue
         n_blocks += 1
-        lines.append(f"  {field}:  # from '{source}'")
+        lines.append(f"  {field}:  # from {_q(source)}")
         for raw, code, how in to_write:
             note = {
                 "guess": "  # a guess: check it",
@@ -469,7 +493,7 @@ def write_starter_config(
             if how == "todo":
                 todos.append(f"values.{field}.{raw}")
         if same:
-            lines.append(f"    # already NHS codes: {', '.join(same)}")
+            lines.append(f"    # already NHS codes: {', '.join(map(_c, same))}")
         if more:
             lines.append(f"    # and {more} more values, not shown")
     if not n_blocks:

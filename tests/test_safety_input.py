@@ -214,3 +214,57 @@ def test_a_reference_setting_that_is_not_a_file_is_named(tmp_path, capsys, kind)
     config = write_config(tmp_path, **{"reference.population_sex": str(path)})
     status, shown = run_cli(capsys, "check", str(config))
     assert status == 2 and words in shown and "reference.population_sex" in shown, shown
+
+
+# ----------------------------------------------------------------------------- init headers
+
+
+def test_init_writes_headers_with_line_breaks_so_they_load_as_written(tmp_path):
+    """A header "Ethnic\\nCategory" once ended a comment line, so the next line became a key."""
+    table = pd.read_csv(OK_EXTRACT, dtype=str, keep_default_na=False)
+    renamed = {
+        "Ethnic Category": "Ethnic\nCategory",
+        "Gender": "Gender # code: 1 or 2",
+        "Age at Referral": "Age 'years'",
+    }
+    table = table.rename(columns=renamed)
+    # An unused column whose name would become a real key if written into a comment as is.
+    table["Notes\nservice: {name: Injected}\nperiod"] = "x"
+    table['Reason "why"\r\nclosed'] = "y"
+    extract = tmp_path / "extract.csv"
+    table.to_csv(extract, index=False)
+
+    path, todos = write_starter_config(extract)
+    text = path.read_text(encoding="utf-8")
+    written = yaml.safe_load(text)
+    assert set(written) == {
+        "service", "extract", "columns", "values", "catchment", "reference", "period",
+        "evaluation", "outcome", "disclosure",
+    }  # fmt: skip
+    assert written["service"]["name"] == "TODO"
+    assert written["columns"]["ethnicity"] == "Ethnic\nCategory"
+    assert written["columns"]["sex"] == "Gender # code: 1 or 2"
+    assert written["columns"]["age"] == "Age 'years'"
+    assert '"Notes\\nservice: {name: Injected}\\nperiod"' in text  # escaped in its comment
+
+    # Filled in, the written config maps every column to the extract and runs.
+    written["service"]["name"] = "Header test"
+    written["catchment"]["name"] = "Derby"
+    written["reference"]["imd_path"] = str(SAMPLE_REF / "imd2025_file7_synthetic.csv")
+    written["period"] = {"start": "2022-04-01", "end": "2025-03-31"}
+    path.write_text(yaml.safe_dump(written, sort_keys=False), encoding="utf-8")
+    prepared = prepare(load_config(path))
+    assert prepared.account.rows_used == 3
+    assert prepared.data["ethnicity"].tolist() == ["A", "A", "99"]
+    assert prepared.data["sex"].tolist() == ["1", "2", "2"]
+
+
+def test_init_reads_an_extract_with_a_repeated_column_name(tmp_path):
+    extract = tmp_path / "extract.csv"
+    lines = OK_EXTRACT.read_text(encoding="utf-8").splitlines()
+    extract.write_text(
+        "\n".join([lines[0] + ",Gender"] + [line + ",1" for line in lines[1:]]) + "\n",
+        encoding="utf-8",
+    )
+    path, _ = write_starter_config(extract)
+    assert yaml.safe_load(path.read_text(encoding="utf-8"))["columns"]["sex"] == "Gender"
