@@ -387,6 +387,62 @@ def representation(service, dimension: str, adults_only: bool = True) -> pd.Data
     return out
 
 
+#: The comparisons of Steps 1, 3 and 4: field, plain name, and the census file each needs.
+REPRESENTATION_VIEWS = {
+    "ethnic_group": ("ethnic group", "population_ethnicity", "census ethnic group file"),
+    "age_group": ("age group", "population_age", "census age file"),
+    "sex_label": ("sex", "population_sex", "census sex file"),
+    "imd_quintile": ("deprivation", "population_ethnicity", "census ethnic group file"),
+}
+
+
+def representation_views(service) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Every comparison of referrals with the population that can be made, and why not.
+
+    Returns the :func:`representation` table of each view that can be shown, and for
+    each one that cannot, a sentence saying why (no census file, no home areas, or no
+    referral with the group recorded). One view that cannot be made never stops the
+    others: an extract whose ethnic categories are all invalid still shows age, sex
+    and deprivation.
+    """
+    data = service.data
+    shown: dict[str, pd.DataFrame] = {}
+    why_not: dict[str, str] = {}
+    for dim, (noun, setting, file) in REPRESENTATION_VIEWS.items():
+        if dim == "imd_quintile" and "in_catchment" not in data:
+            why_not[dim] = (
+                "This step needs home area (LSOA) codes, and this extract has none. Add the "
+                "LSOA of each person's home address to the extract to see this comparison."
+            )
+            continue
+        if not service.has_population(dim):
+            extra = ", which gives each area's population" if dim == "imd_quintile" else ""
+            why_not[dim] = f"This comparison needs the {file} (`{setting}` in the config){extra}."
+            continue
+        if dim not in data:
+            why_not[dim] = f"The extract has no {noun} column, so there is nothing to compare."
+            continue
+        table = representation(service, dim) if _any_recorded(service, dim) else None
+        if table is None:
+            why_not[dim] = (
+                f"No comparison by {noun} is shown: no referral from the catchment has a "
+                f"{noun} the census counts (each one is blank, not stated or not a valid "
+                "code). The data-quality report lists the values that could not be read."
+            )
+            continue
+        shown[dim] = table
+    return shown, why_not
+
+
+def _any_recorded(service, dimension: str) -> bool:
+    """Whether any referral in the catchment has a group the population is counted by."""
+    data = service.data
+    sub = data[data["in_catchment"]] if "in_catchment" in data else data
+    pop = population_by(service, dimension)
+    recorded = sub[dimension].astype("string").isin(pop.index.astype(str))
+    return bool(recorded.any()) and bool(pop.sum() > 0)
+
+
 def under_represented(table: pd.DataFrame) -> pd.DataFrame:
     """Groups whose whole interval for the representation ratio sits below 1."""
     return table[table["upper"] < 1].sort_values("ratio")

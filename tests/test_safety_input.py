@@ -268,3 +268,53 @@ def test_init_reads_an_extract_with_a_repeated_column_name(tmp_path):
     )
     path, _ = write_starter_config(extract)
     assert yaml.safe_load(path.read_text(encoding="utf-8"))["columns"]["sex"] == "Gender"
+
+
+# ----------------------------------------------------------------------------- who uses the service
+
+
+@pytest.fixture(scope="module")
+def no_valid_ethnicity(tmp_path_factory) -> Path:
+    """The sample service, with every ethnic category replaced by a code not on the NHS list."""
+    folder = tmp_path_factory.mktemp("no_valid_ethnicity")
+    sample = ROOT / "sample_data"
+    table = pd.read_csv(sample / "long_covid_service_extract.csv", dtype=str, keep_default_na=False)
+    table["Ethnic Category"] = "QQ"
+    table.to_csv(folder / "extract.csv", index=False)
+    raw = yaml.safe_load((sample / "sample_service.yml").read_text(encoding="utf-8"))
+    raw["extract"]["path"] = str(folder / "extract.csv")
+    for key, value in raw["reference"].items():
+        if isinstance(value, str):
+            raw["reference"][key] = str(sample / value)
+    raw.pop("readability", None)
+    path = folder / "service.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_who_uses_shows_the_views_it_can_when_no_ethnicity_is_valid(no_valid_ethnicity):
+    from equity_helpers import analysis as A
+    from equity_helpers import open_service
+
+    svc = open_service(no_valid_ethnicity)
+    views, why_not = A.representation_views(svc)
+    assert set(views) == {"age_group", "sex_label", "imd_quintile"}
+    assert set(why_not) == {"ethnic_group"}
+    assert "No comparison by ethnic group is shown" in why_not["ethnic_group"]
+    assert "not a valid code" in why_not["ethnic_group"]
+    for table in views.values():
+        assert table.attrs["referrals_compared"] > 0
+
+
+def test_who_uses_notebook_runs_when_no_ethnicity_is_valid(run_notebook, no_valid_ethnicity):
+    nb, glued = run_notebook("who-uses-the-service", config_path=str(no_valid_ethnicity))
+    shown = "\n".join(
+        str(out.get("data", {}).get("text/markdown", ""))
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    )
+    assert "No comparison by ethnic group is shown" in shown
+    assert glued["eth_sentence"] == "No comparison by ethnic group was possible."
+    for name in ("age_sentence", "sex_sentence", "imd_sentence"):
+        assert "No comparison" not in glued[name], glued[name]
