@@ -193,7 +193,7 @@ def file_problem(path: str | Path, key: str, error: type[PlaybookError] = Config
 
 
 def _close(word: str, options) -> str:
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
@@ -225,6 +225,19 @@ def _date(value, key: str, problems: list) -> dt.date | None:
         ConfigError("CFG005", key=key, value=value, allowed="a date like 2024-04-01 or 01/04/2024")
     )
     return None
+
+
+def _date_format_ok(fmt) -> bool:
+    """Whether a date format (``%d/%m/%Y``) writes a date and reads it back."""
+    if not isinstance(fmt, str) or "%" not in fmt:
+        return False
+    import pandas as pd
+
+    try:
+        text = dt.date(2024, 1, 31).strftime(fmt)
+        return bool(pd.to_datetime(pd.Series([text]), format=fmt, errors="coerce").notna().all())
+    except (ValueError, TypeError, OverflowError):
+        return False
 
 
 def load_config(path: str | Path, *, check_files: bool = True) -> ServiceConfig:
@@ -379,7 +392,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         problems.append(ConfigError("CFG007", keys=", ".join(todo)))
 
     lads = sections["catchment"].get("local_authorities") or []
-    if isinstance(lads, str):
+    if not isinstance(lads, list):  # one code, or a value that is not a list
         lads = [lads]
     lads = [str(x).strip() for x in lads]
     for code in lads:
@@ -452,6 +465,16 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         problems.append(ConfigError("CFG005", key=exc.key, value=exc.value, allowed=exc.allowed))
         rule = DisclosureRule()
 
+    date_format = sections["extract"].get("date_format")
+    if date_format is not None and not _date_format_ok(date_format):
+        problems.append(
+            ConfigError(
+                "CFG005",
+                key="extract.date_format",
+                value=date_format,
+                allowed="a date format such as %d/%m/%Y (31/01/2024) or %Y-%m-%d (2024-01-31)",
+            )
+        )
     sheet = sections["extract"].get("sheet")
     header_row = sections["extract"].get("header_row")
     if header_row is not None and (not isinstance(header_row, int) or header_row < 1):

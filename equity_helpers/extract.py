@@ -167,13 +167,34 @@ def _decode(raw: bytes) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"
 
 
-def _find_header(lines: list[str], delimiter: str, expected: list[str]) -> int:
-    """Index of the header line: the first of the opening lines naming 2+ expected columns."""
+def _records(text: str, delimiter: str, limit: int = 31) -> list[tuple[int, list[str]]]:
+    """The opening records of a CSV text, each with the index of the line it starts on.
+
+    A record is what the parser calls a row: a quoted value may hold a line break, so one
+    record can span lines. Blank lines are records with no values, as the parser counts
+    them when it skips rows above the header.
+    """
+    # newline="" lets the reader end a line at a lone carriage return, as the parser does.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    out: list[tuple[int, list[str]]] = []
+    start = 0
+    try:
+        for row in reader:
+            out.append((start, row))
+            start = reader.line_num
+            if len(out) >= limit:
+                break
+    except csv.Error:  # a line this reader cannot split: keep the records read so far
+        pass
+    return out
+
+
+def _find_header(records: list[tuple[int, list[str]]], expected: list[str]) -> int:
+    """Index of the header record: the first of the opening records naming 2+ expected columns."""
     wanted = {e.strip().lower() for e in expected}
     if not wanted:
         return 0
-    for i, line in enumerate(lines[:30]):
-        fields = next(csv.reader([line], delimiter=delimiter), [])
+    for i, (_, fields) in enumerate(records[:30]):
         if len({f.strip().lower() for f in fields} & wanted) >= min(2, len(wanted)):
             return i
     return 0
@@ -181,17 +202,20 @@ def _find_header(lines: list[str], delimiter: str, expected: list[str]) -> int:
 
 def _ragged_rows(text: str, delimiter: str, header_idx: int) -> tuple[list[int], int, int]:
     """Line numbers of rows whose number of values differs from the header's (error path)."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     width, bad, found = None, [], 0
-    for row in reader:
-        if reader.line_num <= header_idx:
-            continue
-        if width is None:
-            width = len(row)
-            continue
-        if row and len(row) != width:
-            bad.append(reader.line_num)
-            found = len(row)
+    try:
+        for i, row in enumerate(reader):
+            if i < header_idx:
+                continue
+            if width is None:
+                width = len(row)
+                continue
+            if row and len(row) != width:
+                bad.append(reader.line_num)
+                found = len(row)
+    except csv.Error:  # a line this reader cannot split: report the rows found so far
+        pass
     return bad, width or 0, found
 
 
@@ -220,10 +244,12 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
     text = text.lstrip("\ufeff")
     opening = text[:200_000].split("\n")[:31]
     delimiter = _sniff_delimiter("\n".join(opening))
-    header_idx = _find_header(opening, delimiter, expected)
+    records = _records(text[:200_000], delimiter)
+    header_idx = _find_header(records, expected)
     if header_idx:  # a title or notes above the table: sniff again from the header down
-        delimiter = _sniff_delimiter("\n".join(opening[header_idx:]))
-    header = next(csv.reader([opening[header_idx].rstrip("\r")], delimiter=delimiter), [])
+        delimiter = _sniff_delimiter("\n".join(opening[records[header_idx][0] :]))
+        records = _records(text[:200_000], delimiter)
+    header = records[header_idx][1] if header_idx < len(records) else []
     bad: list = []
 
     def on_bad_row(row):
@@ -250,6 +276,12 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
         raise ExtractError("EXT008", path=str(path), detail=str(exc).splitlines()[0]) from None
     if bad:
         rows, width, found = _ragged_rows(text, delimiter, header_idx)
+        if not rows:  # the parser and the line reader split the file differently
+            detail = (
+                f"{len(bad)} rows have a different number of values from the header; a "
+                "quote mark or line break inside a value may have split or joined rows"
+            )
+            raise ExtractError("EXT008", path=str(path), detail=detail)
         raise ExtractError(
             "EXT013",
             path=str(path),
@@ -379,7 +411,10 @@ def _parse_dates(values: pd.Series, preferred: str | None = None) -> pd.Series:
     for fmt in formats:
         if not todo.any():
             break
-        parsed = pd.to_datetime(s[todo], format=fmt, errors="coerce")
+        try:
+            parsed = pd.to_datetime(s[todo], format=fmt, errors="coerce")
+        except (ValueError, TypeError):  # a format pandas cannot use (config checks it)
+            continue
         ok = parsed.notna()
         # A sentinel such as 31/12/9999 is read, but is no date: it stays to be reported.
         real = ok & (parsed >= _EARLIEST) & (parsed <= _LATEST)
@@ -508,7 +543,8 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     fmt = (cfg.raw.get("extract") or {}).get("date_format")
     ref_date = parse_dates(src["referral_date"], fmt)
     exclude("EXC002", ref_date.isna(), "referral_date", src["referral_date"].fillna(""))
-    future = ref_date.dt.date.gt(today).fillna(False)
+    # (Compared as timestamps: when no date could be read, .dt.date holds no dates to compare.)
+    future = (ref_date.dt.normalize() > pd.Timestamp(today)).fillna(False)
     exclude("EXC003", future, "referral_date", src["referral_date"])
     start, end = pd.Timestamp(cfg.period_start), pd.Timestamp(cfg.period_end)
     outside = ((ref_date < start) | (ref_date > end)).fillna(False)

@@ -318,3 +318,51 @@ def test_who_uses_notebook_runs_when_no_ethnicity_is_valid(run_notebook, no_vali
     assert glued["eth_sentence"] == "No comparison by ethnic group was possible."
     for name in ("age_sentence", "sex_sentence", "imd_sentence"):
         assert "No comparison" not in glued[name], glued[name]
+
+
+# ----------------------------------------------------------------------------- found by fuzzing
+
+
+def test_an_extract_with_no_readable_referral_date_says_no_rows_are_left(tmp_path):
+    """Once a TypeError: with no date read, the future-date check had nothing to compare."""
+    table = pd.read_csv(OK_EXTRACT, dtype=str, keep_default_na=False)
+    table["Date Referral Received"] = ["soon", "", "31/12/9999"]
+    extract = tmp_path / "extract.csv"
+    table.to_csv(extract, index=False)
+    with pytest.raises(PlaybookError) as err:
+        prepare(load_config(write_config(tmp_path, extract)))
+    assert err.value.code == "EXT010"
+    assert "All 3 rows of" in str(err.value) and "not a date" in str(err.value)
+
+
+@pytest.mark.parametrize("where", ["header", "value"])
+def test_a_carriage_return_inside_an_unquoted_value_is_not_a_crash(tmp_path, where):
+    """Once a csv.Error: a lone carriage return inside an unquoted header or value."""
+    lines = OK_EXTRACT.read_text(encoding="utf-8").splitlines()
+    if where == "header":
+        lines[0] = lines[0].replace("Ethnic Category", "Ethnic\rCategory")
+    else:
+        lines[2] = lines[2].replace("Completed", "Comp\rleted")
+    extract = tmp_path / "extract.csv"
+    extract.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    with pytest.raises(PlaybookError) as err:
+        prepare(load_config(write_config(tmp_path, extract)))
+    assert err.value.code in ("EXT004", "EXT013"), str(err.value)
+    assert "extract.csv" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("?\n", "CFG003"),  # a key with no name
+        ("catchment:\n  local_authorities: 2025\n", "CFG005"),  # a number, not a list
+        ("extract:\n  date_format: '%Q'\n", "CFG005"),  # a format pandas cannot use
+    ],
+)
+def test_odd_config_values_get_a_catalogue_message(tmp_path, text, code):
+    path = tmp_path / "service.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PlaybookError) as err:
+        load_config(path)
+    assert code in codes_of([err.value]), str(err.value)
+
