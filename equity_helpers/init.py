@@ -30,7 +30,7 @@ from .config import (
     load_config,
     resolve_path,
 )
-from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError
+from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError, WorkbookError
 from .extract import IDENTIFIER_PATTERN, parse_dates, prepare, read_extract
 from .reference import OFFICIAL_SOURCES, check_files
 
@@ -403,19 +403,45 @@ def _reference_files(folders: list[Path]) -> dict[str, Path]:
     return found
 
 
+def starter_config_path(extract: str | Path, out: str | Path | None = None) -> Path:
+    """Where ``init`` is asked to write: ``out``, or ``<extract>_service.yml`` beside the
+    extract (inside ``out`` when ``out`` is a folder)."""
+    extract = Path(extract).resolve()
+    name = extract.stem + "_service.yml"
+    if out is None:
+        return extract.with_name(name)
+    out = Path(out)
+    return out / name if out.is_dir() else out
+
+
+def free_path(path: Path) -> Path:
+    """``path`` if nothing is there, else the first free ``name-2.yml``, ``name-3.yml``..."""
+    n = 2
+    candidate = path
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
 def write_starter_config(
-    extract: str | Path, out: str | Path | None = None
+    extract: str | Path, out: str | Path | None = None, *, force: bool = False
 ) -> tuple[Path, list[str]]:
     """Inspect an extract and write a starter service config beside it (or at ``out``).
 
-    Returns the config's path and the settings still marked TODO.
+    A config already at that path is never overwritten unless ``force`` is set: the new
+    one is written beside it as ``name-2.yml`` (compare the path returned with
+    :func:`starter_config_path`). Returns the config's path and the settings still
+    marked TODO.
     """
     extract = Path(extract).resolve()
     df, header_row = _read(extract)
     # A repeated column name is reported by check (EXT012); inspect its first column here.
     df = df.loc[:, ~pd.Index(df.columns).duplicated()]
     guesses = guess_columns(list(df.columns), df)
-    out = Path(out) if out else extract.with_name(extract.stem + "_service.yml")
+    out = starter_config_path(extract, out)
+    if not force:
+        out = free_path(out)
     todos: list[str] = ["service.name"]
     lines = [
         "# Starter config written by 'equity-workbook init'. Check every line.",
@@ -565,7 +591,10 @@ def write_starter_config(
         "  rounding: 5  # other counts are rounded to the nearest 5",
     ]
     todos += ["period.start", "period.end"]
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:  # no such folder, no permission, a full disk
+        raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
     return out, todos
 
 

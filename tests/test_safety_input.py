@@ -366,3 +366,41 @@ def test_odd_config_values_get_a_catalogue_message(tmp_path, text, code):
         load_config(path)
     assert code in codes_of([err.value]), str(err.value)
 
+
+# ----------------------------------------------------------------------------- init never overwrites
+
+
+def test_init_never_overwrites_an_existing_config(tmp_path, capsys):
+    extract = tmp_path / "extract.csv"
+    extract.write_bytes(OK_EXTRACT.read_bytes())
+    mine = tmp_path / "extract_service.yml"
+    mine.write_text("# my own config, filled in by hand\n", encoding="utf-8")
+
+    status, shown = run_cli(capsys, "init", str(extract))
+    assert status == 0, shown
+    assert mine.read_text(encoding="utf-8") == "# my own config, filled in by hand\n"
+    second = tmp_path / "extract_service-2.yml"
+    assert f"A config already exists at {mine}; it was left as it is." in shown
+    assert f"Wrote a starter config to {second}" in shown
+    assert yaml.safe_load(second.read_text(encoding="utf-8"))["columns"]["sex"] == "Gender"
+
+    status, shown = run_cli(capsys, "init", str(extract))
+    assert f"Wrote a starter config to {tmp_path / 'extract_service-3.yml'}" in shown
+    assert mine.read_text(encoding="utf-8") == "# my own config, filled in by hand\n"
+
+    status, shown = run_cli(capsys, "init", str(extract), "--force")
+    assert status == 0 and f"Wrote a starter config to {mine}" in shown, shown
+    assert "already exists" not in shown
+    assert yaml.safe_load(mine.read_text(encoding="utf-8"))["columns"]["sex"] == "Gender"
+
+
+def test_init_writes_into_a_folder_given_as_out(tmp_path, capsys):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    status, shown = run_cli(capsys, "init", str(OK_EXTRACT), "--out", str(folder))
+    assert status == 0, shown
+    assert (folder / "ok_service.yml").is_file()
+    status, shown = run_cli(
+        capsys, "init", str(OK_EXTRACT), "--out", str(tmp_path / "no" / "x.yml")
+    )
+    assert status == 2 and "The output folder cannot be written [RUN002]" in shown, shown
