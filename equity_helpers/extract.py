@@ -286,6 +286,7 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
             "EXT013",
             path=str(path),
             rows=rows[:EXAMPLE_ROWS],
+            rows_total=len(rows),
             count=len(bad),
             width=width,
             found=found,
@@ -456,7 +457,13 @@ class _Collector:
             example = str(filled.iloc[0] if len(filled) else picked.iloc[0])
         column = self.columns.get(canonical, canonical) if canonical else None
         fields = (
-            dict(count=n, rows=format_rows(rows), example=example, column=column, field=canonical)
+            dict(
+                count=n,
+                rows=format_rows(rows, total=n),
+                example=example,
+                column=column,
+                field=canonical,
+            )
             | extra
         )
         message = render(code, **fields)
@@ -536,6 +543,7 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
             path=str(path),
             column=cfg.columns["referral_id"],
             rows=dup_rows[:EXAMPLE_ROWS],
+            rows_total=len(dup_rows),
             count=int(rid[dup].nunique()),
         )
 
@@ -693,9 +701,19 @@ def _add_deprivation(
         convertible = code.notna() & ~known & code.isin(first.index)
         if convertible.any():
             code_split = code.map(first["change"]).isin(["S", "X"]).fillna(False)
+            # Codes the lookup lists that are the same in both years need no change.
+            unchanged = known & code.isin(first.index)
             code = code.mask(convertible, code[convertible].map(first[new]))
             split = int((convertible.to_numpy() & keep & code_split.to_numpy()).sum())
-            col.add("VAL011", convertible.to_numpy() & keep, "lsoa_code", split=split)
+            col.add(
+                "VAL011",
+                convertible.to_numpy() & keep,
+                "lsoa_code",
+                split=split,
+                unchanged=int((unchanged.to_numpy() & keep).sum()),
+                old=f"20{old[-2:]}",
+                new=f"20{new[-2:]}",
+            )
             known = code.isin(imd["lsoa_code"])
     not_in_imd = code.notna() & ~known
     hint = (

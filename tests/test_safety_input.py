@@ -404,3 +404,36 @@ def test_init_writes_into_a_folder_given_as_out(tmp_path, capsys):
         capsys, "init", str(OK_EXTRACT), "--out", str(tmp_path / "no" / "x.yml")
     )
     assert status == 2 and "The output folder cannot be written [RUN002]" in shown, shown
+
+
+# ----------------------------------------------------------------------------- counts in messages
+
+
+def _many_rows(tmp_path: Path, n: int, change: dict) -> Path:
+    """An extract of ``n`` + 1 good rows, every row after the first changed by ``change``."""
+    table = pd.read_csv(OK_EXTRACT, dtype=str, keep_default_na=False).iloc[[0] * (n + 1)]
+    table = table.reset_index(drop=True)
+    table["Referral Ref"] = [f"R{i:05d}" for i in range(n + 1)]
+    for column, value in change.items():
+        table.loc[1:, column] = value
+    extract = tmp_path / "extract.csv"
+    table.to_csv(extract, index=False)
+    return extract
+
+
+def test_a_message_counts_every_row_not_only_the_rows_it_lists(tmp_path):
+    """1,009 rows once read '(rows 3, 4, 5, 6, 7 and 15 more)': the 20 rows kept, not 1,009."""
+    extract = _many_rows(tmp_path, 1009, {"Gender": "Q"})
+    prepared = prepare(load_config(write_config(tmp_path, extract)))
+    issue = prepared.issue("VAL001", "Gender")
+    assert issue.count == 1009
+    assert "1009 rows of 'Gender'" in issue.message
+    assert "(rows 3, 4, 5, 6, 7 and 1,004 more;" in issue.message, issue.message
+
+
+def test_repeated_ids_count_every_repeated_row(tmp_path):
+    extract = _many_rows(tmp_path, 30, {"Referral Ref": "R-SAME"})
+    with pytest.raises(PlaybookError) as err:
+        prepare(load_config(write_config(tmp_path, extract)))
+    assert err.value.code == "EXT007"
+    assert "(rows 3, 4, 5, 6, 7 and 25 more)" in str(err.value), str(err.value)
