@@ -32,7 +32,7 @@ from .config import (
 )
 from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError, WorkbookError
 from .extract import IDENTIFIER_PATTERN, parse_dates, prepare, read_extract
-from .reference import OFFICIAL_SOURCES, check_files
+from .reference import OFFICIAL_SOURCES, check_files, load_lsoa_lookup
 
 #: Words that often name each canonical column in clinical-system exports.
 SYNONYMS = {
@@ -301,7 +301,56 @@ def guess_columns(columns: list[str], sample: pd.DataFrame | None = None) -> dic
             continue
         out[canonical] = original
         taken.add(original)
+    if out["lsoa_code"] is None and sample is not None:
+        # An LSOA column is known by its values (E01 and six digits), whatever its name.
+        for original in normed:
+            if original not in taken and original in sample and _holds_lsoa_codes(sample[original]):
+                out["lsoa_code"] = original
+                break
     return out
+
+
+def _holds_lsoa_codes(values: pd.Series) -> bool:
+    """Whether most filled values of a column are LSOA codes (E01 and six digits)."""
+    s = values.astype("string").str.strip()
+    s = s[s.notna() & s.ne("")].head(500)
+    return bool(len(s)) and bool(s.str.fullmatch(r"[EW]01\d{6}").mean() >= 0.8)
+
+
+#: Names the ONS gives its LSOA 2011 to 2021 lookup (and the tidy names used here).
+_LOOKUP_NAME = re.compile(r"lsoa[\W_]*(20)?11.*lsoa[\W_]*(20)?21", re.IGNORECASE)
+
+
+def _find_lookup(folders: list[Path]) -> Path | None:
+    """An LSOA 2011 to 2021 lookup CSV saved in one of the folders, if there is one."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.glob("*.csv")):
+            if _LOOKUP_NAME.search(p.name) and p.is_file():
+                return p
+    return None
+
+
+def lsoa_year(values: pd.Series, lookup: pd.DataFrame | None, column: str = "") -> int | None:
+    """Whether a column holds LSOA 2011 or 2021 codes (None: cannot tell).
+
+    With the ONS lookup, codes found only among the 2011 codes (or only among the 2021
+    codes) decide; codes that are the same in both years say nothing. Without it, the
+    column's name decides if it names a year.
+    """
+    if lookup is not None:
+        s = set(values.astype("string").str.strip().str.upper().dropna())
+        old, new = set(lookup["lsoa11"].dropna()), set(lookup["lsoa21"].dropna())
+        only_2011, only_2021 = len(s & (old - new)), len(s & (new - old))
+        if only_2011 or only_2021:
+            return 2011 if only_2011 > only_2021 else 2021
+    name = _norm(column)
+    if re.search(r"\b(2011|11|lsoa11|lsoa11cd)\b", name):
+        return 2011
+    if re.search(r"\b(2021|21|lsoa21|lsoa21cd)\b", name):
+        return 2021
+    return None
 
 
 def _discharge_keyword(value: str) -> str | None:
@@ -560,6 +609,7 @@ def write_starter_config(
             lines.append(f"  {setting}: {_q(_rel(ref[key], out))}")
         else:
             lines.append(f"  # {setting}: {OFFICIAL_SOURCES[key]['filename']}")
+    lines += _lookup_lines(df, guesses.get("lsoa_code"), folders, out, imd_key)
 
     span = []
     if guesses.get("referral_date"):
@@ -596,6 +646,40 @@ def write_starter_config(
     except OSError as exc:  # no such folder, no permission, a full disk
         raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
     return out, todos
+
+
+def _lookup_lines(df, column, folders: list[Path], out: Path, imd_key) -> list[str]:
+    """The lsoa_lookup line: filled in when the LSOA codes are 2011 codes and a lookup is
+    saved nearby; otherwise a comment saying whether one is needed and where to get it."""
+    if not column:
+        return []
+    path = _find_lookup(folders)
+    lookup = None
+    if path is not None:
+        try:
+            lookup = load_lsoa_lookup(path)
+        except PlaybookError:
+            path = None
+    year = lsoa_year(df[column], lookup, column)
+    edition = int(imd_key[-4:]) if imd_key else 2025
+    needed = (year == 2011 and edition == 2025) or (year == 2021 and edition == 2019)
+    if needed and path is not None:
+        return [
+            f"  # The LSOA codes in '{_c(column)}' are {year} codes: this ONS lookup "
+            f"matches them to IMD {edition}.",
+            f"  lsoa_lookup: {_q(_rel(path, out))}",
+        ]
+    if needed:
+        return [
+            f"  # The LSOA codes in '{_c(column)}' look like {year} codes, and IMD {edition} "
+            f"uses {2021 if year == 2011 else 2011} codes.",
+            "  # Save the ONS 'LSOA (2011) to LSOA (2021)' lookup CSV in the reference folder",
+            "  # and name it here, or use the IMD edition of the same year:",
+            "  # lsoa_lookup: reference/lsoa11_lsoa21_lookup.csv",
+        ]
+    if path is not None:
+        return [f"  lsoa_lookup: {_q(_rel(path, out))}  # LSOA 2011 to 2021 lookup"]
+    return ["  # lsoa_lookup: the ONS LSOA 2011 to 2021 lookup, if your codes are 2011 codes"]
 
 
 def _todo_keys(node, prefix: str = "") -> list[str]:

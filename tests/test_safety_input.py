@@ -437,3 +437,67 @@ def test_repeated_ids_count_every_repeated_row(tmp_path):
         prepare(load_config(write_config(tmp_path, extract)))
     assert err.value.code == "EXT007"
     assert "(rows 3, 4, 5, 6, 7 and 25 more)" in str(err.value), str(err.value)
+
+
+# ----------------------------------------------------------------------------- init finds LSOA codes
+
+#: The real ONS LSOA 2011 to 2021 lookup for Derby and Derbyshire, read in place.
+REAL_LOOKUP = (
+    ROOT.parent
+    / "shared"
+    / "reference"
+    / "lookups"
+    / "lsoa11_lsoa21_lad22_lookup_derby_derbyshire.csv"
+)
+
+
+def _lsoa_extract(tmp_path: Path, header: str, year: int) -> Path:
+    """The corpus's good rows, twelve times, with LSOA codes of one year under ``header``."""
+    if not REAL_LOOKUP.is_file():
+        pytest.fail(f"The real ONS lookup is missing: expected it at {REAL_LOOKUP}.")
+    lookup = pd.read_csv(REAL_LOOKUP, dtype=str)
+    changed = lookup[lookup["chgind"].ne("U")]
+    codes = changed["lsoa11cd" if year == 2011 else "lsoa21cd"].drop_duplicates()
+    table = pd.read_csv(OK_EXTRACT, dtype=str, keep_default_na=False)
+    table = pd.concat([table] * 12, ignore_index=True)
+    table["Referral Ref"] = [f"R{i}" for i in range(len(table))]
+    cycled = (codes.tolist() * len(table))[: len(table)]
+    table = table.drop(columns=["LSOA"]).assign(**{header: cycled})
+    extract = tmp_path / "extract.csv"
+    table.to_csv(extract, index=False)
+    return extract
+
+
+def test_init_finds_an_lsoa_column_by_its_values_and_fills_in_the_lookup(tmp_path):
+    extract = _lsoa_extract(tmp_path, "Patient LSOA (2011)", 2011)
+    (tmp_path / "reference").mkdir()
+    lookup = tmp_path / "reference" / REAL_LOOKUP.name
+    lookup.write_bytes(REAL_LOOKUP.read_bytes())
+    path, _ = write_starter_config(extract)
+    written = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert written["columns"]["lsoa_code"] == "Patient LSOA (2011)"
+    assert written["reference"]["lsoa_lookup"] == f"reference/{REAL_LOOKUP.name}"
+    assert "are 2011 codes: this ONS lookup matches them to IMD 2025" in path.read_text()
+
+
+def test_init_decides_the_lsoa_year_by_the_codes_not_the_name(tmp_path):
+    """A column named 'Home area' holding 2021 codes needs no lookup for IMD 2025."""
+    from equity_helpers.init import lsoa_year
+    from equity_helpers.reference import load_lsoa_lookup
+
+    lookup = load_lsoa_lookup(REAL_LOOKUP)
+    extract = _lsoa_extract(tmp_path, "Home area 2011", 2021)
+    values = pd.read_csv(extract, dtype=str)["Home area 2011"]
+    assert lsoa_year(values, lookup, "Home area 2011") == 2021  # the codes win over the name
+    assert lsoa_year(values, None, "Home area 2011") == 2011  # no lookup: the name decides
+    assert lsoa_year(values, None, "Home area") is None
+
+
+def test_init_says_a_lookup_is_needed_when_none_is_saved(tmp_path):
+    extract = _lsoa_extract(tmp_path, "LSOA 2011 code", 2011)
+    path, _ = write_starter_config(extract)
+    text = path.read_text(encoding="utf-8")
+    written = yaml.safe_load(text)
+    assert written["columns"]["lsoa_code"] == "LSOA 2011 code"
+    assert "lsoa_lookup" not in written["reference"]
+    assert "look like 2011 codes, and IMD 2025 uses 2021 codes" in text
