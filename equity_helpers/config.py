@@ -257,6 +257,9 @@ def load_config(path: str | Path, *, check_files: bool = True) -> ServiceConfig:
     """
     cfg_path = resolve_path(path)
     if not cfg_path.is_file():
+        problem = file_problem(cfg_path, "config")  # a folder or a pipe, named as such
+        if problem is not None and problem.code == "CFG009":
+            raise problem
         raise ConfigError("CFG001", path=str(path))
     try:
         raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8-sig")) or {}

@@ -718,7 +718,10 @@ def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
     except PlaybookError as exc:
         problems = [exc]
     try:
-        raw = yaml.safe_load(resolve_path(config_path).read_text(encoding="utf-8-sig")) or {}
+        source = resolve_path(config_path)
+        # Only a regular file is read: reading a pipe would wait for ever.
+        text = source.read_text(encoding="utf-8-sig") if source.is_file() else ""
+        raw = yaml.safe_load(text) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         raw = {}
     todo = _todo_keys(raw) if isinstance(raw, dict) else []

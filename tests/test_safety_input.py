@@ -501,3 +501,13 @@ def test_init_says_a_lookup_is_needed_when_none_is_saved(tmp_path):
     assert written["columns"]["lsoa_code"] == "LSOA 2011 code"
     assert "lsoa_lookup" not in written["reference"]
     assert "look like 2011 codes, and IMD 2025 uses 2021 codes" in text
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_config_that_is_not_a_file_is_named_and_never_read(tmp_path, capsys, kind):
+    """A pipe given as the config once made `check` wait for ever, reading it for TODOs."""
+    path, words = _special(tmp_path, kind)
+    for argv in (["check", str(path)], ["prepare", "--config", str(path)]):
+        status, shown = run_cli(capsys, *argv)
+        assert status == 2, shown
+        assert words in shown and str(path) in shown, shown
