@@ -94,9 +94,15 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from .init import write_starter_config
+    from .init import starter_config_path, write_starter_config
 
-    path, todos = write_starter_config(args.extract, args.out)
+    asked = starter_config_path(args.extract, args.out)
+    path, todos = write_starter_config(args.extract, args.out, force=args.force)
+    if path != asked:
+        print(
+            f"A config already exists at {asked}; it was left as it is. "
+            "Use --force to overwrite it."
+        )
     print(f"Wrote a starter config to {path}")
     if todos:
         print(
@@ -157,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--out", default=None, help="where to write the config (default: beside the extract)"
     )
+    i.add_argument("--force", action="store_true", help="overwrite a config already at that path")
     i.set_defaults(func=cmd_init)
     ref = sub.add_parser("reference", help="reference data")
     refsub = ref.add_subparsers(dest="action", required=True)
