@@ -103,7 +103,10 @@ class Report:
                 "",
                 f.where,
             )
-            key = (f.attack, place if "row" in f.where else f.how, f.what)
+            if f.where == "file text":
+                key = (f.attack, f.where, f.what)
+            else:
+                key = (f.attack, place if "row" in f.where else f.how, f.what)
             if key in groups:
                 groups[key][1].append(f.source)
             else:
@@ -722,7 +725,7 @@ def attack_small_groups(
                         + " is shown",
                         "the group is at most the threshold in the extract",
                     )
-            elif group.field in FREE_TEXT_FIELDS:
+            elif group.field in FREE_TEXT_FIELDS and group.value in truth.labels:
                 for source in sources:
                     report.add(
                         "vi small free-text label",
