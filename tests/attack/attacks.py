@@ -520,56 +520,89 @@ _OF = re.compile(
 
 def attack_text_family(text: Text, truth: Truth, report: Report) -> None:
     """Attack i on prose: 'Asian 10 (2.7%), White 320 (94.1%)' share one total."""
-    items = [m for m in _ITEM.finditer(text.text) if m["p"] != "*" and m["n"] != "*"]
-    families = []
+    items = [
+        (m["label"], m["n"], m["p"])
+        for m in _ITEM.finditer(text.text)
+        if m["p"] != "*" and m["n"] != "*"
+    ]
+    context = f"percentages in '{_short(text.text)}'"
     if len(items) >= 2:
-        families.append(("shared", items))
+        percentage_family(items, None, text.source, text.where, context, truth, report)
     for m in _OF.finditer(text.text):
-        families.append(("of", [m]))
-    for kind, members in families:
-        report.tried["i percentage x total (text)"] += 1
-        pcs = [parse_cell(m["p"] + "%") for m in members]
-        ns = [parse_cell(m["n"]).value for m in members]
-        dens = [parse_cell(members[0]["d"]).value] if kind == "of" else None
-        if _explained(pcs, ns, dens, truth.rounding):
-            report.tried["i percentage explained by the rounded counts"] += 1
+        percentage_family(
+            [(m["n"], m["n"], m["p"])], m["d"], text.source, text.where, context, truth, report
+        )
+
+
+_CELL_ITEM = re.compile(r"^(?P<n>\d[\d,]*)\s*\((?P<p>\d+(?:\.\d+)?)\s*%\)$")
+
+
+def attack_cell_families(table: Table, sources: list[str], truth: Truth, report: Report) -> None:
+    """Attack i on table columns of cells such as '10 (2.7%)': the column shares one total."""
+    lay = layout(table)
+    for j in range(len(table.header)):
+        items = []
+        labels = [k for k in lay.labels if k != j]
+        for i, row in enumerate(table.rows):
+            m = _CELL_ITEM.match(row[j].strip()) if j < len(row) else None
+            if m:
+                name = " / ".join(row[k] for k in labels if k < len(row)) or f"row {i + 1}"
+                items.append((name, m["n"], m["p"]))
+        if len(items) >= 2:
+            context = f"column '{table.header[j]}' of {table.where}"
+            for source in sources:
+                percentage_family(items, None, source, table.where, context, truth, report)
+
+
+def percentage_family(
+    items: list[tuple[str, str, str]],
+    total: str | None,
+    source: str,
+    where: str,
+    context: str,
+    truth: Truth,
+    report: Report,
+) -> None:
+    """Counts with percentages of one total: the total published (``total``) or unknown."""
+    report.tried["i percentage x total (text)"] += 1
+    pcs = [parse_cell(p + "%") for _, _, p in items]
+    ns = [parse_cell(n).value for _, n, _ in items]
+    dens = [parse_cell(total).value] if total is not None else None
+    if _explained(pcs, ns, dens, truth.rounding):
+        report.tried["i percentage explained by the rounded counts"] += 1
+        return
+    prog = Program()
+    rows_c = []
+    if total is None:
+        d = prog.var(1, BIG)
+    else:
+        d = prog.var(*count_band(parse_cell(total), truth, truth.threshold))
+    var = []
+    for (_, n, _), pc in zip(items, pcs, strict=True):
+        x = prog.var(*count_band(parse_cell(n), truth, truth.threshold))
+        var.append(x)
+        rows_c += _pct_rows(pc, {x: 1.0}, {d: 1.0})
+        rows_c.append(({d: 1.0, x: -1.0}, 0, np.inf))
+    if not prog.feasible(rows_c):
+        return
+    prog.rows += rows_c
+    for (label, n, _), x in zip(items, var, strict=True):
+        band = count_band(parse_cell(n), truth, truth.threshold)
+        if band[0] == band[1]:
             continue
-        prog = Program()
-        rows_c = []
-        var = {}
-        if kind == "shared":
-            d = prog.var(1, BIG)
-            for m in members:
-                c = parse_cell(m["n"])
-                var[m] = prog.var(*count_band(c, truth, truth.threshold))
-                pc = parse_cell(m["p"] + "%")
-                rows_c += _pct_rows(pc, {var[m]: 1.0}, {d: 1.0})
-                rows_c.append(({d: 1.0, var[m]: -1.0}, 0, np.inf))
-        else:
-            m = members[0]
-            n, dd = parse_cell(m["n"]), parse_cell(m["d"])
-            var[m] = prog.var(*count_band(n, truth, truth.threshold))
-            d = prog.var(*count_band(dd, truth, truth.threshold))
-            rows_c += _pct_rows(parse_cell(m["p"] + "%"), {var[m]: 1.0}, {d: 1.0})
-        if not prog.feasible(rows_c):
-            continue
-        prog.rows += rows_c
-        for m in members:
-            c = parse_cell(m["n"])
-            band = count_band(c, truth, truth.threshold)
-            if band[0] == band[1]:
-                continue
-            found = prog.range(var[m])
-            if found and found[0] == found[1]:
-                label = m.groupdict().get("label") or m["n"]
-                report.add(
-                    "i percentage x total",
-                    text.source,
-                    text.where,
-                    f"'{label.strip()} {m['n']}' is exactly {found[0]} (rounding undone)",
-                    f"percentages in '{_short(text.text)}' share one total; with the counts' "
-                    "rounding bands only one whole number fits",
-                )
+        found = prog.range(x)
+        if found and found[0] == found[1]:
+            what = f"'{label.strip()} {n}' is exactly {found[0]} (rounding undone)"
+            if label.strip() == n:
+                what = f"'{n}' is exactly {found[0]} (rounding undone)"
+            report.add(
+                "i percentage x total",
+                source,
+                where,
+                what,
+                f"{context} share one total; with the counts' rounding bands only one "
+                "whole number fits",
+            )
 
 
 def _short(text: str, n: int = 160) -> str:
@@ -773,7 +806,7 @@ def attack_labels(pub: Publication, truth: Truth, report: Report) -> None:
 # ----------------------------------------------------------------------------- vii: small exact counts
 
 _SMALL_COUNT = re.compile(
-    rf"(?<![\d.,%-])(?P<n>[1-9]\d*|one|two|three|four|five|six|seven)\s+(?:more\s+|other\s+|new\s+)?"
+    rf"(?<![\d.,%-])(?P<n>[1-9]\d{{0,2}}(?:,\d{{3}})+|[1-9]\d*|one|two|three|four|five|six|seven)\s+(?:more\s+|other\s+|new\s+)?"
     rf"(?P<noun>{_PEOPLE})\b",
     re.I,
 )
@@ -792,11 +825,23 @@ def attack_small_counts(
             continue
         for m in _SMALL_COUNT.finditer(text.text):
             after = text.text[m.end() : m.end() + 12].lower()
-            before = text.text[max(0, m.start() - 4) : m.start()].lower()
-            if after.startswith((" for every", " per ", " in every")) or before == "for ":
-                continue  # a ratio ("5 referrals for every 10") or a phrase ("for one person")
+            before = text.text[max(0, m.start() - 12) : m.start()].lower()
+            if after.startswith((" for every", " per ", " in every")) or before.endswith(
+                ("for ", "than ", "least ", "most ", "under ", "below ", "above ", "up to ")
+            ):
+                # A ratio ("5 referrals for every 10"), a phrase ("for one person") or a
+                # limit ("fewer than 8 people"), not a count.
+                continue
             n = m["n"].lower()
-            value = _SMALL_WORDS.get(n) or int(n)
+            value = _SMALL_WORDS.get(n) or int(n.replace(",", ""))
+            if value > truth.threshold and truth.rounding > 1 and value % truth.rounding:
+                report.add(
+                    "vii unrounded count in prose",
+                    text.source,
+                    text.where,
+                    f"unrounded count '{m.group(0)}'",
+                    f"'{_short(text.text)}'",
+                )
             if 1 <= value <= truth.threshold:
                 report.add(
                     "vii small exact count",
@@ -844,6 +889,7 @@ def attack(pub: Publication, truth: Truth | None = None) -> Report:
     tables = unique_tables(pub)
     for table, sources in tables:
         attack_table(table, known, report, sources)
+        attack_cell_families(table, sources, known, report)
     seen_texts = set()
     for text in pub.texts:
         if (text.text, text.source) in seen_texts:

@@ -162,6 +162,21 @@ def test_i_a_count_of_a_published_total_with_its_percentage_is_exact(tmp_path):
     assert found(report, "i percentage", "55", "exactly 57"), report.findings
 
 
+def test_i_a_table_column_of_counts_with_percentages_shares_one_total(tmp_path):
+    publish(
+        tmp_path,
+        {
+            "html/steps/who.html": html(
+                "<table><thead><tr><th>Group</th><th>Referrals</th></tr></thead><tbody>"
+                "<tr><td>Asian</td><td>10 (2.7%)</td></tr>"
+                "<tr><td>White</td><td>320 (94.1%)</td></tr></tbody></table>"
+            )
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "i percentage", "Asian 10", "exactly 9"), report.findings
+
+
 def test_ii_a_total_row_minus_the_visible_rows_gives_the_hidden_one(tmp_path):
     # 1, 8, 8 with total 17 published as *, 10, 10 and 15 (test_privacy's example).
     publish(
@@ -300,9 +315,12 @@ def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path)
                 "<p>About 5 referrals for every 10 you would expect.</p>"
             ),
             "tables/t.csv": "Group,People\nA,3\nB,40\n",
+            "html/steps/more.html": html("<p>We read 2,024 referrals and 120 rows.</p>"),
         },
     )
     report = attack_folder(tmp_path)
+    assert found(report, "vii unrounded", "2,024 referrals")
+    assert not found(report, "vii unrounded", "120 rows")
     assert found(report, "vii", "6 rows")
     assert found(report, "vii", "alt text", "two people")
     assert found(report, "vii", "row 'A'", "count 3")
