@@ -82,7 +82,7 @@ def build_jedi(folder: Path) -> Path:
     i = _first_clean_row(data)
     data.loc[i, "Religion"] = JEDI
     data.loc[i, ["Appts Offered", "Appts Attended", "Appts DNA"]] = ["20", "5", "15"]
-    return write_case(folder, "jedi", data)
+    return write_case(folder, "many-appointments", data)
 
 
 def build_one_hidden_group(folder: Path) -> Path:
@@ -136,7 +136,9 @@ def build_sample(folder: Path) -> Path:
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "small": (build_small_service, "a 400-row service"),
     "lone-category": (build_lone_category, f"a one-person category {LONE_LABEL!r}"),
-    "jedi": (build_jedi, "a one-person group offered 20 appointments, missing 15"),
+    # The case's name must not contain the planted label, or the service's own name (on
+    # every page and in every path) would look like a leak.
+    "many-appointments": (build_jedi, "a one-person group offered 20 appointments, missing 15"),
     "one-hidden-group": (build_one_hidden_group, "a field where only one group is hidden"),
     "lone-month": (build_lone_month, "a month with one referral"),
     "one-area": (build_one_area, "every small group in one home area"),

@@ -41,10 +41,10 @@ def test_the_lone_category_is_one_person_with_a_free_text_label(written):
 
 
 def test_the_jedi_is_one_person_offered_20_appointments_missing_15(written):
-    config = written["jedi"]
+    config = written["many-appointments"]
     truth, groups = _groups(config)
     assert groups[("religion", JEDI)] == 1 and truth.labels[JEDI] == 1
-    data = pd.read_csv(config.parent / "jedi.csv", dtype=str)
+    data = pd.read_csv(config.parent / "many-appointments.csv", dtype=str)
     jedi = data[data["Religion"] == JEDI].iloc[0]
     assert (jedi["Appts Offered"], jedi["Appts DNA"]) == ("20", "15")
 
