@@ -14,7 +14,10 @@ iv.  integer programming over all of a table's constraints (i and ii together, w
 v.   a rate, mean, percentage or count about a group whose size is hidden, or is at most
      the threshold in the true extract;
 vi.  the free-text label of a small group, anywhere in the publication;
-vii. an exact count from 1 to the threshold in a sentence, alt text, note or count column.
+vii. an exact count from 1 to the threshold in a sentence, alt text, note or count column
+     (and an unrounded count of people above it);
+viii. a machine path (the folder the workbook was built in, the repository, the config's
+     folder): not about people, but no published file may name the machine's folders.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -882,6 +886,25 @@ def unique_tables(pub: Publication) -> list[tuple[Table, list[str]]]:
     return list(seen.values())
 
 
+def attack_machine_paths(pub: Publication, truth: Truth, report: Report) -> None:
+    """Attack viii: folders of the machine that built the workbook, in any published file."""
+    root = Path(__file__).resolve().parents[2]
+    paths = {str(pub.root.resolve().parent), str(root), *truth.paths}
+    for source, raw in pub.raw.items():
+        for path in sorted(paths):
+            report.tried["viii machine path"] += 1
+            at = raw.find(path)
+            if at >= 0:
+                report.add(
+                    "viii machine path",
+                    source,
+                    "file text",
+                    f"the machine path '{path}' is published",
+                    f"found: '{_short(raw[max(0, at - 40) : at + len(path) + 40], 200)}'",
+                )
+                break
+
+
 def attack(pub: Publication, truth: Truth | None = None) -> Report:
     """Run every attack on a publication; ``truth`` enables attacks v (by size) and vi."""
     report = Report()
@@ -901,6 +924,7 @@ def attack(pub: Publication, truth: Truth | None = None) -> Report:
     if truth is not None:
         attack_labels(pub, truth, report)
     attack_small_counts(pub, tables, known, report)
+    attack_machine_paths(pub, known, report)
     return report
 
 

@@ -327,6 +327,26 @@ def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path)
     assert not found(report, "vii", "5 referrals")  # a ratio, not a count
 
 
+def test_viii_a_machine_path_in_a_published_file_is_found(tmp_path):
+    wb = tmp_path / "workbooks" / "service"
+    publish(
+        wb,
+        {
+            "notebooks/a.ipynb": json.dumps(
+                {
+                    "cells": [],
+                    "metadata": {
+                        "papermill": {"input_path": str(wb.parent / ".service.partial-1")}
+                    },
+                }
+            ),
+            "tables/t.csv": "Group,People\nA,40\n",
+        },
+    )
+    report = attack_folder(wb)
+    assert [f.source for f in found(report, "viii")] == ["notebooks/a.ipynb"]
+
+
 # ----------------------------------------------------------------------------- and nothing on a clean one
 
 

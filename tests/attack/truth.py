@@ -40,6 +40,9 @@ class Truth:
     #: Free-text labels held by 1 to ``threshold`` people and seen nowhere in the playbook's
     #: own vocabulary: label -> number of people.
     labels: dict[str, int] = field(default_factory=dict)
+    #: Folders on the machine that built the workbook (the config's, say): none may be named
+    #: in what is published.
+    paths: list[str] = field(default_factory=list)
 
     @property
     def small_groups(self) -> list[Group]:
@@ -79,6 +82,7 @@ def truth_from_config(config: str | Path) -> Truth:
     cfg = load_config(Path(config))
     data = prepare(cfg).data
     truth = Truth(threshold=cfg.disclosure.threshold, rounding=cfg.disclosure.rounding)
+    truth.paths.append(str(Path(config).resolve().parent))
     vocabulary = _vocabulary()
     for name, label in FIELD_LABELS.items():
         if name not in data.columns:
