@@ -16,6 +16,8 @@ v.   a rate, mean, percentage or count about a group whose size is hidden, or is
 vi.  the free-text label of a small group, anywhere in the publication;
 vii. an exact count from 1 to the threshold in a sentence, alt text, note or count column
      (and an unrounded count of people above it);
+ix.  a percentage with its 95% interval (Wilson's, as the playbook computes it): the
+     interval's width fixes the number of people behind the percentage;
 viii. a machine path (the folder the workbook was built in, the repository, the config's
      folder): not about people, but no published file may name the machine's folders.
 """
@@ -886,6 +888,67 @@ def unique_tables(pub: Publication) -> list[tuple[Table, list[str]]]:
     return list(seen.values())
 
 
+_Z95 = 1.959963984540054
+_LOWER = re.compile(r"lower", re.I)
+_UPPER = re.compile(r"upper", re.I)
+
+
+def _wilson(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    z = _Z95
+    centre = 2 * x + z * z
+    spread = z * np.sqrt(np.maximum(z * z + 4 * x * (1 - x / n), 0))
+    return (centre - spread) / (2 * (n + z * z)), (centre + spread) / (2 * (n + z * z))
+
+
+def people_behind_interval(p: Cell, low: Cell, high: Cell, most: int = 20_000) -> set[int]:
+    """Every number of people n (with some x of them) whose x / n rounds to ``p`` and whose
+    Wilson 95% interval rounds to ``low`` and ``high`` (all in percent)."""
+    n = np.arange(1, most + 1, dtype=float)
+    fits = set()
+    half = [0.5 * 10 ** (-c.decimals) + 1e-9 for c in (p, low, high)]
+    for shift in (-1, 0, 1):
+        x = np.round(p.value * n / 100) + shift
+        ok = (x >= 0) & (x <= n)
+        lo, hi = _wilson(np.clip(x, 0, n), n)
+        ok &= np.abs(100 * x / n - p.value) <= half[0]
+        ok &= np.abs(100 * lo - low.value) <= half[1]
+        ok &= np.abs(100 * hi - high.value) <= half[2]
+        fits |= {int(v) for v in n[ok]}
+    return fits
+
+
+def attack_intervals(table: Table, sources: list[str], truth: Truth, report: Report) -> None:
+    """Attack ix: a percentage followed by its lower and upper 95% limits."""
+    headers = [h.strip() for h in table.header]
+    lay = layout(table)
+    for j in range(len(headers) - 2):
+        if j not in lay.percents or not (
+            _LOWER.search(headers[j + 1]) and _UPPER.search(headers[j + 2])
+        ):
+            continue
+        for i, row in enumerate(table.rows):
+            if len(row) <= j + 2:
+                continue
+            p, low, high = (parse_cell(row[k]) for k in (j, j + 1, j + 2))
+            if not all(c.kind in ("number", "int") for c in (p, low, high)):
+                continue
+            report.tried["ix percentage with its interval"] += 1
+            fits = people_behind_interval(p, low, high)
+            if len(fits) != 1:
+                continue
+            n = fits.pop()
+            x = round(p.value * n / 100)
+            for source in sources:
+                report.add(
+                    "ix percentage with its interval",
+                    source,
+                    f"{table.where}, row '{_row_name(table, lay, i)}', column '{headers[j]}'",
+                    f"'{headers[j]}' = {row[j]} is exactly {x} of {n} people",
+                    f"only n = {n} gives {row[j]}% with a Wilson 95% interval of "
+                    f"{row[j + 1]} to {row[j + 2]}",
+                )
+
+
 def attack_machine_paths(pub: Publication, truth: Truth, report: Report) -> None:
     """Attack viii: folders of the machine that built the workbook, in any published file."""
     root = Path(__file__).resolve().parents[2]
@@ -913,6 +976,7 @@ def attack(pub: Publication, truth: Truth | None = None) -> Report:
     for table, sources in tables:
         attack_table(table, known, report, sources)
         attack_cell_families(table, sources, known, report)
+        attack_intervals(table, sources, known, report)
     seen_texts = set()
     for text in pub.texts:
         if (text.text, text.source) in seen_texts:

@@ -177,6 +177,21 @@ def test_i_a_table_column_of_counts_with_percentages_shares_one_total(tmp_path):
     assert found(report, "i percentage", "Asian 10", "exactly 9"), report.findings
 
 
+def test_ix_a_percentage_with_its_interval_gives_the_number_of_people(tmp_path):
+    from equity_helpers.stats import wilson_ci
+
+    low, high = wilson_ci(40, 59)
+    publish(
+        tmp_path,
+        {
+            "tables/pathway.csv": "Split,Group,Referred,% completed,Lower limit,Upper limit\n"
+            f"Age group,65+,60,{100 * 40 / 59:.1f},{100 * low:.1f},{100 * high:.1f}\n"
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "ix", "65+", "exactly 40 of 59"), report.findings
+
+
 def test_ii_a_total_row_minus_the_visible_rows_gives_the_hidden_one(tmp_path):
     # 1, 8, 8 with total 17 published as *, 10, 10 and 15 (test_privacy's example).
     publish(
