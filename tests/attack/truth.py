@@ -61,7 +61,7 @@ def _month_aliases(period: pd.Period) -> tuple[str, ...]:
 
 def _vocabulary() -> set[str]:
     """Labels the playbook shows whatever the extract: field names and common answers."""
-    from equity_helpers.analysis import FIELD_LABELS
+    from equity_helpers.wording import FIELD_LABELS
 
     from .crafted import SAMPLE_EXTRACT
 
@@ -75,7 +75,7 @@ def _vocabulary() -> set[str]:
 
 def truth_from_config(config: str | Path) -> Truth:
     """Read a service's extract, as the playbook reads it, and list its small groups."""
-    from equity_helpers.analysis import FIELD_LABELS
+    from equity_helpers.wording import FIELD_LABELS
     from equity_helpers.config import load_config
     from equity_helpers.extract import prepare
 
