@@ -203,8 +203,16 @@ def test_a_failed_publish_keeps_the_last_good_workbook(tmp_path, monkeypatch):
 
         return move_but_not_into_place
 
+    real_copytree = shutil.copytree
+
+    def copy_but_not_into_place(src, dst, *a, **k):
+        if Path(dst) == final:  # a copy into place fails on the full disk too
+            raise OSError(28, "No space left on device")
+        return real_copytree(src, dst, *a, **k)
+
     monkeypatch.setattr(os, "rename", failing(real_rename))
     monkeypatch.setattr(os, "replace", failing(real_replace))
+    monkeypatch.setattr(shutil, "copytree", copy_but_not_into_place)
     with pytest.raises(WorkbookError):
         run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP, force=True)
     monkeypatch.undo()
