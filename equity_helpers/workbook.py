@@ -138,7 +138,12 @@ def md_escape(text: str) -> str:
 
 def _code_hash(notebook_dir: Path = NOTEBOOK_DIR) -> str:
     h = hashlib.sha256(__version__.encode())
-    for p in sorted(notebook_dir.glob("*.md")) + sorted((ROOT / "equity_helpers").glob("*.py")):
+    # The notebooks, the package, and what the workbook's pages are built with.
+    site = sorted((ROOT / "book" / "_ext").glob("*.py")) + [
+        ROOT / "book" / "_static" / name for name in ("playbook.js", "playbook.css", "favicon.svg")
+    ]
+    files = sorted(notebook_dir.glob("*.md")) + sorted((ROOT / "equity_helpers").glob("*.py"))
+    for p in files + [p for p in site if p.is_file()]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:20]
@@ -358,6 +363,26 @@ def _clean_stale_publish(out: Path, name: str) -> None:
             os.replace(d, final)
         else:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def _clean_other_stale_publishes(out: Path) -> None:
+    """Tidy what dead runs left while publishing other workbooks in ``out`` (if no run is on)."""
+    names = set()
+    for d in out.glob(".*"):
+        m = re.fullmatch(r"\.(.+)\.(?:partial|old)-\d+", d.name)
+        if m and (out / ".cache" / m.group(1)).is_dir():
+            names.add(m.group(1))
+    for name in sorted(names):
+        lock = _Lock(out / ".cache" / name / ".lock")
+        try:
+            if not lock.acquire():
+                continue  # a run is publishing it now
+        except OSError:
+            continue
+        try:
+            _clean_stale_publish(out, name)
+        finally:
+            lock.release()
 
 
 def _publish(staged: Path, out: Path, name: str) -> Path:
@@ -1230,6 +1255,7 @@ def run_workbook(
     except OSError as exc:
         raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
     _clean_stale_runs(Path(tempfile.gettempdir()))
+    _clean_other_stale_publishes(out)
     identity = _identity(cfg)
     name = _choose_folder(out, cfg, identity)
     lock = _Lock(out / ".cache" / name / ".lock")

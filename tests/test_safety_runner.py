@@ -272,6 +272,49 @@ def test_a_killed_run_leaves_no_patient_data_and_no_processes(tmp_path, slow_not
     assert [p for p in temp.iterdir() if "equity" in p.name] == []
 
 
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_dead_runs_own_temporary_folders_are_cleaned(tmp_path):
+    from equity_helpers.workbook import _clean_stale_runs
+
+    dead = tmp_path / f"equity-workbook-run-{_dead_pid()}-abc123"
+    live = tmp_path / f"equity-workbook-run-{os.getpid()}-def456"
+    other = tmp_path / "equity-workbook-run-notes"
+    for d in (dead, live, other):
+        d.mkdir()
+        (d / "prepared.parquet").write_bytes(b"rows")
+    (dead / ".lock").write_text("")
+    _clean_stale_runs(tmp_path)
+    assert not dead.exists()
+    assert (live / "prepared.parquet").is_file()
+    assert (other / "prepared.parquet").is_file()
+
+
+def test_a_dead_publish_is_tidied_and_the_old_workbook_put_back(tmp_path):
+    from equity_helpers.workbook import MADE_BY, _clean_other_stale_publishes
+
+    out = tmp_path / "out"
+    (out / ".cache" / "svc").mkdir(parents=True)
+    pid = _dead_pid()
+    old = out / f".svc.old-{pid}"  # the old workbook, moved aside just before the kill
+    old.mkdir()
+    (old / "manifest.json").write_text(json.dumps({"made_by": MADE_BY, "service": "Svc"}))
+    half = out / f".svc.partial-{pid}"  # the new one, half copied
+    half.mkdir()
+    (half / ".equity-workbook-partial").write_text("")
+    mine = out / f".svc.partial-{pid + 1}"  # not marked: not the runner's
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    _clean_other_stale_publishes(out)
+    assert json.loads((out / "svc" / "manifest.json").read_text())["service"] == "Svc"
+    assert not old.exists() and not half.exists()
+    assert (mine / "notes.txt").read_text() == "keep"
+
+
 # ----------------------------------------------------------------------------- 3. cache faults
 
 
