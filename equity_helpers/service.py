@@ -40,20 +40,17 @@ _DIGESTS: dict[tuple, str] = {}
 
 
 def file_digest(path: str | Path) -> str:
-    """A hash of a file's bytes (BLAKE2, read in 1 MB blocks).
+    """A hash of a file's bytes (SHA-256).
 
-    Hashing reads the whole file: about a second for each gigabyte on a laptop disk.
+    Hashing reads the whole file: a few seconds for each gigabyte.
     The result is kept for the rest of the process while the file is unchanged.
     """
     path = Path(path)
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if key not in _DIGESTS:
-        h = hashlib.blake2b(digest_size=20)
         with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _DIGESTS[key] = h.hexdigest()
+            _DIGESTS[key] = hashlib.file_digest(fh, "sha256").hexdigest()
     return _DIGESTS[key]
 
 
@@ -61,8 +58,8 @@ def input_fingerprint(cfg: ServiceConfig) -> str:
     """A hash of everything the analysis reads: the config, every file it names, the letters.
 
     Files are hashed by content, not by date, so a file edited in place always counts.
-    The extract is read in full (about a second for each gigabyte); the code version is
-    part of the hash too.
+    The extract is read in full (a few seconds for each gigabyte, once per process); the
+    code version is part of the hash too.
     """
     h = hashlib.sha256()
     h.update(__version__.encode())

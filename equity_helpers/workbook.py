@@ -205,7 +205,7 @@ class _Lock:
     def acquire(self, wait: float = 0.0) -> bool:
         deadline = time.monotonic() + wait
         while True:
-            fh = open(self.path, "a+b")  # noqa: SIM115 (held open while the lock is held)
+            fh = open(self.path, "a+b")  # held open while the lock is held
             try:
                 if fcntl is not None:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
