@@ -443,7 +443,10 @@ def scrub_text(text: str, roots: list[tuple[str, str]]) -> str:
     """Replace every machine folder named in ``roots`` by its short label."""
     for path, label in roots:
         if path in text:
-            text = re.sub(re.escape(path) + r"(?![\w.-])", lambda _m, lab=label: lab, text)
+            # Whole folder names only: not the end of a web address such as ".org/root".
+            text = re.sub(
+                r"(?<![\w-])" + re.escape(path) + r"(?![\w.-])", lambda _m, lab=label: lab, text
+            )
     return text
 
 

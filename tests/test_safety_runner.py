@@ -537,3 +537,14 @@ def test_the_whole_sample_workbook_holds_no_machine_paths(sample_workbook):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = out / "derbyshire-long-covid-rehabilitation-service-synthetic-example"
     assert _files_holding(folder, _machine_paths(out.resolve())) == {}
+
+
+def test_machine_folders_are_replaced_but_web_addresses_kept():
+    from equity_helpers.workbook import scrub_text
+
+    roots = [("/home/alice", "~"), ("/tmp", "<temporary folder>")]
+    text = 'open "/home/alice/x.csv", file:///tmp/y and https://example.org/home/alice/z'
+    assert scrub_text(text, roots) == (
+        'open "~/x.csv", file://<temporary folder>/y and https://example.org/home/alice/z'
+    )
+    assert scrub_text("/tmpfiles and /home/alicea", roots) == "/tmpfiles and /home/alicea"
