@@ -1432,6 +1432,7 @@ def _sanitise_logs(folder: Path, roots: list[tuple[str, str]]) -> None:
             nbformat.write(sanitise_paths(nb, roots), p)
         else:
             text = p.read_text(encoding="utf-8", errors="replace")
+            text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # terminal colours
             p.write_text(scrub_text(text, roots), encoding="utf-8")
 
 
