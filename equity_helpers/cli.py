@@ -184,15 +184,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        return _stopped()
     except PlaybookError as exc:
+        if exc.code == "RUN004":  # the run was stopped with Ctrl-C
+            return _stopped()
         print(f"\n{exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "\nStopped. No workbook was published; run the same command again to resume.",
-            file=sys.stderr,
-        )
-        return 130
+
+
+def _stopped() -> int:
+    """Ctrl-C: one plain line, and the status a shell expects of an interrupted command."""
+    import signal
+
+    try:  # a second Ctrl-C cannot cut the tidy-up short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+    m = CATALOGUE["RUN004"]
+    print(f"{m.title} [RUN004]: no workbook was published. {m.what_to_do}", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -414,6 +414,23 @@ _ENTRIES = [
         "opens on this computer, or run without --pdf and print from your browser.",
     ),
     _m(
+        "RUN005",
+        "error",
+        "A folder in the way was not made by the playbook",
+        "{path} already exists and is not a workbook made by equity-workbook, so the run will "
+        "not replace it. Nothing in it was changed.",
+        "Choose another output folder with --out, or move that folder somewhere else, then run "
+        "again.",
+    ),
+    _m(
+        "RUN006",
+        "error",
+        "Another run is building this workbook",
+        "Another equity-workbook run is building the workbook in {path} right now.",
+        "Wait for that run to finish, then run again: finished steps are reused. Nothing was "
+        "changed by this run.",
+    ),
+    _m(
         "RDB001",
         "error",
         "The letters folder cannot be read",

@@ -75,9 +75,9 @@ def _vocabulary() -> set[str]:
 
 def truth_from_config(config: str | Path) -> Truth:
     """Read a service's extract, as the playbook reads it, and list its small groups."""
-    from equity_helpers.wording import FIELD_LABELS
     from equity_helpers.config import load_config
     from equity_helpers.extract import prepare
+    from equity_helpers.wording import FIELD_LABELS
 
     cfg = load_config(Path(config))
     data = prepare(cfg).data
