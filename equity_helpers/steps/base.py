@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..config import CATEGORY_FIELDS
+from ..privacy import merge_small_groups
 from ..wording import is_number
 
 
@@ -139,11 +141,33 @@ def number_or_nan(value) -> float:
     return float(value) if is_number(value) else float("nan")
 
 
+def protect_labels(service) -> None:
+    """Merge free-text groups too small to name into "Other (small groups)", once per service.
+
+    Religion, sexual orientation and marital status hold whatever the service's own system
+    holds, so a label seen for a handful of people can identify them (rule 2 in
+    :mod:`equity_helpers.privacy`). Every step runs on the merged data, so no step can
+    publish such a label, in a table, a chart, a sentence or a summary table.
+    """
+    if service.__dict__.get("_labels_protected"):
+        return
+    data = service.data.copy()
+    for name in CATEGORY_FIELDS:
+        if name in data:
+            data[name] = merge_small_groups(data[name], service.rule)
+    service.data = data
+    service.__dict__["_labels_protected"] = True
+
+
 def cached(step: Callable) -> Callable:
-    """Run a step once per service object; later calls (say, from the summary) reuse it."""
+    """Run a step once per service object; later calls (say, from the summary) reuse it.
+
+    Before the first step runs, small free-text groups are merged (:func:`protect_labels`).
+    """
 
     @functools.wraps(step)
     def run(service) -> StepResult:
+        protect_labels(service)
         cache = service.__dict__.setdefault("_step_results", {})
         key = step.__module__
         if key not in cache:

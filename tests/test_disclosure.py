@@ -1,0 +1,336 @@
+"""Disclosure across a whole step: can a reader learn about one person from what is shown?
+
+Each test builds a small service (400 rows of the sample) with one planted person or small
+group, runs the steps' ``run`` directly, and looks at everything a step would publish:
+tables, chart data, glued values, findings, lists, texts and notes. It checks the four
+rules in :mod:`equity_helpers.privacy`: figures about people only for groups of more than
+the threshold, free-text labels of small groups never shown, percentages that cannot undo
+the rounding, and no exact small count in words.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from equity_helpers import open_service, steps
+from equity_helpers.privacy import (
+    OTHER_SMALL_GROUPS,
+    DisclosureRule,
+    count_words,
+    merge_small_groups,
+    people_publishable,
+    published_percentage,
+)
+from equity_helpers.steps import (
+    access_and_outcome_gaps,
+    data_completeness,
+    pathway,
+    who_uses_the_service,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+CONFIG = SAMPLE / "sample_service.yml"
+RULE = DisclosureRule()
+LONE = "Lone Religion 485 777 3456"
+
+
+# ----------------------------------------------------------------------------- crafted services
+
+
+def _rows() -> pd.DataFrame:
+    """400 referrals drawn from the whole sample (a small service), in their file order."""
+    cfg = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    raw = pd.read_csv(SAMPLE / cfg["extract"]["path"], dtype=str, keep_default_na=False)
+    return raw.sample(n=400, random_state=2024).sort_index().reset_index(drop=True)
+
+
+def _clean_row(data: pd.DataFrame) -> int:
+    """The first referral that is accepted, seen, early enough to follow, in the catchment."""
+    date = pd.to_datetime(data["Date Referral Received"], format="%d/%m/%Y", errors="coerce")
+    ok = (
+        date.between("2022-04-01", "2024-03-31")
+        & data["Referral Accepted"].eq("Y")
+        & data["LSOA"].str.fullmatch(r"E019\d{5}")
+        & data["Age at Referral"].str.fullmatch(r"\d{2}")
+        & data["First Contact Date"].ne("")
+        & data["Appts Offered"].str.fullmatch(r"\d+")
+    )
+    return int(ok.to_numpy().nonzero()[0][0])
+
+
+def _service(folder: Path, data: pd.DataFrame):
+    cfg = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    data.to_csv(folder / "extract.csv", index=False)
+    cfg["extract"]["path"] = str(folder / "extract.csv")
+    for key in ("imd_path", "population_ethnicity", "population_age", "population_sex"):
+        cfg["reference"][key] = str(SAMPLE / cfg["reference"][key])
+    for key in ("before", "after"):
+        cfg["readability"][key] = str(SAMPLE / cfg["readability"][key])
+    path = folder / "service.yml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return open_service(path)
+
+
+def _jedi(data):
+    i = _clean_row(data)
+    data.loc[i, "Religion"] = "Jedi"
+    data.loc[i, ["Appts Offered", "Appts Attended", "Appts DNA"]] = ["20", "5", "15"]
+    return data
+
+
+def _jedi_alone(data):
+    """As above, with everyone else sharing one religion: the merged line is one person."""
+    data["Religion"] = "No religion"
+    return _jedi(data)
+
+
+def _lone(data):
+    data.loc[_clean_row(data), "Religion"] = LONE
+    return data
+
+
+def _one_age_unknown(data):
+    data["Age at Referral"] = "40"
+    data.loc[_clean_row(data), "Age at Referral"] = ""
+    return data
+
+
+def _bad_codes(data):
+    data.loc[[0, 1, 2], "Gender"] = "Q"
+    data.loc[[3, 4], "Ethnic Category"] = "ZZ"
+    return data
+
+
+def _one_black_person(data):
+    """One Black person, still open: their "Completed" is 0, which must not be shown."""
+    data["Ethnic Category"] = "A"
+    i = _clean_row(data)
+    data.loc[i, "Ethnic Category"] = "M"
+    data.loc[i, ["Discharge Date", "Discharge Reason"]] = ["", ""]
+    return data
+
+
+CASES = {
+    "jedi": _jedi,
+    "jedi-alone": _jedi_alone,
+    "lone": _lone,
+    "age-unknown": _one_age_unknown,
+    "bad-codes": _bad_codes,
+    "one-black-person": _one_black_person,
+}
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    made = {}
+
+    def get(name):
+        if name not in made:
+            made[name] = _service(tmp_path_factory.mktemp(name), CASES[name](_rows()))
+        return made[name]
+
+    return get
+
+
+def _published_text(result) -> str:
+    """Everything a step would publish, as one string."""
+    parts = list(result.words())
+    parts += [str(v) for v in result.values.values()]
+    for table in result.tables.values():
+        parts += [table.caption, table.frame.to_csv()]
+    for chart in result.charts.values():
+        data = chart.data
+        parts.append(data.to_csv() if isinstance(data, pd.DataFrame) else str(data))
+        parts.append(str(chart.options))
+    return "\n".join(parts)
+
+
+def _all_results(service):
+    return {name: module.run(service) for name, module in steps.STEPS.items()}
+
+
+# ----------------------------------------------------------------------------- rule 1 and 2
+
+
+@pytest.mark.parametrize("case", ["jedi", "jedi-alone"])
+def test_one_person_with_many_appointments_has_no_rate_label_or_headline(crafted, case):
+    service = crafted(case)
+    results = _all_results(service)
+    for name, result in results.items():
+        assert "Jedi" not in _published_text(result), name
+    table = results["access-and-outcome-gaps"].tables["every_measure"].frame
+    religion = table[table["Field"].str.lower().str.contains("religion")]
+    other = religion[religion["Group"].eq(OTHER_SMALL_GROUPS)]
+    assert len(other) == 1  # the one person is merged, not dropped silently
+    figures = other.drop(columns=["Field", "Group"])
+    people = int(service.data["religion"].eq(OTHER_SMALL_GROUPS).sum())
+    if people <= RULE.hidden_up_to:
+        assert figures.isna().all(axis=None), figures  # a group of one: every rate hidden
+        # No headline or sentence speaks about the merged group of one.
+        for name, result in results.items():
+            for words in result.words():
+                assert OTHER_SMALL_GROUPS not in words, (name, words)
+    else:  # merged with enough others: shown, and not the one person's 75.0
+        assert figures.iloc[0]["Missed appointments %"] != 75.0
+    assert case != "jedi-alone" or people == 1
+
+
+def test_a_label_seen_once_never_appears_anywhere(crafted):
+    service = crafted("lone")
+    for name, result in _all_results(service).items():
+        text = _published_text(result)
+        assert "Lone Religion" not in text, name
+        assert "485 777" not in text, name
+
+
+def test_merge_small_groups_keeps_groups_over_the_threshold():
+    values = pd.Series(["Jedi"] + ["Sith"] * 7 + ["Christian"] * 8 + [None])
+    merged = merge_small_groups(values, RULE)
+    assert merged.value_counts().to_dict() == {"Christian": 8, OTHER_SMALL_GROUPS: 8}
+    assert merged.isna().sum() == 1
+    assert merge_small_groups(values, DisclosureRule(enabled=False)).equals(values.astype("string"))
+
+
+def test_a_one_person_group_shows_hidden_never_zero(crafted):
+    service = crafted("one-black-person")
+    table = pathway.run(service).tables["numbers"].frame
+    black = table[table["Group"].astype(str).str.startswith("Black")]
+    assert len(black) == 1
+    row = black.iloc[0]
+    for column in ("Referred", "Accepted", "First seen", "Completed"):
+        assert row[column] is pd.NA, (column, row[column])
+    assert math.isnan(row["% completed"])
+    who = who_uses_the_service.run(service).tables["representation"].frame
+    black = who[who["group"].astype(str).str.startswith("Black")].iloc[0]
+    assert black["referrals"] is pd.NA
+    assert all(pd.isna(black[c]) for c in ("% of referrals", "ratio", "lower", "upper"))
+
+
+def test_people_publishable_counts_people_not_other_units():
+    assert people_publishable([0, 1, 7, 8, 400], RULE).tolist() == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert people_publishable([7, 8], DisclosureRule(threshold=10)).tolist() == [False, False]
+
+
+# ----------------------------------------------------------------------------- rule 3
+
+
+def _half_up(numerator: int, denominator: int) -> float:
+    return math.floor(Fraction(100 * numerator, denominator) * 10 + Fraction(1, 2)) / 10
+
+
+def _band(published, rule: DisclosureRule) -> range:
+    if published is pd.NA or pd.isna(published):
+        return range(1, rule.hidden_up_to + 1)
+    low, high = rule.possible_range(int(published))
+    return range(low, high + 1)
+
+
+def _hidden_values(row, rule: DisclosureRule) -> dict[str, set[int]]:
+    """Every true value each hidden cell can take, given the row's published figures.
+
+    The attacker knows the rule, that the four parts add up to the records, and reads each
+    percentage as worked out either from the exact counts or from the published ones.
+    """
+    parts = ["Recorded", "Not stated", "Not known", "Invalid"]
+    hidden = [p for p in parts if row[p] is pd.NA]
+    found: dict[str, set[int]] = {p: set() for p in hidden}
+    bands = [_band(row[p], rule) for p in parts]
+    for records in _band(row["Records"], rule):
+        for combo in itertools.product(*bands):
+            if sum(combo) != records:
+                continue
+            cell = dict(zip(parts, combo, strict=True))
+            checks = [
+                ("% recorded", cell["Recorded"]),
+                ("% not stated or not known", cell["Not stated"] + cell["Not known"]),
+            ]
+            consistent = True
+            for column, numerator in checks:
+                shown = row[column]
+                if pd.isna(shown) or records == 0:
+                    continue
+                exact = _half_up(numerator, records)
+                published = published_percentage(numerator, records, rule)
+                if shown not in (exact, published):
+                    consistent = False
+            if consistent:
+                for p in hidden:
+                    found[p].add(cell[p])
+    return found
+
+
+def test_completeness_percentages_cannot_recover_a_hidden_count(crafted):
+    service = crafted("age-unknown")
+    frame = data_completeness.run(service).tables["completeness"].frame
+    age = frame[frame["Field"].str.lower().str.startswith("age")].iloc[0]
+    assert age["Not known"] is pd.NA  # the one unknown age is hidden...
+    checked = 0
+    for _, row in frame.iterrows():
+        for column, values in _hidden_values(row, RULE).items():
+            checked += 1
+            # ...and no published figure pins it down to one value.
+            assert len(values) > 1, (row["Field"], column, sorted(values))
+    assert checked >= 1
+
+
+def test_representation_percentages_come_from_the_published_counts(crafted):
+    service = crafted("jedi")
+    result = who_uses_the_service.run(service)
+    total = int(result.values["eth_compared"].replace(",", ""))
+    assert total % RULE.rounding == 0
+    table = result.tables["representation"].frame
+    eth = table[table["Field"].str.lower().str.startswith("ethnic")]
+    shown = eth.dropna(subset=["% of referrals"])
+    assert len(shown) >= 2
+    for _, row in shown.iterrows():
+        assert row["% of referrals"] == _half_up(int(row["referrals"]), total), row["group"]
+
+
+def test_every_rate_comes_from_published_counts_on_the_gaps_page(crafted):
+    service = crafted("jedi")
+    access_and_outcome_gaps.run(service)
+    data = service.data
+    from equity_helpers import analysis
+
+    t = analysis.measure(data, "dna_rate", "ethnic_group", service.rule)
+    shown = t.dropna(subset=["pct"])
+    assert len(shown)
+    for _, row in shown.iterrows():
+        assert row["pct"] == _half_up(int(row["x"]), int(row["n"])), row["group"]
+
+
+# ----------------------------------------------------------------------------- rule 4
+
+
+def test_data_quality_notes_give_no_exact_small_count(crafted):
+    service = crafted("bad-codes")
+    notes = data_completeness.run(service).lists["issues"]
+    assert notes
+    joined = "\n".join(notes)
+    assert not re.search(r"(?<![\d,])[1-7] rows", joined), joined
+    assert "ZZ" not in joined and "'Q'" not in joined  # no example values
+    assert not re.search(r"\(rows? \d", joined), joined  # no row numbers
+    assert "fewer than 8" in joined
+
+
+def test_count_words_never_gives_a_small_count():
+    for n in range(1, 8):
+        assert str(n) not in count_words(n, RULE).replace("fewer than 8", "")
+    assert count_words(0, RULE) == "0"
+    assert count_words(402, RULE) == "about 400"
+    assert count_words(402, DisclosureRule(enabled=False)) == "402"
