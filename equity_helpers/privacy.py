@@ -84,6 +84,7 @@ __all__ = [
     "merge_small_groups",
     "published_percentage",
     "count_words",
+    "seal_counts",
 ]
 
 #: NHS England's threshold for sub-national HES statistics: counts 1 to 7 are hidden.
@@ -857,6 +858,38 @@ def merge_small_groups(values: pd.Series, rule: DisclosureRule = DEFAULT_RULE) -
     sizes = text.value_counts()
     small = sizes.index[~people_publishable(sizes.to_numpy(), rule)]
     return text.mask(text.isin(list(small)).fillna(False), OTHER_SMALL_GROUPS)
+
+
+def seal_counts(values: pd.Series, rule: DisclosureRule = DEFAULT_RULE) -> pd.Series:
+    """Put a column of counts about to be published under the rule, whatever it holds.
+
+    Controlled counts pass unchanged (the rule leaves 0, hidden cells and rounded counts
+    as they are), so this is a last guard: a count that slipped through uncontrolled is
+    hidden or rounded here. Cells that are not whole numbers (text, ``*``) are left alone.
+
+    Examples
+    --------
+    >>> seal_counts(pd.Series([0, 3, 10, 12, None, "*"], dtype=object)).tolist()
+    [0, <NA>, 10, 10, None, '*']
+    """
+    out = values.astype(object).copy()
+    changed = False
+    for key, value in values.items():
+        if isinstance(value, bool | np.bool_) or value is None or value is pd.NA:
+            continue
+        if isinstance(value, int | np.integer) or (
+            isinstance(value, float | np.floating) and float(value).is_integer()
+        ):
+            if value < 0:
+                continue
+            sealed = control_counts(int(value), rule)
+            if sealed is pd.NA or sealed != value:
+                out[key], changed = sealed, True
+    if not changed:
+        return values
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return pd.Series(out.tolist(), index=values.index, name=values.name, dtype="Int64")
+    return out
 
 
 def published_percentage(

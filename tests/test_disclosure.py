@@ -334,3 +334,28 @@ def test_count_words_never_gives_a_small_count():
     assert count_words(0, RULE) == "0"
     assert count_words(402, RULE) == "about 400"
     assert count_words(402, DisclosureRule(enabled=False)) == "402"
+
+
+# ----------------------------------------------------------------------------- the last guard
+
+
+def test_a_count_that_slips_through_a_step_is_sealed_under_the_rule():
+    from types import SimpleNamespace
+
+    from equity_helpers.steps.base import StepResult, Table, cached
+
+    @cached
+    def careless(service):
+        result = StepResult("careless")
+        frame = pd.DataFrame({"Group": ["A", "B", "C", "D"], "People": [3, 12, 0, 400]})
+        result.tables["people"] = Table(frame, "People", counts=("People",))
+        result.tables["rows"] = Table(
+            frame.copy(), "Rows of the file", counts=("People",), exact=True
+        )
+        return result
+
+    service = SimpleNamespace(data=pd.DataFrame({"religion": ["Jedi"]}), rule=RULE)
+    result = careless(service)
+    assert result.tables["people"].frame["People"].tolist() == [pd.NA, 10, 0, 400]
+    assert result.tables["rows"].frame["People"].tolist() == [3, 12, 0, 400]
+    assert service.data["religion"].tolist() == [OTHER_SMALL_GROUPS]  # labels merged first

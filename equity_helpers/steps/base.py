@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import CATEGORY_FIELDS
-from ..privacy import merge_small_groups
+from ..privacy import merge_small_groups, seal_counts
 from ..wording import is_number
 
 
@@ -36,6 +36,9 @@ class Table:
     #: False for a table that is written to the summary tables but not shown on the page.
     shown: bool = True
     label_columns: tuple[str, ...] = ()
+    #: True for a table whose counts are exact on purpose because they are not about people
+    #: (rows of the file, areas); every other table's counts are sealed under the rule.
+    exact: bool = False
 
 
 @dataclass
@@ -159,6 +162,22 @@ def protect_labels(service) -> None:
     service.__dict__["_labels_protected"] = True
 
 
+def seal(result: StepResult, rule) -> StepResult:
+    """The last guard before anything is shown: every count column goes under the rule.
+
+    A step controls its counts itself; this makes sure no step can publish one that slipped
+    through. Controlled counts pass unchanged. Tables marked ``exact`` (rows of the file,
+    areas) are left as they are.
+    """
+    for table in result.tables.values():
+        if table.exact:
+            continue
+        for column in table.counts:
+            if column in table.frame:
+                table.frame[column] = seal_counts(table.frame[column], rule)
+    return result
+
+
 def cached(step: Callable) -> Callable:
     """Run a step once per service object; later calls (say, from the summary) reuse it.
 
@@ -171,7 +190,7 @@ def cached(step: Callable) -> Callable:
         cache = service.__dict__.setdefault("_step_results", {})
         key = step.__module__
         if key not in cache:
-            cache[key] = step(service)
+            cache[key] = seal(step(service), service.rule)
         return cache[key]
 
     return run

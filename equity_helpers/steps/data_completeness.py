@@ -29,6 +29,7 @@ def run(service) -> StepResult:
         RowAccount(**account).table(),
         "Row account (exact counts of the extract's rows, not of people)",
         counts=("Rows",),
+        exact=True,
     )
 
     comp = analysis.completeness(data, rule)

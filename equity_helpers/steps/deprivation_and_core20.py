@@ -216,6 +216,7 @@ def run(service) -> StepResult:
         "Core20 areas in each local authority of the catchment (counts of areas, not people)",
         counts=("Areas (LSOAs)", "Core20 areas"),
         percents=("% Core20",),
+        exact=True,
     )
 
     plus = _plus_groups(data, rule)
