@@ -17,7 +17,9 @@ from .privacy import (
     DEFAULT_RULE,
     DisclosureRule,
     control_counts,
+    control_table,
     people_publishable,
+    percent_of_published,
     published_percentage,
 )
 from .wording import UNKNOWN_GROUPS, first_upper, group_label, group_phrase, label
@@ -100,14 +102,19 @@ def completeness(data: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
             }
         )
     raw = pd.DataFrame(rows)
+    parts = ["Recorded", "Not stated", "Not known", "Invalid"]
+    # "Records" is the total of the four parts. Rounding blurs it enough that a hidden part
+    # cannot be worked out (the tests check this); a rule that does not round needs
+    # secondary suppression instead, which hides a second part beside a lone hidden one.
+    table = control_table(
+        raw[parts], parts, rule, total_column="Records", secondary=rule.rounding == 1
+    ).values
     out = raw[["Field", "field"]].copy()
-    for col in ("Records", "Recorded", "Not stated", "Not known", "Invalid"):
-        out[col] = control_counts(raw[col], rule)
-    out["% recorded"] = published_percentage(raw["Recorded"], raw["Records"], rule)
-    gap = published_percentage(raw["Not stated"] + raw["Not known"], raw["Records"], rule)
-    # Built on two counts: hidden when either is hidden, so it cannot undo one of them.
-    either = out["Not stated"].isna().to_numpy() | out["Not known"].isna().to_numpy()
-    out["% not stated or not known"] = gap.mask(either)
+    for col in ("Records", *parts):
+        out[col] = table[col].reset_index(drop=True)
+    out["% recorded"] = percent_of_published(out["Recorded"], out["Records"])
+    gap = out["Not stated"] + out["Not known"]
+    out["% not stated or not known"] = percent_of_published(gap, out["Records"])
     return out
 
 

@@ -85,6 +85,7 @@ __all__ = [
     "published_percentage",
     "count_words",
     "seal_counts",
+    "percent_of_published",
 ]
 
 #: NHS England's threshold for sub-national HES statistics: counts 1 to 7 are hidden.
@@ -892,6 +893,27 @@ def seal_counts(values: pd.Series, rule: DisclosureRule = DEFAULT_RULE) -> pd.Se
     return out
 
 
+def percent_of_published(numerator: Any, denominator: Any, decimals: int = 1) -> np.ndarray:
+    """Percentage of counts that are already published (``<NA>`` where hidden).
+
+    Use it for a table that went through :func:`control_table`, whose secondary
+    suppression hides more cells than the rule alone would. NaN where either count is
+    hidden or the denominator is 0.
+
+    Examples
+    --------
+    >>> percent_of_published(pd.array([400, pd.NA, 0], dtype="Int64"), [400, 400, 400]).tolist()
+    [100.0, nan, 0.0]
+    """
+    nums, dens = list(numerator), list(denominator)
+    out = np.full(len(nums), np.nan)
+    for k, (n, d) in enumerate(zip(nums, dens, strict=True)):
+        if n is pd.NA or d is pd.NA or pd.isna(n) or pd.isna(d) or d == 0:
+            continue
+        out[k] = _round_half_up(Fraction(int(n)) * 100 / Fraction(int(d)), decimals)
+    return out
+
+
 def published_percentage(
     numerator: Any, denominator: Any, rule: DisclosureRule = DEFAULT_RULE, decimals: int = 1
 ) -> Any:
@@ -908,11 +930,7 @@ def published_percentage(
     scalar = np.ndim(numerator) == 0 and np.ndim(denominator) == 0
     num = control_counts(pd.Series(np.atleast_1d(numerator)).astype("int64"), rule)
     den = control_counts(pd.Series(np.atleast_1d(denominator)).astype("int64"), rule)
-    out = np.full(len(num), np.nan)
-    for k, (n, d) in enumerate(zip(num.tolist(), den.tolist(), strict=True)):
-        if n is pd.NA or d is pd.NA or d == 0:
-            continue
-        out[k] = _round_half_up(Fraction(int(n)) * 100 / Fraction(int(d)), decimals)
+    out = percent_of_published(num, den, decimals)
     if scalar:
         return float(out[0])
     if isinstance(numerator, pd.Series):

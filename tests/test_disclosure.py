@@ -233,9 +233,12 @@ def _half_up(numerator: int, denominator: int) -> float:
     return math.floor(Fraction(100 * numerator, denominator) * 10 + Fraction(1, 2)) / 10
 
 
-def _band(published, rule: DisclosureRule) -> range:
+def _band(published, rule: DisclosureRule, records: int) -> range:
+    """True values behind a published count. A hidden cell is 1 to the threshold, unless
+    the rule does not round: then secondary suppression may hide a cell of any size."""
     if published is pd.NA or pd.isna(published):
-        return range(1, rule.hidden_up_to + 1)
+        top = records if rule.rounding == 1 else rule.hidden_up_to
+        return range(1, top + 1)
     low, high = rule.possible_range(int(published))
     return range(low, high + 1)
 
@@ -249,12 +252,13 @@ def _hidden_values(row, rule: DisclosureRule) -> dict[str, set[int]]:
     parts = ["Recorded", "Not stated", "Not known", "Invalid"]
     hidden = [p for p in parts if row[p] is pd.NA]
     found: dict[str, set[int]] = {p: set() for p in hidden}
-    bands = [_band(row[p], rule) for p in parts]
-    for records in _band(row["Records"], rule):
+    for records in _band(row["Records"], rule, 0):
+        bands = [_band(row[p], rule, records) for p in parts[:-1]]
         for combo in itertools.product(*bands):
-            if sum(combo) != records:
+            last = records - sum(combo)  # the parts add up to the records
+            if last not in _band(row[parts[-1]], rule, records):
                 continue
-            cell = dict(zip(parts, combo, strict=True))
+            cell = dict(zip(parts, [*combo, last], strict=True))
             checks = [
                 ("% recorded", cell["Recorded"]),
                 ("% not stated or not known", cell["Not stated"] + cell["Not known"]),
@@ -274,18 +278,28 @@ def _hidden_values(row, rule: DisclosureRule) -> dict[str, set[int]]:
     return found
 
 
-def test_completeness_percentages_cannot_recover_a_hidden_count(crafted):
+@pytest.mark.parametrize("rule", [RULE, DisclosureRule(rounding=1)], ids=["nhs", "no-rounding"])
+def test_completeness_percentages_cannot_recover_a_hidden_count(crafted, rule):
+    from equity_helpers import analysis
+
     service = crafted("age-unknown")
-    frame = data_completeness.run(service).tables["completeness"].frame
+    frame = analysis.completeness(service.data, rule).drop(columns=["field"])
     age = frame[frame["Field"].str.lower().str.startswith("age")].iloc[0]
     assert age["Not known"] is pd.NA  # the one unknown age is hidden...
     checked = 0
     for _, row in frame.iterrows():
-        for column, values in _hidden_values(row, RULE).items():
+        if rule.rounding == 1 and not row["Field"].lower().startswith("age"):
+            # Without rounding, two hidden 1s in a row whose total is exact are a known limit
+            # of secondary suppression (see control_table); such a rule carries a warning.
+            continue
+        for column, values in _hidden_values(row, rule).items():
             checked += 1
             # ...and no published figure pins it down to one value.
             assert len(values) > 1, (row["Field"], column, sorted(values))
     assert checked >= 1
+    # The step shows the same table.
+    shown = data_completeness.run(service).tables["completeness"].frame
+    assert shown.equals(analysis.completeness(service.data, service.rule).drop(columns=["field"]))
 
 
 def test_representation_percentages_come_from_the_published_counts(crafted):
