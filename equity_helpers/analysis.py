@@ -637,9 +637,16 @@ def before_after(data: pd.DataFrame, name: str, focus: pd.Series, change_date) -
     rows = []
     for period, pm in (("Before", ~after), ("After", after)):
         for who, fm in (("Focus group", focus), ("Everyone else", ~focus)):
-            x, n = _x_n(data[pm & fm], name)
-            rows.append({"period": period, "who": who, "_x": x, "_n": n})
+            sub = data[pm & fm]
+            x, n = _x_n(sub, name)
+            people = len(measure_registry.get(name).counts(sub)[0]) if len(sub) else 0
+            rows.append({"period": period, "who": who, "_x": x, "_n": n, "_people": people})
     return pd.DataFrame(rows)
+
+
+def published_before_after(table: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
+    """The :func:`before_after` table with its counts as published, for the gaps shown."""
+    return table.assign(_x=_published(table["_x"], rule), _n=_published(table["_n"], rule))
 
 
 def gap_change_summary(table: pd.DataFrame) -> dict:
@@ -750,7 +757,7 @@ def before_after_table(table: pd.DataFrame, name: str, rule: DisclosureRule) -> 
     m = measure_registry.get(name)
     base, event = m.denominator, m.numerator
     x, n = table["_x"].astype("int64"), table["_n"].astype("int64")
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "Period": table["period"],
             "Who": table["who"],
@@ -759,6 +766,11 @@ def before_after_table(table: pd.DataFrame, name: str, rule: DisclosureRule) -> 
             "%": published_percentage(x.to_numpy(), n.to_numpy(), rule),
         }
     )
+    if "_people" in table:  # too few people: nothing shown, whatever the unit (rule 1)
+        few = ~people_publishable(table["_people"].to_numpy(), rule)
+        for c in (base, event, "%"):
+            out[c] = out[c].mask(few)
+    return out
 
 
 def gap_verdict(summary: dict) -> str:

@@ -373,3 +373,21 @@ def test_a_count_that_slips_through_a_step_is_sealed_under_the_rule():
     assert result.tables["people"].frame["People"].tolist() == [pd.NA, 10, 0, 400]
     assert result.tables["rows"].frame["People"].tolist() == [3, 12, 0, 400]
     assert service.data["religion"].tolist() == [OTHER_SMALL_GROUPS]  # labels merged first
+
+
+def test_before_and_after_hides_a_focus_group_of_too_few_people():
+    from equity_helpers import analysis
+
+    table = pd.DataFrame(
+        {
+            "period": ["Before", "Before"],
+            "who": ["Focus group", "Everyone else"],
+            "_x": [15, 300],
+            "_n": [20, 2000],
+            "_people": [1, 400],
+        }
+    )
+    shown = analysis.before_after_table(table, "dna_rate", RULE)
+    focus, rest = shown.iloc[0], shown.iloc[1]
+    assert focus.drop(["Period", "Who"]).isna().all(), focus  # 20 appointments, one person
+    assert rest["%"] == 15.0
