@@ -519,18 +519,22 @@ def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code
     out (their number is reported in ``attrs['hidden']``).
     """
     df = data[data.get("in_catchment", True) & data[area].notna()]
-    g = df.groupby(area)[["appointments_dna", "appointments_offered"]].sum().astype("int64")
+    df = df[df["appointments_offered"].notna() & df["appointments_dna"].notna()]
+    grouped = df.groupby(area)
+    g = grouped[["appointments_dna", "appointments_offered"]].sum().astype("int64")
+    g["_people"] = grouped.size()
     g = g[g["appointments_offered"] > 0].reset_index()
     pts = stats.funnel_points(g, "appointments_dna", "appointments_offered", multiplier=100)
     hidden = (
         control_counts(g["appointments_dna"], rule).isna()
         | control_counts(g["appointments_offered"], rule).isna()
+        | pd.Series(~people_publishable(g["_people"].to_numpy(), rule))  # rule 1: people
     )
     shown = pts[~hidden.to_numpy()].copy()
     shown["offered"] = control_counts(shown["appointments_offered"], rule)
     shown.attrs["hidden"] = int(hidden.sum())
     shown.attrs["baseline"] = float(pts["baseline"].iloc[0]) if len(pts) else np.nan
-    return shown.drop(columns=["appointments_dna"])
+    return shown.drop(columns=["appointments_dna", "_people"])
 
 
 # ----------------------------------------------------------------------------- Step 9: pathway

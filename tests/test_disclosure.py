@@ -391,3 +391,20 @@ def test_before_and_after_hides_a_focus_group_of_too_few_people():
     focus, rest = shown.iloc[0], shown.iloc[1]
     assert focus.drop(["Period", "Who"]).isna().all(), focus  # 20 appointments, one person
     assert rest["%"] == 15.0
+
+
+def test_an_area_of_one_person_with_many_appointments_is_not_plotted():
+    from equity_helpers import analysis
+
+    data = pd.DataFrame(
+        {
+            "lsoa_code": ["E01000001"] + ["E01000002"] * 40,
+            "in_catchment": True,
+            "appointments_dna": [15] + [1] * 40,
+            "appointments_offered": [20] + [5] * 40,
+        }
+    )
+    shown = analysis.area_funnel(data, RULE)
+    assert shown["lsoa_code"].tolist() == ["E01000002"]
+    assert shown.attrs["hidden"] == 1
+    assert "_people" not in shown
