@@ -381,6 +381,24 @@ def representation(service, dimension: str, adults_only: bool = True) -> pd.Data
     return out
 
 
+#: The comparisons of Steps 1, 3 and 4: field, plain name, and the census file each needs.
+REPRESENTATION_VIEWS = {
+    "ethnic_group": ("ethnic group", "population_ethnicity", "census ethnic group file"),
+    "age_group": ("age group", "population_age", "census age file"),
+    "sex_label": ("sex", "population_sex", "census sex file"),
+    "imd_quintile": ("deprivation", "population_ethnicity", "census ethnic group file"),
+}
+
+
+def _any_recorded(service, dimension: str) -> bool:
+    """Whether any referral in the catchment has a group the population is counted by."""
+    data = service.data
+    sub = data[data["in_catchment"]] if "in_catchment" in data else data
+    pop = population_by(service, dimension)
+    recorded = sub[dimension].astype("string").isin(pop.index.astype(str))
+    return bool(recorded.any()) and bool(pop.sum() > 0)
+
+
 def under_represented(table: pd.DataFrame) -> pd.DataFrame:
     """Groups whose whole interval for the representation ratio sits below 1."""
     return table[table["upper"] < 1].sort_values("ratio")

@@ -94,9 +94,15 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from .init import write_starter_config
+    from .init import starter_config_path, write_starter_config
 
-    path, todos = write_starter_config(args.extract, args.out)
+    asked = starter_config_path(args.extract, args.out)
+    path, todos = write_starter_config(args.extract, args.out, force=args.force)
+    if path != asked:
+        print(
+            f"A config already exists at {asked}; it was left as it is. "
+            "Use --force to overwrite it."
+        )
     print(f"Wrote a starter config to {path}")
     if todos:
         print(
@@ -157,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument(
         "--out", default=None, help="where to write the config (default: beside the extract)"
     )
+    i.add_argument("--force", action="store_true", help="overwrite a config already at that path")
     i.set_defaults(func=cmd_init)
     ref = sub.add_parser("reference", help="reference data")
     refsub = ref.add_subparsers(dest="action", required=True)
@@ -177,15 +184,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        return _stopped()
     except PlaybookError as exc:
+        if exc.code == "RUN004":  # the run was stopped with Ctrl-C
+            return _stopped()
         print(f"\n{exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "\nStopped. No workbook was published; run the same command again to resume.",
-            file=sys.stderr,
-        )
-        return 130
+
+
+def _stopped() -> int:
+    """Ctrl-C: one plain line, and the status a shell expects of an interrupted command."""
+    import signal
+
+    try:  # a second Ctrl-C cannot cut the tidy-up short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
+    m = CATALOGUE["RUN004"]
+    print(f"{m.title} [RUN004]: no workbook was published. {m.what_to_do}", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import logging
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,8 +168,32 @@ def resolve_path(path: str | Path) -> Path:
     return p.resolve()
 
 
+def file_problem(path: str | Path, key: str, error: type[PlaybookError] = ConfigError):
+    """Why ``path`` cannot be read as a file, as a catalogue error; None when it can.
+
+    The type is checked with ``os.stat``, before anything opens the path: opening a pipe
+    (FIFO) waits for a writer, and a device such as /dev/zero never ends.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return error("CFG006", key=key, path=str(path))
+    except OSError as exc:
+        return error("CFG009", key=key, path=str(path), problem=f"cannot be opened ({exc})")
+    if stat.S_ISDIR(mode):
+        return error("CFG009", key=key, path=str(path), problem="is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        return error(
+            "CFG009",
+            key=key,
+            path=str(path),
+            problem="is not a regular file (it is a pipe, a device or a socket)",
+        )
+    return None
+
+
 def _close(word: str, options) -> str:
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
@@ -201,6 +227,19 @@ def _date(value, key: str, problems: list) -> dt.date | None:
     return None
 
 
+def _date_format_ok(fmt) -> bool:
+    """Whether a date format (``%d/%m/%Y``) writes a date and reads it back."""
+    if not isinstance(fmt, str) or "%" not in fmt:
+        return False
+    import pandas as pd
+
+    try:
+        text = dt.date(2024, 1, 31).strftime(fmt)
+        return bool(pd.to_datetime(pd.Series([text]), format=fmt, errors="coerce").notna().all())
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
 def load_config(path: str | Path, *, check_files: bool = True) -> ServiceConfig:
     """Read and validate a service config, reporting every problem at once.
 
@@ -218,6 +257,9 @@ def load_config(path: str | Path, *, check_files: bool = True) -> ServiceConfig:
     """
     cfg_path = resolve_path(path)
     if not cfg_path.is_file():
+        problem = file_problem(cfg_path, "config")  # a folder or a pipe, named as such
+        if problem is not None and problem.code == "CFG009":
+            raise problem
         raise ConfigError("CFG001", path=str(path))
     try:
         raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8-sig")) or {}
@@ -262,14 +304,25 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
                     ConfigError("CFG004", key=full_key, hint="Give the path to the file.")
                 )
             return None
-        p = Path(str(value)).expanduser()
+        try:
+            p = Path(str(value)).expanduser()
+        except RuntimeError:  # "~name" for a user this machine does not have
+            p = Path(str(value))
         p = p if p.is_absolute() else (base / p)
-        if check_files and not p.exists():
+        try:
+            exists = p.exists()
+        except (OSError, ValueError):  # a name too long, or with a character no path holds
+            exists = False
+        if check_files and not exists:
             if must_exist:
                 problems.append(ConfigError("CFG006", key=full_key, path=str(p)))
             else:
                 log.warning(str(ConfigError("CFG006", key=full_key, path=str(p))))
-        return p.resolve() if p.exists() else p
+        elif check_files and must_exist:  # a file setting: a folder or a pipe will not do
+            problem = file_problem(p, full_key)
+            if problem is not None:
+                problems.append(problem)
+        return p.resolve() if exists else p
 
     todo: list[str] = []
     name = sections["service"].get("name")
@@ -342,7 +395,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         problems.append(ConfigError("CFG007", keys=", ".join(todo)))
 
     lads = sections["catchment"].get("local_authorities") or []
-    if isinstance(lads, str):
+    if not isinstance(lads, list):  # one code, or a value that is not a list
         lads = [lads]
     lads = [str(x).strip() for x in lads]
     for code in lads:
@@ -415,6 +468,16 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         problems.append(ConfigError("CFG005", key=exc.key, value=exc.value, allowed=exc.allowed))
         rule = DisclosureRule()
 
+    date_format = sections["extract"].get("date_format")
+    if date_format is not None and not _date_format_ok(date_format):
+        problems.append(
+            ConfigError(
+                "CFG005",
+                key="extract.date_format",
+                value=date_format,
+                allowed="a date format such as %d/%m/%Y (31/01/2024) or %Y-%m-%d (2024-01-31)",
+            )
+        )
     sheet = sections["extract"].get("sheet")
     header_row = sections["extract"].get("header_row")
     if header_row is not None and (not isinstance(header_row, int) or header_row < 1):

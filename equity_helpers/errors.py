@@ -89,6 +89,13 @@ _ENTRIES = [
         "Do not share this workbook outside your organisation. Set disclosure.threshold "
         "back to 7 and disclosure.rounding to 5 before sharing.",
     ),
+    _m(
+        "CFG009",
+        "error",
+        "A path names a folder or a special file, not a file",
+        "'{key}' points to {path}, which {problem}.",
+        "Give the path of the file itself, such as a .csv file inside that folder.",
+    ),
     # --- reading the extract -------------------------------------------------------------
     _m(
         "EXT001",
@@ -302,10 +309,13 @@ _ENTRIES = [
     _m(
         "VAL011",
         "warning",
-        "LSOA 2011 codes were converted to 2021",
-        "{count} rows held LSOA 2011 codes and were matched to LSOA 2021 through the "
-        "ONS lookup ({split} of them in areas that were split, given the first new area).",
-        "Nothing to do. Export LSOA 2021 codes in future if your system has them.",
+        "LSOA codes were converted between 2011 and 2021",
+        "{count:,} rows held LSOA {old} codes that changed in {new}, and were matched to "
+        "LSOA {new} codes through the ONS lookup ({split:,} of them in areas that were "
+        "split, given the first new area). Another {unchanged:,} rows hold codes that are "
+        "the same in {old} and {new}, so they needed no change.",
+        "Nothing to do. In future, export LSOA codes of the same year as the IMD edition "
+        "(2021 for IMD 2025) if your system has them.",
     ),
     # --- reference data ------------------------------------------------------------------
     _m(
@@ -337,6 +347,15 @@ _ENTRIES = [
         "No catchment areas were found",
         "None of the local authority codes {codes} appear in {path}.",
         "Check catchment.local_authorities in the config (Derby is E06000015).",
+    ),
+    _m(
+        "REF005",
+        "error",
+        "A reference file cannot be read",
+        "The {what} {path} could not be read: {detail}.",
+        "Use the official file, saved as CSV and unchanged: `equity-workbook reference "
+        "download` fetches the deprivation and census files. Then check its path under "
+        "'reference:' or 'catchment:' in the config.",
     ),
     # --- the workbook run ----------------------------------------------------------------
     _m(
@@ -395,6 +414,23 @@ _ENTRIES = [
         "opens on this computer, or run without --pdf and print from your browser.",
     ),
     _m(
+        "RUN005",
+        "error",
+        "A folder in the way was not made by the playbook",
+        "{path} already exists and is not a workbook made by equity-workbook, so the run will "
+        "not replace it. Nothing in it was changed.",
+        "Choose another output folder with --out, or move that folder somewhere else, then run "
+        "again.",
+    ),
+    _m(
+        "RUN006",
+        "error",
+        "Another run is building this workbook",
+        "Another equity-workbook run is building the workbook in {path} right now.",
+        "Wait for that run to finish, then run again: finished steps are reused. Nothing was "
+        "changed by this run.",
+    ),
+    _m(
         "RDB001",
         "error",
         "The letters folder cannot be read",
@@ -407,16 +443,21 @@ _ENTRIES = [
 CATALOGUE: dict[str, Message] = {m.code: m for m in _ENTRIES}
 
 
-def format_rows(rows: Iterable[int], limit: int = 5) -> str:
+def format_rows(rows: Iterable[int], limit: int = 5, total: int | None = None) -> str:
     """Row numbers as a person counts them in a spreadsheet (header is row 1).
+
+    ``total`` is how many rows there are in all, when ``rows`` holds only the first few.
 
     >>> format_rows([2, 3, 10, 11, 12, 13, 40])
     '2, 3, 10, 11, 12 and 2 more'
+    >>> format_rows(range(3, 23), total=1009)
+    '3, 4, 5, 6, 7 and 1,004 more'
     """
     rows = list(rows)
     shown = ", ".join(str(r) for r in rows[:limit])
-    if len(rows) > limit:
-        shown += f" and {len(rows) - limit} more"
+    more = (len(rows) if total is None else max(total, len(rows))) - len(rows[:limit])
+    if more > 0:
+        shown += f" and {more:,} more"
     return shown
 
 
@@ -435,13 +476,23 @@ class PlaybookError(Exception):
     callers can act on them; ``str(error)`` is the full plain-English message.
     """
 
-    def __init__(self, code: str, *, path=None, column=None, rows: Sequence[int] = (), **fields):
+    def __init__(
+        self,
+        code: str,
+        *,
+        path=None,
+        column=None,
+        rows: Sequence[int] = (),
+        rows_total: int | None = None,
+        **fields,
+    ):
         self.code = code
         self.path = path
         self.column = column
         self.rows = list(rows)
         self.fields = fields
-        message = render(code, path=path, column=column, rows=format_rows(rows), **fields)
+        shown = format_rows(rows, total=rows_total)  # rows_total: when rows are the first few
+        message = render(code, path=path, column=column, rows=shown, **fields)
         super().__init__(message)
 
 

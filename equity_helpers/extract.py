@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from . import codes
-from .config import YES_NO_FIELDS, ServiceConfig
+from .config import YES_NO_FIELDS, ServiceConfig, file_problem
 from .errors import CATALOGUE, ExtractError, format_rows, render
-from .reference import catchment_lsoas, load_imd, load_lsoa_lookup
+from .reference import catchment_lsoas, load_imd, load_lsoa_list, load_lsoa_lookup
 
 log = logging.getLogger("equity_helpers")
 
@@ -55,6 +55,9 @@ _DATE_FORMATS = (
     "%d/%m/%y",
 )
 _DELIMITERS = [",", ";", "\t", "|"]
+# The dates a table can hold (pandas' nanosecond range). Systems write "no date" as
+# sentinels such as 31/12/9999 or 01/01/0001: outside this range they are not dates.
+_EARLIEST, _LATEST = pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11")
 EXAMPLE_ROWS = 20
 
 
@@ -152,7 +155,10 @@ def _sniff_delimiter(sample: str) -> str:
 def _decode(raw: bytes) -> tuple[str, str]:
     """Text and encoding of a whole file: UTF-16 by its mark, else UTF-8, cp1252, latin-1."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), "utf-16"
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:  # a cut-off file: read it byte by byte below
+            pass
     for enc in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return raw.decode(enc), enc
@@ -161,13 +167,34 @@ def _decode(raw: bytes) -> tuple[str, str]:
     return raw.decode("latin-1"), "latin-1"
 
 
-def _find_header(lines: list[str], delimiter: str, expected: list[str]) -> int:
-    """Index of the header line: the first of the opening lines naming 2+ expected columns."""
+def _records(text: str, delimiter: str, limit: int = 31) -> list[tuple[int, list[str]]]:
+    """The opening records of a CSV text, each with the index of the line it starts on.
+
+    A record is what the parser calls a row: a quoted value may hold a line break, so one
+    record can span lines. Blank lines are records with no values, as the parser counts
+    them when it skips rows above the header.
+    """
+    # newline="" lets the reader end a line at a lone carriage return, as the parser does.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    out: list[tuple[int, list[str]]] = []
+    start = 0
+    try:
+        for row in reader:
+            out.append((start, row))
+            start = reader.line_num
+            if len(out) >= limit:
+                break
+    except csv.Error:  # a line this reader cannot split: keep the records read so far
+        pass
+    return out
+
+
+def _find_header(records: list[tuple[int, list[str]]], expected: list[str]) -> int:
+    """Index of the header record: the first of the opening records naming 2+ expected columns."""
     wanted = {e.strip().lower() for e in expected}
     if not wanted:
         return 0
-    for i, line in enumerate(lines[:30]):
-        fields = next(csv.reader([line], delimiter=delimiter), [])
+    for i, (_, fields) in enumerate(records[:30]):
         if len({f.strip().lower() for f in fields} & wanted) >= min(2, len(wanted)):
             return i
     return 0
@@ -175,17 +202,20 @@ def _find_header(lines: list[str], delimiter: str, expected: list[str]) -> int:
 
 def _ragged_rows(text: str, delimiter: str, header_idx: int) -> tuple[list[int], int, int]:
     """Line numbers of rows whose number of values differs from the header's (error path)."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     width, bad, found = None, [], 0
-    for row in reader:
-        if reader.line_num <= header_idx:
-            continue
-        if width is None:
-            width = len(row)
-            continue
-        if row and len(row) != width:
-            bad.append(reader.line_num)
-            found = len(row)
+    try:
+        for i, row in enumerate(reader):
+            if i < header_idx:
+                continue
+            if width is None:
+                width = len(row)
+                continue
+            if row and len(row) != width:
+                bad.append(reader.line_num)
+                found = len(row)
+    except csv.Error:  # a line this reader cannot split: report the rows found so far
+        pass
     return bad, width or 0, found
 
 
@@ -203,7 +233,10 @@ def _row_numbers(text: str, header_idx: int, n: int) -> np.ndarray:
 
 
 def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:  # no permission to read it, or a disk error
+        raise ExtractError("EXT008", path=str(path), detail=exc.strerror or str(exc)) from None
     if not raw.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         raise ExtractError("EXT001", path=str(path))
     # Decide the encoding from the whole file: a stray byte far down must not be missed.
@@ -211,10 +244,12 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
     text = text.lstrip("\ufeff")
     opening = text[:200_000].split("\n")[:31]
     delimiter = _sniff_delimiter("\n".join(opening))
-    header_idx = _find_header(opening, delimiter, expected)
+    records = _records(text[:200_000], delimiter)
+    header_idx = _find_header(records, expected)
     if header_idx:  # a title or notes above the table: sniff again from the header down
-        delimiter = _sniff_delimiter("\n".join(opening[header_idx:]))
-    header = next(csv.reader([opening[header_idx].rstrip("\r")], delimiter=delimiter), [])
+        delimiter = _sniff_delimiter("\n".join(opening[records[header_idx][0] :]))
+        records = _records(text[:200_000], delimiter)
+    header = records[header_idx][1] if header_idx < len(records) else []
     bad: list = []
 
     def on_bad_row(row):
@@ -241,10 +276,17 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
         raise ExtractError("EXT008", path=str(path), detail=str(exc).splitlines()[0]) from None
     if bad:
         rows, width, found = _ragged_rows(text, delimiter, header_idx)
+        if not rows:  # the parser and the line reader split the file differently
+            detail = (
+                f"{len(bad)} rows have a different number of values from the header; a "
+                "quote mark or line break inside a value may have split or joined rows"
+            )
+            raise ExtractError("EXT008", path=str(path), detail=detail)
         raise ExtractError(
             "EXT013",
             path=str(path),
             rows=rows[:EXAMPLE_ROWS],
+            rows_total=len(rows),
             count=len(bad),
             width=width,
             found=found,
@@ -319,8 +361,9 @@ def read_extract(
     """
     path = Path(path)
     expected = expected_columns or []
-    if not path.is_file():
-        raise ExtractError("CFG006", key="extract.path", path=str(path))
+    problem = file_problem(path, "extract.path", ExtractError)
+    if problem is not None:
+        raise problem
     suffix = path.suffix.lower()
     info = {"encoding": None, "delimiter": None}
     if suffix in (".csv", ".txt", ".tsv"):
@@ -369,9 +412,14 @@ def _parse_dates(values: pd.Series, preferred: str | None = None) -> pd.Series:
     for fmt in formats:
         if not todo.any():
             break
-        parsed = pd.to_datetime(s[todo], format=fmt, errors="coerce")
+        try:
+            parsed = pd.to_datetime(s[todo], format=fmt, errors="coerce")
+        except (ValueError, TypeError):  # a format pandas cannot use (config checks it)
+            continue
         ok = parsed.notna()
-        out.loc[parsed.index[ok]] = parsed[ok]
+        # A sentinel such as 31/12/9999 is read, but is no date: it stays to be reported.
+        real = ok & (parsed >= _EARLIEST) & (parsed <= _LATEST)
+        out.loc[parsed.index[real]] = parsed[real].astype("datetime64[ns]")
         todo.loc[parsed.index[ok]] = False
     return out
 
@@ -409,7 +457,13 @@ class _Collector:
             example = str(filled.iloc[0] if len(filled) else picked.iloc[0])
         column = self.columns.get(canonical, canonical) if canonical else None
         fields = (
-            dict(count=n, rows=format_rows(rows), example=example, column=column, field=canonical)
+            dict(
+                count=n,
+                rows=format_rows(rows, total=n),
+                example=example,
+                column=column,
+                field=canonical,
+            )
             | extra
         )
         message = render(code, **fields)
@@ -489,6 +543,7 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
             path=str(path),
             column=cfg.columns["referral_id"],
             rows=dup_rows[:EXAMPLE_ROWS],
+            rows_total=len(dup_rows),
             count=int(rid[dup].nunique()),
         )
 
@@ -496,7 +551,8 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     fmt = (cfg.raw.get("extract") or {}).get("date_format")
     ref_date = parse_dates(src["referral_date"], fmt)
     exclude("EXC002", ref_date.isna(), "referral_date", src["referral_date"].fillna(""))
-    future = ref_date.dt.date.gt(today).fillna(False)
+    # (Compared as timestamps: when no date could be read, .dt.date holds no dates to compare.)
+    future = (ref_date.dt.normalize() > pd.Timestamp(today)).fillna(False)
     exclude("EXC003", future, "referral_date", src["referral_date"])
     start, end = pd.Timestamp(cfg.period_start), pd.Timestamp(cfg.period_end)
     outside = ((ref_date < start) | (ref_date > end)).fillna(False)
@@ -645,9 +701,19 @@ def _add_deprivation(
         convertible = code.notna() & ~known & code.isin(first.index)
         if convertible.any():
             code_split = code.map(first["change"]).isin(["S", "X"]).fillna(False)
+            # Codes the lookup lists that are the same in both years need no change.
+            unchanged = known & code.isin(first.index)
             code = code.mask(convertible, code[convertible].map(first[new]))
             split = int((convertible.to_numpy() & keep & code_split.to_numpy()).sum())
-            col.add("VAL011", convertible.to_numpy() & keep, "lsoa_code", split=split)
+            col.add(
+                "VAL011",
+                convertible.to_numpy() & keep,
+                "lsoa_code",
+                split=split,
+                unchanged=int((unchanged.to_numpy() & keep).sum()),
+                old=f"20{old[-2:]}",
+                new=f"20{new[-2:]}",
+            )
             known = code.isin(imd["lsoa_code"])
     not_in_imd = code.notna() & ~known
     hint = (
@@ -666,7 +732,7 @@ def _add_deprivation(
     )
     catchment = catchment_lsoas(imd, cfg.catchment_lads)["lsoa_code"]
     if cfg.catchment_lsoa_file is not None:
-        listed = pd.read_csv(cfg.catchment_lsoa_file, dtype=str).iloc[:, 0].str.strip()
+        listed = load_lsoa_list(cfg.catchment_lsoa_file)
         catchment = catchment[catchment.isin(listed)] if cfg.catchment_lads else listed
     inside = code.isin(catchment)
     col.add("VAL006", (known & ~inside).to_numpy() & keep, "lsoa_code", src["lsoa_code"])

@@ -30,9 +30,9 @@ from .config import (
     load_config,
     resolve_path,
 )
-from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError
+from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError, WorkbookError
 from .extract import IDENTIFIER_PATTERN, parse_dates, prepare, read_extract
-from .reference import OFFICIAL_SOURCES
+from .reference import OFFICIAL_SOURCES, check_files, load_lsoa_lookup
 
 #: Words that often name each canonical column in clinical-system exports.
 SYNONYMS = {
@@ -301,7 +301,56 @@ def guess_columns(columns: list[str], sample: pd.DataFrame | None = None) -> dic
             continue
         out[canonical] = original
         taken.add(original)
+    if out["lsoa_code"] is None and sample is not None:
+        # An LSOA column is known by its values (E01 and six digits), whatever its name.
+        for original in normed:
+            if original not in taken and original in sample and _holds_lsoa_codes(sample[original]):
+                out["lsoa_code"] = original
+                break
     return out
+
+
+def _holds_lsoa_codes(values: pd.Series) -> bool:
+    """Whether most filled values of a column are LSOA codes (E01 and six digits)."""
+    s = values.astype("string").str.strip()
+    s = s[s.notna() & s.ne("")].head(500)
+    return bool(len(s)) and bool(s.str.fullmatch(r"[EW]01\d{6}").mean() >= 0.8)
+
+
+#: Names the ONS gives its LSOA 2011 to 2021 lookup (and the tidy names used here).
+_LOOKUP_NAME = re.compile(r"lsoa[\W_]*(20)?11.*lsoa[\W_]*(20)?21", re.IGNORECASE)
+
+
+def _find_lookup(folders: list[Path]) -> Path | None:
+    """An LSOA 2011 to 2021 lookup CSV saved in one of the folders, if there is one."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.glob("*.csv")):
+            if _LOOKUP_NAME.search(p.name) and p.is_file():
+                return p
+    return None
+
+
+def lsoa_year(values: pd.Series, lookup: pd.DataFrame | None, column: str = "") -> int | None:
+    """Whether a column holds LSOA 2011 or 2021 codes (None: cannot tell).
+
+    With the ONS lookup, codes found only among the 2011 codes (or only among the 2021
+    codes) decide; codes that are the same in both years say nothing. Without it, the
+    column's name decides if it names a year.
+    """
+    if lookup is not None:
+        s = set(values.astype("string").str.strip().str.upper().dropna())
+        old, new = set(lookup["lsoa11"].dropna()), set(lookup["lsoa21"].dropna())
+        only_2011, only_2021 = len(s & (old - new)), len(s & (new - old))
+        if only_2011 or only_2021:
+            return 2011 if only_2011 > only_2021 else 2021
+    name = _norm(column)
+    if re.search(r"\b(2011|11|lsoa11|lsoa11cd)\b", name):
+        return 2011
+    if re.search(r"\b(2021|21|lsoa21|lsoa21cd)\b", name):
+        return 2021
+    return None
 
 
 def _discharge_keyword(value: str) -> str | None:
@@ -358,9 +407,31 @@ def _read(extract: Path) -> tuple[pd.DataFrame, int | None]:
     return df, info.get("header_row") if spreadsheet else None
 
 
+# Characters a YAML file may not hold as they are, or reads as the end of a line (line
+# feeds, carriage returns, U+0085, U+2028, U+2029), or as a byte-order mark (U+FEFF).
+_NOT_AS_IS = re.compile(
+    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
+
+
 def _q(text) -> str:
-    """A YAML string in single quotes, so values like No, 01 or 99 stay as written."""
-    return "'" + str(text).replace("'", "''") + "'"
+    """A YAML string on one line that reads back exactly as written.
+
+    Single quotes keep values like No, 01 or 99 as written. A value holding a line break
+    or another character a YAML file cannot hold as it is (a header such as
+    "Ethnic\\nCategory") is written in double quotes, with escapes like \\n.
+    """
+    text = str(text)
+    if not _NOT_AS_IS.search(text):
+        return "'" + text.replace("'", "''") + "'"
+    dumped = yaml.safe_dump(text, default_style='"', allow_unicode=False, width=float("inf"))
+    return dumped.strip().removesuffix("...").strip()
+
+
+def _c(text) -> str:
+    """Text for a comment: as it is, unless it holds a line break (then escaped, quoted)."""
+    text = str(text)
+    return _q(text) if _NOT_AS_IS.search(text) else text
 
 
 def _rel(path: Path, config: Path) -> str:
@@ -381,22 +452,50 @@ def _reference_files(folders: list[Path]) -> dict[str, Path]:
     return found
 
 
+def starter_config_path(extract: str | Path, out: str | Path | None = None) -> Path:
+    """Where ``init`` is asked to write: ``out``, or ``<extract>_service.yml`` beside the
+    extract (inside ``out`` when ``out`` is a folder)."""
+    extract = Path(extract).resolve()
+    name = extract.stem + "_service.yml"
+    if out is None:
+        return extract.with_name(name)
+    out = Path(out)
+    return out / name if out.is_dir() else out
+
+
+def free_path(path: Path) -> Path:
+    """``path`` if nothing is there, else the first free ``name-2.yml``, ``name-3.yml``..."""
+    n = 2
+    candidate = path
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
 def write_starter_config(
-    extract: str | Path, out: str | Path | None = None
+    extract: str | Path, out: str | Path | None = None, *, force: bool = False
 ) -> tuple[Path, list[str]]:
     """Inspect an extract and write a starter service config beside it (or at ``out``).
 
-    Returns the config's path and the settings still marked TODO.
+    A config already at that path is never overwritten unless ``force`` is set: the new
+    one is written beside it as ``name-2.yml`` (compare the path returned with
+    :func:`starter_config_path`). Returns the config's path and the settings still
+    marked TODO.
     """
     extract = Path(extract).resolve()
     df, header_row = _read(extract)
+    # A repeated column name is reported by check (EXT012); inspect its first column here.
+    df = df.loc[:, ~pd.Index(df.columns).duplicated()]
     guesses = guess_columns(list(df.columns), df)
-    out = Path(out) if out else extract.with_name(extract.stem + "_service.yml")
+    out = starter_config_path(extract, out)
+    if not force:
+        out = free_path(out)
     todos: list[str] = ["service.name"]
     lines = [
         "# Starter config written by 'equity-workbook init'. Check every line.",
         "# Lines marked TODO need you. Fill them in, then run:",
-        f"#   equity-workbook check {out.name}",
+        f"#   equity-workbook check {_c(out.name)}",
         "# Relative paths are read from the folder that holds this file.",
         "",
         "service:",
@@ -431,7 +530,7 @@ def write_starter_config(
         c for c in df.columns if c not in guesses.values() and not IDENTIFIER_PATTERN.search(str(c))
     ]
     if unused:
-        lines.append("  # Columns not used: " + ", ".join(map(str, unused)))
+        lines.append("  # Columns not used: " + ", ".join(map(_c, unused)))
 
     lines += [
         "",
@@ -451,15 +550,15 @@ def write_starter_config(
         if not to_write:
             if same:
                 kind = "read as yes and no" if field in YES_NO_FIELDS else "already NHS codes"
-                lines.append(f"  # {field}: {kind} ({', '.join(same)})")
+                lines.append(f"  # {field}: {kind} ({', '.join(map(_c, same))})")
             continue
         if field in YES_NO_FIELDS and all(how == "known" for _, _, how in to_write) and not same:
             lines.append(
-                f"  # {field}: read as yes and no ({', '.join(r for r, _, _ in to_write)})"
+                f"  # {field}: read as yes and no ({', '.join(_c(r) for r, _, _ in to_write)})"
             )
             continue
         n_blocks += 1
-        lines.append(f"  {field}:  # from '{source}'")
+        lines.append(f"  {field}:  # from {_q(source)}")
         for raw, code, how in to_write:
             note = {
                 "guess": "  # a guess: check it",
@@ -469,7 +568,7 @@ def write_starter_config(
             if how == "todo":
                 todos.append(f"values.{field}.{raw}")
         if same:
-            lines.append(f"    # already NHS codes: {', '.join(same)}")
+            lines.append(f"    # already NHS codes: {', '.join(map(_c, same))}")
         if more:
             lines.append(f"    # and {more} more values, not shown")
     if not n_blocks:
@@ -510,6 +609,7 @@ def write_starter_config(
             lines.append(f"  {setting}: {_q(_rel(ref[key], out))}")
         else:
             lines.append(f"  # {setting}: {OFFICIAL_SOURCES[key]['filename']}")
+    lines += _lookup_lines(df, guesses.get("lsoa_code"), folders, out, imd_key)
 
     span = []
     if guesses.get("referral_date"):
@@ -541,8 +641,45 @@ def write_starter_config(
         "  rounding: 5  # other counts are rounded to the nearest 5",
     ]
     todos += ["period.start", "period.end"]
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:  # no such folder, no permission, a full disk
+        raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
     return out, todos
+
+
+def _lookup_lines(df, column, folders: list[Path], out: Path, imd_key) -> list[str]:
+    """The lsoa_lookup line: filled in when the LSOA codes are 2011 codes and a lookup is
+    saved nearby; otherwise a comment saying whether one is needed and where to get it."""
+    if not column:
+        return []
+    path = _find_lookup(folders)
+    lookup = None
+    if path is not None:
+        try:
+            lookup = load_lsoa_lookup(path)
+        except PlaybookError:
+            path = None
+    year = lsoa_year(df[column], lookup, column)
+    edition = int(imd_key[-4:]) if imd_key else 2025
+    needed = (year == 2011 and edition == 2025) or (year == 2021 and edition == 2019)
+    if needed and path is not None:
+        return [
+            f"  # The LSOA codes in '{_c(column)}' are {year} codes: this ONS lookup "
+            f"matches them to IMD {edition}.",
+            f"  lsoa_lookup: {_q(_rel(path, out))}",
+        ]
+    if needed:
+        return [
+            f"  # The LSOA codes in '{_c(column)}' look like {year} codes, and IMD {edition} "
+            f"uses {2021 if year == 2011 else 2011} codes.",
+            "  # Save the ONS 'LSOA (2011) to LSOA (2021)' lookup CSV in the reference folder",
+            "  # and name it here, or use the IMD edition of the same year:",
+            "  # lsoa_lookup: reference/lsoa11_lsoa21_lookup.csv",
+        ]
+    if path is not None:
+        return [f"  lsoa_lookup: {_q(_rel(path, out))}  # LSOA 2011 to 2021 lookup"]
+    return ["  # lsoa_lookup: the ONS LSOA 2011 to 2021 lookup, if your codes are 2011 codes"]
 
 
 def _todo_keys(node, prefix: str = "") -> list[str]:
@@ -581,7 +718,10 @@ def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
     except PlaybookError as exc:
         problems = [exc]
     try:
-        raw = yaml.safe_load(resolve_path(config_path).read_text(encoding="utf-8-sig")) or {}
+        source = resolve_path(config_path)
+        # Only a regular file is read: reading a pipe would wait for ever.
+        text = source.read_text(encoding="utf-8-sig") if source.is_file() else ""
+        raw = yaml.safe_load(text) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         raw = {}
     todo = _todo_keys(raw) if isinstance(raw, dict) else []
@@ -599,6 +739,11 @@ def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
                 f"  {key}: {_todo_hint(key)}" for key in todo
             )
         return problems, text
+    # Every reference file is read as a step would read it, so none fails halfway through a run.
+    reference = check_files(cfg)
+    if reference:
+        text = f"{len(reference)} reference file problem(s) stop this config from running:\n\n"
+        return reference, text + "\n\n".join(str(p) for p in reference)
     try:
         prepared = prepare(cfg)
     except PlaybookError as exc:

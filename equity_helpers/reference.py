@@ -16,16 +16,20 @@ Every loader returns a DataFrame with the playbook's own column names.
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
 import re
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .codes import CENSUS_AGE_GROUPS
+from .config import file_problem
 from .errors import ReferenceDataError
 
 log = logging.getLogger("equity_helpers")
@@ -69,18 +73,81 @@ OFFICIAL_SOURCES = {
 }
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _decode(raw: bytes) -> str | None:
+    """The text of a CSV file: UTF-16 by its mark, else UTF-8, cp1252 or Latin-1.
+
+    None when the bytes are not text at all (a spreadsheet, a zip, random bytes).
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    if b"\x00" in raw:
+        return None
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _read_csv(path: Path, what: str = "reference file") -> pd.DataFrame:
+    """Read a reference CSV as text; any problem is a catalogue message naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise ReferenceDataError("CFG006", key="reference file", path=str(path))
-    return pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    problem = file_problem(path, "reference file", ReferenceDataError)
+    if problem is not None:
+        raise problem
+
+    def fail(detail: str) -> ReferenceDataError:
+        return ReferenceDataError("REF005", path=str(path), what=what, detail=detail)
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from None
+    try:
+        if raw.startswith(b"\x1f\x8b"):  # gzip, as some official files are kept
+            raw = gzip.decompress(raw)
+        elif raw.startswith(b"PK\x03\x04") and path.suffix.lower() == ".zip":
+            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+                members = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+                if len(members) != 1:
+                    raise fail("the zip file does not hold exactly one CSV file")
+                raw = zf.read(members[0])
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise fail(f"the compressed file is damaged ({exc})") from None
+    if not raw.strip(b" \t\r\n\xef\xbb\xbf\xff\xfe"):
+        raise fail("the file is empty")
+    text = _decode(raw)
+    if text is None:
+        raise fail("it is not a CSV text file (it holds binary data, as a spreadsheet or zip does)")
+    try:
+        out = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise fail("the file is empty") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "not a CSV table"
+        raise fail(detail) from None
+    if out.empty:
+        raise fail("it has column names but no rows")
+    out.columns = [str(c).strip() for c in out.columns]
+    return out
 
 
 def _number(series: pd.Series) -> pd.Series:
     """Numbers written with thousands separators, as MHCLG publishes them."""
-    return pd.to_numeric(
+    out = pd.to_numeric(
         series.astype("string").str.replace(",", "", regex=False).str.strip(), errors="coerce"
-    )
+    ).astype("float64")
+    return out.where(np.isfinite(out))  # "inf" is no count
+
+
+def _whole(series: pd.Series) -> pd.Series:
+    """Whole numbers (ranks, deciles); anything else, such as 2.5, is missing."""
+    n = _number(series)
+    return n.where(n == n.round()).astype("Int64")
 
 
 def _find(columns, patterns) -> str | None:
@@ -114,7 +181,7 @@ def load_imd(path: str | Path, edition: int | None = None) -> pd.DataFrame:
     >>> imd = load_imd("sample_data/reference/imd2025_file7_synthetic.csv")  # doctest: +SKIP
     """
     path = Path(path)
-    raw = _read_csv(path)
+    raw = _read_csv(path, "deprivation (IMD) file")
     cols = {key: _find(raw.columns, pats) for key, pats in _IMD_COLUMNS.items()}
     missing = [k for k in ("lsoa_code", "imd_rank", "imd_decile") if cols[k] is None]
     if missing:
@@ -126,8 +193,9 @@ def load_imd(path: str | Path, edition: int | None = None) -> pd.DataFrame:
     out = pd.DataFrame({"lsoa_code": raw[cols["lsoa_code"]].str.strip()})
     for key in ("lsoa_name", "lad_code", "lad_name"):
         out[key] = raw[cols[key]].str.strip() if cols[key] else pd.NA
-    out["imd_rank"] = _number(raw[cols["imd_rank"]]).astype("Int64")
-    out["imd_decile"] = _number(raw[cols["imd_decile"]]).astype("Int64")
+    out["imd_rank"] = _whole(raw[cols["imd_rank"]])
+    decile = _whole(raw[cols["imd_decile"]])
+    out["imd_decile"] = decile.where(decile.between(1, 10))
     for key in ("imd_score", "population"):
         if cols[key]:
             out[key] = _number(raw[cols[key]])
@@ -153,7 +221,7 @@ _GEO = [r"^lsoa21cd$", r"^geography code$", r"^lsoa_code$"]
 
 
 def _population(path: Path, spec: dict, what: str) -> pd.DataFrame:
-    raw = _read_csv(path)
+    raw = _read_csv(path, f"census {what} file")
     geo = _find(raw.columns, _GEO)
     cols = {key: _find(raw.columns, pats) for key, pats in spec.items()}
     missing = [k for k, v in cols.items() if v is None]
@@ -218,7 +286,7 @@ def load_population_age(path: str | Path) -> pd.DataFrame:
     ``lsoa_code, 0-15, 16-24, 25-34, 35-49, 50-64, 65+``.
     """
     path = Path(path)
-    raw = _read_csv(path)
+    raw = _read_csv(path, "census age file")
     if _find(raw.columns, [r"^age_0_15$"]):
         return _population(path, _AGE_TIDY, "age")
     geo = _find(raw.columns, _GEO)
@@ -261,7 +329,7 @@ def load_population_sex(path: str | Path) -> pd.DataFrame:
 def load_lsoa_lookup(path: str | Path) -> pd.DataFrame:
     """ONS LSOA 2011 to LSOA 2021 lookup: ``lsoa11, lsoa21, change`` (U, S, M, X)."""
     path = Path(path)
-    raw = _read_csv(path)
+    raw = _read_csv(path, "LSOA 2011 to 2021 lookup")
     c11 = _find(raw.columns, [r"^lsoa11cd$"])
     c21 = _find(raw.columns, [r"^lsoa21cd$"])
     chg = _find(raw.columns, [r"^chgind$"])
@@ -275,6 +343,37 @@ def load_lsoa_lookup(path: str | Path) -> pd.DataFrame:
     out = pd.DataFrame({"lsoa11": raw[c11].str.strip(), "lsoa21": raw[c21].str.strip()})
     out["change"] = raw[chg].str.strip() if chg else pd.NA
     return out
+
+
+def load_lsoa_list(path: str | Path) -> pd.Series:
+    """The LSOA codes of a catchment file: its first column, under a header line."""
+    raw = _read_csv(Path(path), "catchment LSOA file")
+    return raw.iloc[:, 0].str.strip()
+
+
+def check_files(cfg) -> list:
+    """Read every reference file a config names, as a step would; return the problems.
+
+    ``equity-workbook check`` calls this, so a file a step would fail on is named before
+    the run, not halfway through it.
+    """
+    loaders = [
+        (cfg.imd_path, lambda p: load_imd(p, cfg.imd_edition)),
+        (cfg.population_ethnicity, load_population_ethnicity),
+        (cfg.population_age, load_population_age),
+        (cfg.population_sex, load_population_sex),
+        (cfg.lsoa_lookup, load_lsoa_lookup),
+        (cfg.catchment_lsoa_file, load_lsoa_list),
+    ]
+    problems = []
+    for path, loader in loaders:
+        if path is None:
+            continue
+        try:
+            loader(path)
+        except ReferenceDataError as exc:
+            problems.append(exc)
+    return problems
 
 
 def catchment_lsoas(imd: pd.DataFrame, lads: list[str]) -> pd.DataFrame:

@@ -33,8 +33,11 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -49,7 +52,8 @@ from .errors import CATALOGUE, PlaybookError, WorkbookError, render
 from .notebooks import NOTEBOOK_DIR, NOTEBOOKS, NotebookInfo, read_glued, to_notebook
 from .pdf import print_pdf
 from .safe_html import html_text, md_text
-from .service import input_fingerprint, prepare_to_file
+from .service import file_digest, input_fingerprint, prepare_to_file
+from .steps import headlines as step_headlines
 
 log = logging.getLogger("equity_helpers")
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,20 +71,8 @@ PACKAGES = [
 ]
 
 #: The headline figures shown on the front page and compared across runs and services.
-HEADLINES = [
-    ("rows_used", "Referrals analysed"),
-    ("ethnicity_recorded_pct", "Ethnicity recorded (%)"),
-    ("core20_share_referrals", "Referrals from Core20 areas (%)"),
-    ("core20_ratio", "Core20 representation ratio"),
-    ("most_under_group", "Most under-represented group"),
-    ("dna_overall_pct", "Missed appointments (%)"),
-    ("dna_sii", "Slope index of inequality, missed appointments (points)"),
-    ("gap_before", "Focus gap before the change (points)"),
-    ("gap_after", "Focus gap after the change (points)"),
-    ("reading_age_before", "Letters' reading age before"),
-    ("reading_age_after", "Letters' reading age after"),
-    ("top_focus_text", "Suggested focus"),
-]
+#: Each step declares its own (glue name, label) pairs in ``equity_helpers.steps``.
+HEADLINES = step_headlines()
 
 
 @dataclass
@@ -135,7 +127,12 @@ def md_escape(text: str) -> str:
 
 def _code_hash(notebook_dir: Path = NOTEBOOK_DIR) -> str:
     h = hashlib.sha256(__version__.encode())
-    for p in sorted(notebook_dir.glob("*.md")) + sorted((ROOT / "equity_helpers").glob("*.py")):
+    # The notebooks, the package, and what the workbook's pages are built with.
+    site = sorted((ROOT / "book" / "_ext").glob("*.py")) + [
+        ROOT / "book" / "_static" / name for name in ("playbook.js", "playbook.css", "favicon.svg")
+    ]
+    files = sorted(notebook_dir.glob("*.md")) + sorted((ROOT / "equity_helpers").glob("*.py"))
+    for p in files + [p for p in site if p.is_file()]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:20]
@@ -149,6 +146,487 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[p] = "not installed"
     return out
+
+
+def _package_hash() -> str:
+    """A hash of the playbook's own code and the versions of what it runs on."""
+    h = hashlib.sha256(__version__.encode())
+    package = ROOT / "equity_helpers"
+    for p in sorted(package.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
+            h.update(str(p.relative_to(package)).encode())
+            h.update(p.read_bytes())
+    h.update(json.dumps(_versions(), sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+# ----------------------------------------------------------------------------- never lose anything
+
+#: The mark of a workbook folder the runner made; only such a folder is ever replaced.
+MADE_BY = "equity-workbook"
+#: The private temporary folders of runs, in the computer's temporary folder.
+RUN_PREFIX = "equity-workbook-run-"
+#: The mark of the index page of several workbooks (only such a page is replaced).
+INDEX_MARK = '<meta name="generator" content="equity-workbook">'
+#: The mark inside a half-copied workbook in the output folder.
+PARTIAL_MARK = ".equity-workbook-partial"
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+
+class RunInterrupted(WorkbookError):
+    """The person stopped the run (Ctrl-C): nothing was published."""
+
+    def __init__(self):
+        super().__init__("RUN004")
+
+
+class _Lock:
+    """An exclusive lock on a file; the system lets it go if the process dies."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+
+    def acquire(self, wait: float = 0.0) -> bool:
+        deadline = time.monotonic() + wait
+        while True:
+            fh = open(self.path, "a+b")  # held open while the lock is held
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                else:
+                    import msvcrt
+
+                    fh.seek(0)
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                self._fh = fh
+                return True
+            except OSError:
+                fh.close()
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.1)
+
+    def release(self) -> None:
+        if self._fh is not None:
+            try:
+                if fcntl is not None:
+                    fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._fh.close()
+                self._fh = None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process, or a system that cannot tell
+        return True
+    return True
+
+
+def _owned_manifest(folder: Path) -> dict | None:
+    """The manifest of a workbook folder the runner made, or None for any other folder."""
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(manifest, dict) and manifest.get("made_by") == MADE_BY:
+        return manifest
+    return None
+
+
+def _identity(cfg: ServiceConfig) -> dict:
+    """Which service a workbook belongs to: its name and (a hash of) its config's place."""
+    where = hashlib.sha256(str(Path(cfg.path).resolve()).encode()).hexdigest()[:12]
+    return {"service": cfg.service_name, "config_id": where}
+
+
+def _same(record: dict | None, identity: dict) -> bool:
+    return bool(record) and all(record.get(k) == v for k, v in identity.items())
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a file under a temporary name and move it into place in one step."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _choose_folder(out: Path, cfg: ServiceConfig, identity: dict) -> str:
+    """The workbook folder for this service under ``out``; never one the runner did not make.
+
+    The folder is named from the service, as ``a-b``. A different service whose name gives
+    the same folder name (``A & B`` and ``A / B``) gets ``a-b-`` and a short code of its
+    own, and keeps it on every later run. The choice is recorded in ``.cache``.
+    """
+    slug = slugify(cfg.service_name)
+    state = out / ".cache"
+    state.mkdir(parents=True, exist_ok=True)
+    claims = _Lock(state / ".claims.lock")
+    if not claims.acquire(wait=30):
+        raise WorkbookError("RUN006", path=str(out))
+    try:
+        for name in (slug, f"{slug}-{identity['config_id'][:8]}"):
+            folder = out / name
+            claim_file = state / name / "owner.json"
+            if folder.exists() or folder.is_symlink():
+                manifest = _owned_manifest(folder)
+                if manifest is None:
+                    raise WorkbookError("RUN005", path=str(folder))
+                if not _same(manifest, identity):
+                    continue  # another service's workbook
+            elif not _same(_read_json(claim_file), identity) and claim_file.exists():
+                continue  # another service's name, kept for it
+            (state / name).mkdir(exist_ok=True)
+            _write_atomic(claim_file, json.dumps(identity))
+            return name
+        raise WorkbookError("RUN005", path=str(out / f"{slug}-{identity['config_id'][:8]}"))
+    finally:
+        claims.release()
+
+
+def _clean_stale_runs(temp_root: Path) -> None:
+    """Delete the private temporary folders of runs that died (killed, or the power went)."""
+    try:
+        entries = list(temp_root.glob(f"{RUN_PREFIX}*"))
+    except OSError:
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for d in entries:
+        m = re.fullmatch(re.escape(RUN_PREFIX) + r"(\d+)-[\w-]+", d.name)
+        try:
+            st = d.lstat()
+        except OSError:
+            continue
+        if not m or d.is_symlink() or not d.is_dir() or (uid is not None and st.st_uid != uid):
+            continue
+        if _pid_alive(int(m.group(1))):
+            continue
+        lock = _Lock(d / ".lock")
+        try:
+            if not lock.acquire():
+                continue  # a live run holds it
+        except OSError:
+            continue
+        try:
+            shutil.rmtree(d, ignore_errors=True)
+        finally:
+            lock.release()
+
+
+def _clean_stale_publish(out: Path, name: str) -> None:
+    """Tidy what a dead run left while it published ``name`` (the caller holds its lock).
+
+    A half-copied new workbook is deleted. An old workbook moved aside is put back if the
+    new one never took its place, and deleted otherwise.
+    """
+    final = out / name
+    pattern = re.compile(re.escape(f".{name}.") + r"(partial|old)-\d+")
+    for d in sorted(out.glob(f".{name}.*")):
+        m = pattern.fullmatch(d.name)
+        if not m or d.is_symlink() or not d.is_dir():
+            continue
+        ours = (d / PARTIAL_MARK).is_file() or _owned_manifest(d) is not None
+        if not ours:
+            continue
+        if m.group(1) == "old" and not final.exists() and _owned_manifest(d) is not None:
+            os.replace(d, final)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _clean_other_stale_publishes(out: Path) -> None:
+    """Tidy what dead runs left while publishing other workbooks in ``out`` (if no run is on)."""
+    names = set()
+    for d in out.glob(".*"):
+        m = re.fullmatch(r"\.(.+)\.(?:partial|old)-\d+", d.name)
+        if m and (out / ".cache" / m.group(1)).is_dir():
+            names.add(m.group(1))
+    for name in sorted(names):
+        lock = _Lock(out / ".cache" / name / ".lock")
+        try:
+            if not lock.acquire():
+                continue  # a run is publishing it now
+        except OSError:
+            continue
+        try:
+            _clean_stale_publish(out, name)
+        finally:
+            lock.release()
+
+
+def _publish(staged: Path, out: Path, name: str) -> Path:
+    """Swap the finished workbook into place; the old one goes only once the new one is in.
+
+    The new workbook is copied beside the old one under a marked name, then renamed into
+    place. If anything fails, the old workbook stays where it was.
+    """
+    final = out / name
+    partial = out / f".{name}.partial-{os.getpid()}"
+    aside = out / f".{name}.old-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    (partial / PARTIAL_MARK).write_text("a workbook being published\n")
+    try:
+        shutil.copytree(staged, partial, dirs_exist_ok=True)
+        (partial / PARTIAL_MARK).unlink()
+        if final.exists() or final.is_symlink():
+            if _owned_manifest(final) is None:
+                raise WorkbookError("RUN005", path=str(final))
+            os.replace(final, aside)
+        try:
+            os.replace(partial, final)
+        except BaseException:
+            if aside.exists() and not final.exists():
+                os.replace(aside, final)
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
+    return final
+
+
+# ----------------------------------------------------------------------------- machine paths
+
+
+def _machine_roots(*extra: tuple[Path | str | None, str]) -> list[tuple[str, str]]:
+    """Absolute folders of this computer, each with the short text that replaces it."""
+    roots = [
+        *extra,
+        (ROOT, "<playbook folder>"),
+        (sys.prefix, "<python>"),
+        (sys.base_prefix, "<python>"),
+        (Path.home(), "~"),
+        (tempfile.gettempdir(), "<temporary folder>"),
+    ]
+    seen = {}
+    for path, label in roots:
+        if not path:
+            continue
+        for variant in {str(path), str(Path(path).resolve())}:
+            if len(variant) > 1 and variant not in seen:
+                seen[variant] = label
+    return sorted(seen.items(), key=lambda kv: -len(kv[0]))
+
+
+def scrub_text(text: str, roots: list[tuple[str, str]]) -> str:
+    """Replace every machine folder named in ``roots`` by its short label."""
+    for path, label in roots:
+        if path in text:
+            # Whole folder names only: not the end of a web address such as ".org/root".
+            text = re.sub(
+                r"(?<![\w-])" + re.escape(path) + r"(?![\w.-])", lambda _m, lab=label: lab, text
+            )
+    return text
+
+
+def _scrub(value, roots):
+    """``scrub_text`` on every string inside lists and dicts, changed in place."""
+    if isinstance(value, str):
+        return scrub_text(value, roots)
+    if isinstance(value, list):
+        value[:] = [_scrub(v, roots) for v in value]
+    elif isinstance(value, dict):
+        for k in list(value):
+            value[k] = _scrub(value[k], roots)
+    return value
+
+
+# ----------------------------------------------------------------------------- worker processes
+
+
+def _kill_children() -> None:
+    """End every process this one started (a notebook's kernel and what it started)."""
+    try:
+        import psutil
+    except ImportError:  # the kernels still end: they watch for their parent going
+        return
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            if hasattr(os, "killpg") and os.getpgid(child.pid) == child.pid:
+                os.killpg(child.pid, signal.SIGKILL)  # a kernel leads its own group
+            else:
+                child.kill()
+        except (OSError, psutil.Error):
+            pass
+
+
+def _worker_stop(*_args) -> None:
+    _kill_children()
+    os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            _worker_stop()
+
+
+def _worker_init(parent: int) -> None:
+    """Set up a worker: it leaves Ctrl-C to the run, and ends (with its kernel) if the run dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGTERM, _worker_stop)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        _worker_stop()
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+class _SigintHeld:
+    """Hold Ctrl-C back while worker processes start, so they never see it.
+
+    Workers inherit the held signal and ignore it; the run itself gets a Ctrl-C pressed in
+    that moment as soon as the workers have started.
+    """
+
+    def __enter__(self):
+        self.active = (
+            hasattr(signal, "pthread_sigmask")
+            and threading.current_thread() is threading.main_thread()
+        )
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        return False
+
+
+class _SigintIgnored:
+    """Ignore further Ctrl-C while a stopped run tidies up (a second press cannot cut it short)."""
+
+    def __enter__(self):
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+        return False
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """End the workers now (their kernels with them), without waiting for their steps."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    for p in processes:
+        try:
+            p.terminate()
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + 3
+    for p in processes:
+        try:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1)
+        except (OSError, ValueError, AssertionError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------------- the step cache
+
+
+def _step_key(info: NotebookInfo, fingerprint: str, code: str, notebook_dir: Path) -> str:
+    """What a step's result depends on: the inputs, the code and the step's notebook."""
+    h = hashlib.sha256(f"{info.name}\n{fingerprint}\n{code}\n".encode())
+    h.update((notebook_dir / f"{info.name}.md").read_bytes())
+    return h.hexdigest()[:20]
+
+
+def _cache_get(entry: Path) -> Path | None:
+    """A cached step result, checked file by file; a damaged entry is deleted and None given."""
+    if not entry.is_dir():
+        return None
+    record = _read_json(entry / "entry.json")
+    ok = record is not None and isinstance(record.get("files"), dict)
+    if ok:
+        try:
+            files = sorted(
+                str(p.relative_to(entry).as_posix())
+                for p in entry.rglob("*")
+                if p.is_file() and p.name != "entry.json"
+            )
+            ok = files == sorted(record["files"]) and all(
+                file_digest(entry / name) == digest for name, digest in record["files"].items()
+            )
+            if ok:
+                import nbformat
+
+                nbformat.read(entry / "notebook.ipynb", as_version=4)
+        except Exception:  # unreadable or not a notebook: a damaged entry
+            ok = False
+    if not ok:
+        log.info("A damaged cached result was found and discarded: %s", entry.name)
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    return entry
+
+
+def _cache_put(entry: Path, notebook, tables: Path | None) -> None:
+    """Keep a finished step's result, written whole under a temporary name, then renamed."""
+    import nbformat
+
+    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        nbformat.write(notebook, tmp / "notebook.ipynb")
+        if tables is not None and tables.is_dir():
+            shutil.copytree(tables, tmp / "tables")
+        files = {
+            str(p.relative_to(tmp).as_posix()): file_digest(p)
+            for p in tmp.rglob("*")
+            if p.is_file()
+        }
+        (tmp / "entry.json").write_text(json.dumps({"files": files}, indent=1))
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(tmp, entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # Only the newest result of each step is kept.
+    prefix = entry.name.rsplit("-", 1)[0] + "-"
+    for old in entry.parent.glob(f"{prefix}*"):
+        if old != entry and old.is_dir() and re.fullmatch(r"[0-9a-f]{20}", old.name[len(prefix) :]):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- running notebooks
@@ -202,8 +680,16 @@ def run_steps(
     progress: Callable[[str], None],
     steps: list[str] | None = None,
     notebook_dir: Path = NOTEBOOK_DIR,
+    force: bool = False,
+    roots: list[tuple[str, str]] | None = None,
 ) -> list[StepResult]:
-    """Run the notebooks for one service in parallel; reuse unchanged finished steps."""
+    """Run the notebooks for one service in parallel; reuse unchanged finished steps.
+
+    A step's result is reused only when nothing it reads has changed (the extract, the
+    config, every reference file and letter, the package and the step's notebook) and the
+    kept copy is whole. ``force`` runs every step again.
+    """
+    import nbformat
     import pyarrow.parquet as pq
 
     columns = set(pq.read_schema(prepared).names)
@@ -211,6 +697,8 @@ def run_steps(
     (work / "tables").mkdir(parents=True, exist_ok=True)
     (work / "logs").mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
+    code = _package_hash()
+    roots = roots if roots is not None else _machine_roots()
     results: dict[str, StepResult] = {}
     todo = []
     chosen = [n for n in NOTEBOOKS if steps is None or n.name in steps]
@@ -220,22 +708,17 @@ def run_steps(
             msg = render("RUN003", step=info.title, columns=", ".join(missing))
             results[info.name] = StepResult(info.name, info.title, "skipped", message=msg)
             continue
-        source_hash = hashlib.sha256((notebook_dir / f"{info.name}.md").read_bytes()).hexdigest()
-        source_hash = source_hash[:12]
-        cached = cache / f"{info.name}-{fingerprint}-{source_hash}.ipynb"
-        cached_tables = cache / f"{info.name}-{fingerprint}-{source_hash}.tables"
+        entry = cache / f"{info.name}-{_step_key(info, fingerprint, code, notebook_dir)}"
         target = work / "notebooks" / f"{info.name}.ipynb"
-        if cached.is_file():
-            shutil.copy2(cached, target)
-            if cached_tables.is_dir():
-                shutil.copytree(cached_tables, work / "tables", dirs_exist_ok=True)
+        if not force and _cache_get(entry) is not None:
+            shutil.copy2(entry / "notebook.ipynb", target)
+            if (entry / "tables").is_dir():
+                shutil.copytree(entry / "tables", work / "tables", dirs_exist_ok=True)
             results[info.name] = StepResult(
                 info.name, info.title, "reused", notebook=str(target), glued=read_glued(target)
             )
             continue
         source = work / "logs" / f"{info.name}.source.ipynb"
-        import nbformat
-
         nbformat.write(to_notebook(notebook_dir / f"{info.name}.md"), source)
         step_tables = work / "logs" / f"{info.name}.tables"
         params = {
@@ -243,52 +726,70 @@ def run_steps(
             "prepared_path": str(prepared),
             "output_dir": str(step_tables),
         }
-        todo.append((info, source, target, params, cached, cached_tables, step_tables))
+        todo.append((info, source, target, params, entry, step_tables))
 
     total = len(chosen)
     done = len(results)
     for r in results.values():
         progress(f"[{done}/{total}] {r.title}: {r.status}")
-    if todo:
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(
-            max_workers=max(1, min(jobs, len(todo))), mp_context=ctx
-        ) as pool:
+    if not todo:
+        return [results[n.name] for n in chosen if n.name in results]
+    ctx = multiprocessing.get_context("spawn")
+    pool = None
+    try:
+        # Workers start with Ctrl-C held back: the run, not each worker, answers it.
+        with _SigintHeld():
+            pool = cf.ProcessPoolExecutor(
+                max_workers=max(1, min(jobs, len(todo))),
+                mp_context=ctx,
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            )
             futures = {
                 pool.submit(_execute, str(job[1]), str(job[2]), job[3], str(work)): job
                 for job in todo
             }
-            for fut in cf.as_completed(futures):
-                info, src, tgt, params, cached, cached_tables, step_tables = futures[fut]
+        for fut in cf.as_completed(futures):
+            info, src, tgt, params, entry, step_tables = futures[fut]
+            try:
+                status, message, seconds = fut.result()
+            except cf.process.BrokenProcessPool:
+                # Worker processes could not start (for example when Python runs
+                # from standard input): run this step here instead.
+                status, message, seconds = _execute(str(src), str(tgt), params, str(work))
+            done += 1
+            if status == "ok":
+                nb = sanitise_paths(nbformat.read(tgt, as_version=4), roots)
+                nbformat.write(for_the_service(nb), tgt)
                 try:
-                    status, message, seconds = fut.result()
-                except cf.process.BrokenProcessPool:
-                    # Worker processes could not start (for example when Python runs
-                    # from standard input): run this step here instead.
-                    status, message, seconds = _execute(str(src), str(tgt), params, str(work))
-                done += 1
-                if status == "ok":
-                    shutil.copy2(tgt, cached)
-                    if step_tables.is_dir():
-                        shutil.copytree(step_tables, cached_tables, dirs_exist_ok=True)
-                        shutil.copytree(step_tables, work / "tables", dirs_exist_ok=True)
-                    results[info.name] = StepResult(
-                        info.name,
-                        info.title,
-                        "ok",
-                        seconds,
-                        notebook=str(tgt),
-                        glued=read_glued(tgt),
-                    )
-                else:
-                    log_path = work / "logs" / f"{info.name}.ipynb"
-                    if tgt.is_file():
-                        shutil.move(tgt, log_path)
-                    msg = render(
-                        "RUN001", step=info.title, detail=message, log=f"logs/{info.name}.ipynb"
-                    )
-                    results[info.name] = StepResult(info.name, info.title, "failed", seconds, msg)
-                progress(f"[{done}/{total}] {info.title}: {status} in {seconds:.1f} s")
+                    _cache_put(entry, nb, step_tables)
+                except OSError as exc:  # a full disk loses the kept copy, not the step
+                    log.warning("The result of %s was not kept for reuse: %s", info.name, exc)
+                if step_tables.is_dir():
+                    shutil.copytree(step_tables, work / "tables", dirs_exist_ok=True)
+                results[info.name] = StepResult(
+                    info.name,
+                    info.title,
+                    "ok",
+                    seconds,
+                    notebook=str(tgt),
+                    glued=read_glued(tgt),
+                )
+            else:
+                log_path = work / "logs" / f"{info.name}.ipynb"
+                if tgt.is_file():
+                    shutil.move(tgt, log_path)
+                msg = render(
+                    "RUN001", step=info.title, detail=message, log=f"logs/{info.name}.ipynb"
+                )
+                results[info.name] = StepResult(info.name, info.title, "failed", seconds, msg)
+            progress(f"[{done}/{total}] {info.title}: {status} in {seconds:.1f} s")
+    except BaseException:
+        if pool is not None:
+            with _SigintIgnored():
+                _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return [results[n.name] for n in chosen if n.name in results]
 
 
@@ -439,8 +940,31 @@ Use this space in the notebook copy (`notebooks/{name}.ipynb`), or print this pa
 """
 
 
-def sanitise_paths(nb):
-    """Shorten the file paths papermill injected to file names (no machine paths are shared)."""
+def _file_name(value):
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return Path(value.replace("\\", "/")).name
+    return value
+
+
+#: Markdown cells tagged so speak of the synthetic sample; a service's workbook leaves them out.
+SAMPLE_NOTE_TAG = "sample-note"
+
+
+def for_the_service(nb):
+    """Leave out the cells that speak of the synthetic sample: this notebook ran on a service's data."""
+    nb.cells = [c for c in nb.cells if SAMPLE_NOTE_TAG not in c.metadata.get("tags", [])]
+    return nb
+
+
+def sanitise_paths(nb, roots: list[tuple[str, str]] | None = None):
+    """Take this computer's folders out of a notebook, so no machine path is shared.
+
+    The paths papermill injected (in the parameters cell and in ``metadata.papermill``)
+    become file names. Any other mention of a machine folder (in ``roots``, by default the
+    playbook's, Python's, the home and the temporary folder) in a cell or its output is
+    replaced by a short label.
+    """
+    roots = roots if roots is not None else _machine_roots()
     for cell in nb.cells:
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.source = re.sub(
@@ -448,14 +972,29 @@ def sanitise_paths(nb):
                 lambda m: f"{m.group(1)}{m.group(3)}{m.group(1)}",
                 cell.source,
             )
+        cell.source = scrub_text(cell.source, roots)
+        if cell.get("outputs"):
+            cell.outputs = _scrub(cell.outputs, roots)
+    papermill = nb.metadata.get("papermill")
+    if isinstance(papermill, dict):
+        for key in ("input_path", "output_path"):
+            if papermill.get(key):
+                papermill[key] = _file_name(papermill[key])
+        if "cwd" in papermill:
+            papermill["cwd"] = None
+        if isinstance(papermill.get("parameters"), dict):
+            papermill["parameters"] = {k: _file_name(v) for k, v in papermill["parameters"].items()}
+        nb.metadata["papermill"] = _scrub(papermill, roots)
     return nb
 
 
-def _step_notebook(step: StepResult, info: NotebookInfo, dest: Path) -> None:
+def _step_notebook(
+    step: StepResult, info: NotebookInfo, dest: Path, roots: list[tuple[str, str]] | None = None
+) -> None:
     """The executed notebook, framed for the workbook: guide's ask on top, notes space below."""
     import nbformat
 
-    nb = sanitise_paths(nbformat.read(step.notebook, as_version=4))
+    nb = sanitise_paths(nbformat.read(step.notebook, as_version=4), roots)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -533,6 +1072,7 @@ def assemble(
     *,
     baseline: dict | None,
     run_date: dt.date,
+    roots: list[tuple[str, str]] | None = None,
 ) -> Path:
     """Write the workbook's Jupyter Book sources into ``work/site`` and build the HTML."""
     site = work / "site"
@@ -551,7 +1091,7 @@ def assemble(
     for s in steps:
         info = by_name[s.name]
         if s.status in ("ok", "reused"):
-            _step_notebook(s, info, site / "steps" / f"{s.name}.ipynb")
+            _step_notebook(s, info, site / "steps" / f"{s.name}.ipynb", roots)
         else:
             (site / "steps" / f"{s.name}.md").write_text(_problem_page(s, info))
         chapters.append({"file": f"steps/{s.name}"})
@@ -605,8 +1145,11 @@ def assemble(
     (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
     jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", str(site), "--path-output", str(work)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    cmd = [str(jb), "build", "site", "--path-output", "."]
+    # Its own session: Ctrl-C goes to the run, which then ends the build.
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=work, start_new_session=True
+    )
     (work / "logs" / "build.log").write_text(proc.stdout + "\n" + proc.stderr)
     if proc.returncode != 0:
         raise WorkbookError(
@@ -633,13 +1176,17 @@ def run_workbook(
     progress: Callable[[str], None] = lambda m: log.info(m),
     notebook_dir: str | Path | None = None,
 ) -> WorkbookResult:
-    """Build one service's workbook. Raises ConfigError or ExtractError before any notebook runs."""
+    """Build one service's workbook. Raises ConfigError or ExtractError before any notebook runs.
+
+    The run only ever replaces a workbook folder it made (marked in its ``manifest.json``);
+    any other folder in the way stops the run (RUN005). One run at a time builds a given
+    workbook (RUN006). The prepared data stays in a private temporary folder, never in
+    ``out``, and is deleted when the run ends; a later run deletes what a killed run left.
+    """
     started = time.perf_counter()
     notebook_dir = Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR
     cfg = load_config(resolve_path(config_path))
     out = Path(out).resolve()
-    slug = slugify(cfg.service_name)
-    final = out / slug
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -647,33 +1194,83 @@ def run_workbook(
         probe.unlink()
     except OSError as exc:
         raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
+    _clean_stale_runs(Path(tempfile.gettempdir()))
+    _clean_other_stale_publishes(out)
+    identity = _identity(cfg)
+    name = _choose_folder(out, cfg, identity)
+    lock = _Lock(out / ".cache" / name / ".lock")
+    if not lock.acquire():
+        raise WorkbookError("RUN006", path=str(out / name))
+    try:
+        return _run_locked(
+            cfg,
+            out,
+            name,
+            identity,
+            started=started,
+            jobs=jobs,
+            baseline=baseline,
+            pdf=pdf,
+            force=force,
+            steps=steps,
+            progress=progress,
+            notebook_dir=notebook_dir,
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    cfg: ServiceConfig,
+    out: Path,
+    name: str,
+    identity: dict,
+    *,
+    started: float,
+    jobs: int | None,
+    baseline: str | Path | None,
+    pdf: bool,
+    force: bool,
+    steps: list[str] | None,
+    progress: Callable[[str], None],
+    notebook_dir: Path,
+) -> WorkbookResult:
+    """The run itself, while this process holds the workbook folder's lock."""
+    final = out / name
+    _clean_stale_publish(out, name)
     fingerprint = input_fingerprint(cfg)
     run_key = hashlib.sha256(
-        f"{fingerprint}{_code_hash(notebook_dir)}{steps}{bool(pdf)}".encode()
+        f"{fingerprint}{_code_hash(notebook_dir)}{_package_hash()}{steps}{bool(pdf)}".encode()
     ).hexdigest()[:20]
     baseline_figures = _read_baseline(baseline) if baseline else None
-    manifest_path = final / "manifest.json"
-    if not force and manifest_path.is_file() and baseline is None:
-        old = json.loads(manifest_path.read_text())
-        if (
-            old.get("run_key") == run_key
-            and old.get("complete")
-            and (final / "html" / "index.html").is_file()
-        ):
-            progress("Nothing has changed since the last run: the workbook was reused.")
-            steps_done = [StepResult(**s) for s in old["steps"]]
-            return WorkbookResult(
-                cfg.service_name,
-                slug,
-                final,
-                steps_done,
-                reused=True,
-                seconds=time.perf_counter() - started,
-                pdf=final / "workbook.pdf" if (final / "workbook.pdf").exists() else None,
-            )
+    old = _owned_manifest(final)
+    if (
+        not force
+        and baseline is None
+        and old is not None
+        and old.get("run_key") == run_key
+        and old.get("complete")
+        and (final / "html" / "index.html").is_file()
+    ):
+        progress("Nothing has changed since the last run: the workbook was reused.")
+        steps_done = [StepResult(**s) for s in old["steps"]]
+        return WorkbookResult(
+            cfg.service_name,
+            name,
+            final,
+            steps_done,
+            reused=True,
+            seconds=time.perf_counter() - started,
+            pdf=final / "workbook.pdf" if (final / "workbook.pdf").exists() else None,
+        )
 
-    work = out / f".{slug}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
+    # Row-level data lives only here: a folder of this user's own (0700), outside ``out``.
+    work = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-"))
+    work_lock = _Lock(work / ".lock")
+    work_lock.acquire()
+    roots = _machine_roots(
+        (work, "."), (out, "<output folder>"), (cfg.path.parent, "<config folder>")
+    )
     try:
         progress(f"Checking and preparing the extract for {cfg.service_name}")
         prepared, meta = prepare_to_file(cfg, work / "prepared.parquet")
@@ -687,15 +1284,23 @@ def run_workbook(
             prepared,
             work,
             jobs=jobs or os.cpu_count() or 1,
-            cache=out / ".cache" / slug,
+            cache=out / ".cache" / name / "steps",
             fingerprint=fingerprint,
             progress=progress,
             steps=steps,
             notebook_dir=notebook_dir,
+            force=force,
+            roots=roots,
         )
         progress("Assembling the HTML workbook")
         html_dir = assemble(
-            cfg, meta, results, work, baseline=baseline_figures, run_date=dt.date.today()
+            cfg,
+            meta,
+            results,
+            work,
+            baseline=baseline_figures,
+            run_date=dt.date.today(),
+            roots=roots,
         )
         staged = work / "publish"
         staged.mkdir()
@@ -707,18 +1312,20 @@ def run_workbook(
         for s in results:
             if s.status in ("ok", "reused"):
                 nb = nbformat.read(work / "notebooks" / f"{s.name}.ipynb", as_version=4)
-                nbformat.write(sanitise_paths(nb), staged / "notebooks" / f"{s.name}.ipynb")
+                nbformat.write(sanitise_paths(nb, roots), staged / "notebooks" / f"{s.name}.ipynb")
         shutil.copytree(
             work / "logs",
             staged / "logs",
             ignore=shutil.ignore_patterns("*.source.ipynb", "*.tables"),
         )
-        result = WorkbookResult(cfg.service_name, slug, final, results)
+        _sanitise_logs(staged / "logs", roots)
+        result = WorkbookResult(cfg.service_name, name, final, results)
         if pdf:
             progress("Printing the PDF with headless Chromium")
             result.pdf = print_pdf(staged / "html", staged / "workbook.pdf", cfg)
         manifest = {
-            "service": cfg.service_name,
+            "made_by": MADE_BY,
+            **identity,
             "run_key": run_key,
             "complete": True,
             "date": dt.date.today().isoformat(),
@@ -730,22 +1337,40 @@ def run_workbook(
             s["notebook"] = None
         (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         # Publish: the old workbook is replaced only now, when the new one is complete.
-        if final.exists():
-            shutil.rmtree(final)
-        shutil.move(str(staged), final)
-        result.out_dir = final
+        result.out_dir = _publish(staged, out, name)
         result.seconds = time.perf_counter() - started
         if result.pdf:
             result.pdf = final / "workbook.pdf"
         return result
     except KeyboardInterrupt:
-        raise WorkbookError("RUN004") from None
+        raise RunInterrupted() from None
     except OSError as exc:
         raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        result_seconds = time.perf_counter() - started
-        log.info("Workbook run took %.1f s", result_seconds)
+        with _SigintIgnored():
+            shutil.rmtree(work, ignore_errors=True)
+            work_lock.release()
+        log.info("Workbook run took %.1f s", time.perf_counter() - started)
+
+
+def _sanitise_logs(folder: Path, roots: list[tuple[str, str]]) -> None:
+    """Take machine paths out of the published logs (build output and failed notebooks)."""
+    import nbformat
+
+    for p in folder.rglob("*"):
+        if not p.is_file():
+            continue
+        if p.suffix == ".ipynb":
+            try:
+                nb = nbformat.read(p, as_version=4)
+            except Exception:  # not a whole notebook: keep nothing that may hold a path
+                p.unlink()
+                continue
+            nbformat.write(sanitise_paths(nb, roots), p)
+        else:
+            text = p.read_text(encoding="utf-8", errors="replace")
+            text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # terminal colours
+            p.write_text(scrub_text(text, roots), encoding="utf-8")
 
 
 def _read_baseline(path: str | Path) -> dict:
@@ -766,6 +1391,8 @@ def run_many(
     for path in config_paths:
         try:
             results.append(run_workbook(path, out, **kwargs))
+        except RunInterrupted:
+            raise  # Ctrl-C stops every service, not just this one
         except PlaybookError as exc:
             name = Path(path).stem
             results.append(
@@ -784,7 +1411,7 @@ def write_index(results: list[WorkbookResult], out: Path) -> Path:
     for r in results:
         h = r.headlines() if r.error is None else {}
         link = (
-            f'<a href="{html_text(r.slug)}/html/index.html">{html_text(r.service)}</a>'
+            f'<a href="{html_text(r.out_dir.name)}/html/index.html">{html_text(r.service)}</a>'
             if r.error is None
             else html_text(r.service)
         )
@@ -801,7 +1428,7 @@ def write_index(results: list[WorkbookResult], out: Path) -> Path:
         rows.append(f"<tr><th scope='row'>{link}</th><td>{status}</td>{cells}</tr>")
     head = "".join(f"<th scope='col'>{html_text(labels[k])}</th>" for k in keys)
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">{INDEX_MARK}<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Health-inequalities workbooks</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#1a1a1a}}table{{border-collapse:collapse}}
 th,td{{border:1px solid #767676;padding:.4rem .6rem;text-align:left}}a{{color:#005eb8}}
@@ -811,5 +1438,7 @@ a:focus{{outline:3px solid #ffb81c}}</style></head>
 <table><caption>Headline figures by service</caption><thead><tr><th scope="col">Service</th><th scope="col">Status</th>{head}</tr></thead>
 <tbody>{"".join(rows)}</tbody></table></main></body></html>"""
     path = out / "index.html"
-    path.write_text(page, encoding="utf-8")
+    if path.exists() and INDEX_MARK not in path.read_text(encoding="utf-8", errors="replace"):
+        raise WorkbookError("RUN005", path=str(path))
+    _write_atomic(path, page)
     return path

@@ -86,6 +86,13 @@ def test_each_step_page_has_results_key_question_and_notes(sample_run):
         assert "Key question" in text, info.name
         assert "Your team's notes" in text, info.name
         assert "Traceback" not in text, info.name
+        # The book's note that a page runs on the synthetic sample is not in a service's
+        # own workbook, neither on its pages nor in its notebooks.
+        source = (ROOT / "notebooks" / f"{info.name}.md").read_text(encoding="utf-8")
+        assert "synthetic sample service" in source, info.name
+        assert "synthetic sample service" not in text, info.name
+        published = (folder / "notebooks" / f"{info.name}.ipynb").read_text(encoding="utf-8")
+        assert "synthetic sample service" not in published, info.name
         assert len(list((folder / "html" / "_images").glob("*.png"))) > 0
     completeness = visible_text(folder / "html" / "steps" / "data-completeness.html")
     # A glued figure appears in the narrative, with the service's own number.

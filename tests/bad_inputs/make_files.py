@@ -153,6 +153,18 @@ def csv_files() -> None:
             )
         ),
     )
+    # Sentinel dates that systems export for "no date": outside the range a table holds.
+    write(
+        "sentinel_dates.csv",
+        text(
+            rows(
+                {},
+                {"Date Referral Received": "31/12/9999"},
+                {"Date Referral Received": "01/01/0001"},
+                {"First Contact Date": "9999-12-31", "Discharge Date": "31/12/9999"},
+            )
+        ),
+    )
     write("bad_ages.csv", text(rows({"Age at Referral": "-3"}, {}, {"Age at Referral": "130"})))
     write(
         "text_numbers.csv", text(rows({}, {"Age at Referral": "forty"}, {"Appts Offered": "ten"}))
@@ -260,6 +272,10 @@ def excel_files() -> None:
         "no_header.xlsx",
         [*title, ["Ref", "Received", "Age"], ["LC100000", dt.datetime(2022, 4, 1), 38]],
     )
+    # Excel holds 31/12/9999 as a real date cell; so do some exports for "still open".
+    sentinel = [_typed(r) for r in rows({}, {}, {"Discharge Date": "31/12/9999"})]
+    sentinel[1][1] = dt.datetime(9999, 12, 31)
+    _sheet("sentinel_dates.xlsx", [HEADER, *sentinel])
     _sheet("empty.xlsx", [])
     _sheet("header_only.xlsx", [HEADER])
 

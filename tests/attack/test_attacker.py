@@ -1,0 +1,411 @@
+"""The attacker has teeth: it finds each kind of leak on small hand-made publications, and
+finds nothing on a publication controlled correctly.
+
+Each "publication" is a folder of a few files laid out as a workbook publishes them
+(``tables/*.csv``, ``html/*.html``, ``notebooks/*.ipynb``, ``manifest.json``), written in a
+temporary folder. No workbook is built here, so these tests are fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from equity_helpers.privacy import control_table, export_table
+
+from .attacks import attack_folder
+from .facts import parse_cell, read_publication
+from .truth import Group, Truth
+
+RULE_LINE = (
+    "# Counts of 1 to 7 are shown as * and other counts are rounded to the nearest 5; "
+    "percentages built on a hidden count are hidden too."
+)
+
+
+def publish(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return folder
+
+
+def notebook(*outputs: dict, markdown: str = "") -> str:
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": markdown}] if markdown else []
+    cells.append(
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "show()",
+            "execution_count": 1,
+            "outputs": list(outputs),
+        }
+    )
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def html(body: str) -> str:
+    return f"<html><head><script>var x = '3 people';</script></head><body>{body}</body></html>"
+
+
+def found(report, attack: str, *words: str) -> list:
+    return [
+        f
+        for f in report.findings
+        if f.attack.startswith(attack) and all(w in f"{f.where} {f.what}" for w in words)
+    ]
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def test_cells_are_read_with_their_kind_and_precision():
+    assert (parse_cell("*").kind, parse_cell("0").value, parse_cell("1,235").value) == (
+        "hidden",
+        0.0,
+        1235.0,
+    )
+    p = parse_cell("94.1%")
+    assert (p.kind, p.value, p.decimals, p.percent) == ("number", 94.1, 1, True)
+    assert parse_cell("Lone Religion 485 777 3456").kind == "text"
+
+
+def test_everything_published_is_read(tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["Referrals by group"])
+    book.active.append([])
+    book.active.append(["Group", "People"])
+    book.active.append(["Asian", "*"])
+    (tmp_path / "tables").mkdir()
+    book.save(tmp_path / "tables" / "t.xlsx")
+    publish(
+        tmp_path,
+        {
+            "html/index.html": html(
+                "<p>Front page</p><img alt='Chart: 3 people'><table><thead><tr><th>Group</th>"
+                "<th>People</th></tr></thead><tbody><tr><td>White</td><td>320</td></tr>"
+                "</tbody></table>"
+            ),
+            "notebooks/a.ipynb": notebook(
+                {"output_type": "stream", "name": "stdout", "text": "printed line\n"}
+            ),
+            "html/searchindex.js": "Search.setIndex({terms: {jedi: 1}})",
+            "manifest.json": json.dumps({"headlines": {"top": "Religion: Jedi"}}),
+        },
+    )
+    pub = read_publication(tmp_path)
+    assert {t.source for t in pub.tables} == {"tables/t.xlsx", "html/index.html"}
+    texts = {t.text for t in pub.texts}
+    assert {"Chart: 3 people", "printed line", "headlines.top: Religion: Jedi"} <= texts
+    assert "3 people" not in " ".join(
+        t.text
+        for t in pub.texts
+        if t.source == "html/index.html" and t.where != "alt text of an image"
+    )
+    assert "jedi" in pub.raw["html/searchindex.js"]
+
+
+# ----------------------------------------------------------------------------- each leak is found
+
+
+def test_i_percentage_of_an_exact_total_gives_the_hidden_count_away(tmp_path):
+    # 99.8% of a total published as 400: the hidden 'Not known' can only be 1.
+    publish(
+        tmp_path,
+        {
+            "tables/data_completeness.csv": "\n".join(
+                [
+                    "# Completeness of equality fields",
+                    RULE_LINE,
+                    "Field,Records,Recorded,Not stated,Not known,Invalid,% recorded,"
+                    "% not stated or not known",
+                    "Age band,400,400,0,*,0,99.8,*",
+                    "Ethnicity,400,330,40,30,0,82.5,17.5",
+                ]
+            )
+        },
+    )
+    report = attack_folder(tmp_path)
+    hits = found(report, "iv", "Age band", "Not known", "is exactly 1")
+    assert hits, report.findings
+    assert "Records" in hits[0].how and "% recorded" in hits[0].how
+
+
+def test_i_percentages_sharing_a_total_undo_rounding(tmp_path):
+    # Asian 10 (2.7%) beside White 320 (94.1%): the total is 338 to 342, so Asian is 9.
+    publish(
+        tmp_path,
+        {
+            "html/steps/who.html": html(
+                "<p>Referrals by ethnic group: Asian 10 (2.7%), White 320 (94.1%).</p>"
+            )
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "i percentage", "Asian 10", "exactly 9"), report.findings
+
+
+def test_i_a_count_of_a_published_total_with_its_percentage_is_exact(tmp_path):
+    publish(
+        tmp_path,
+        {"html/index.html": html("<p>Core20 areas sent 55 of 395 referrals (14.5%).</p>")},
+    )
+    # 55 stands for 53 to 57 and 395 for 393 to 397; only 57 / 393 or 57 / 394 give 14.5%.
+    report = attack_folder(tmp_path)
+    assert found(report, "i percentage", "55", "exactly 57"), report.findings
+
+
+def test_i_a_table_column_of_counts_with_percentages_shares_one_total(tmp_path):
+    publish(
+        tmp_path,
+        {
+            "html/steps/who.html": html(
+                "<table><thead><tr><th>Group</th><th>Referrals</th></tr></thead><tbody>"
+                "<tr><td>Asian</td><td>10 (2.7%)</td></tr>"
+                "<tr><td>White</td><td>320 (94.1%)</td></tr></tbody></table>"
+            )
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "i percentage", "Asian 10", "exactly 9"), report.findings
+
+
+def test_ix_a_percentage_with_its_interval_gives_the_number_of_people(tmp_path):
+    from equity_helpers.stats import wilson_ci
+
+    low, high = wilson_ci(40, 59)
+    publish(
+        tmp_path,
+        {
+            "tables/pathway.csv": "Split,Group,Referred,% completed,Lower limit,Upper limit\n"
+            f"Age group,65+,60,{100 * 40 / 59:.1f},{100 * low:.1f},{100 * high:.1f}\n"
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "ix", "65+", "exactly 40 of 59"), report.findings
+
+
+def test_ii_a_total_row_minus_the_visible_rows_gives_the_hidden_one(tmp_path):
+    # 1, 8, 8 with total 17 published as *, 10, 10 and 15 (test_privacy's example).
+    publish(
+        tmp_path,
+        {"tables/t.csv": "Group,People\nA,*\nB,10\nC,10\nTotal,15\n"},
+    )
+    report = attack_folder(tmp_path)
+    hits = found(report, "ii", "row 'A'", "is exactly 1")
+    assert hits and "total row" in hits[0].how, report.findings
+
+
+def test_ii_a_total_column_minus_the_visible_cells_gives_the_hidden_one(tmp_path):
+    # 7, 12, 12, 12 with total 43 published as *, 10, 10, 10 and 45.
+    publish(tmp_path, {"tables/t.csv": "Quarter,a,b,c,d,Total\nQ1,*,10,10,10,45\n"})
+    report = attack_folder(tmp_path)
+    assert found(report, "ii", "column 'a'", "is exactly 7"), report.findings
+
+
+def test_iv_every_cell_the_program_pins_is_the_true_count(tmp_path):
+    """Soundness and reach: on tables controlled without secondary suppression, the integer
+    program pins some hidden cells, and every value it pins is the true one."""
+    rng = np.random.default_rng(7)
+    pinned = checked = 0
+    # Rows whose small count the totals give away when no second cell is hidden.
+    recoverable = [[1, 8, 8], [1, 8, 13], [7, 12, 12], [1, 13, 8]]
+    for k in range(12):
+        truth_grid = rng.integers(8, 60, size=(3, 3))
+        truth_grid[rng.integers(0, 3)] = rng.permutation(recoverable[k % 4])
+        frame = pd.DataFrame(truth_grid, columns=["a", "b", "c"], index=["X", "Y", "Z"])
+        table = control_table(
+            frame, ["a", "b", "c"], total_row=bool(k % 2), total_column=True, secondary=False
+        )
+        folder = tmp_path / f"t{k}"
+        folder.mkdir()
+        export_table(table, folder / "t.csv", folder / "t.xlsx", title="Counts")
+        (folder / "t.xlsx").unlink()
+        report = attack_folder(folder)
+        full = frame.copy()
+        full["Total"] = full.sum(axis=1)
+        full.loc["Total"] = full.sum(axis=0)
+        assert report.tried["iv cell"] > 0
+        for f in report.findings:
+            if "is exactly" not in f.what:
+                continue
+            row = f.where.split("row '")[1].split("'")[0]
+            column = f.where.split("column '")[1].split("'")[0]
+            value = (
+                int(f.what.rsplit(" ", 1)[1])
+                if "rounding" not in f.what
+                else int(f.what.split("is exactly ")[1].split(" ")[0])
+            )
+            assert full.loc[row, column] == value, (f, full)
+            pinned += "hidden" in f.what
+            checked += 1
+    assert pinned >= 3, "the program should recover some hidden cells of unprotected tables"
+
+
+def test_iii_a_count_hidden_in_one_table_and_shown_in_another(tmp_path):
+    publish(
+        tmp_path,
+        {
+            "tables/a.csv": "Field,Group,People\nReligion,Sikh,*\nReligion,Christian,120\n",
+            "html/steps/b.html": html(
+                "<table><thead><tr><th>Field</th><th>Group</th><th>People</th></tr></thead>"
+                "<tbody><tr><td>Religion</td><td>Sikh</td><td>10</td></tr></tbody></table>"
+            ),
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "iii", "sikh", "hidden in tables/a.csv"), report.findings
+
+
+def test_v_a_rate_about_a_one_person_group_is_found(tmp_path):
+    truth = Truth(groups=[Group("religion", "Religion", "Jedi", 1)])
+    publish(
+        tmp_path,
+        {
+            "tables/measures_by_group.csv": "Field,Group,Missed appointments %,Completed %\n"
+            "Religion,Jedi,75.0,*\nReligion,Christian,8.1,80.2\n",
+            "tables/pathway.csv": "Split,Group,Referred,Completed\nReligion,Jedi,*,0\n",
+        },
+    )
+    report = attack_folder(tmp_path, truth)
+    assert found(report, "v", "Jedi", "75.0"), report.findings
+    assert found(report, "v", "Jedi", "'Completed' = 0"), report.findings
+    assert not found(report, "v", "Christian")
+
+
+def test_v_a_mean_beside_a_hidden_group_size_is_found_without_the_truth(tmp_path):
+    publish(
+        tmp_path,
+        {
+            "tables/outcome.csv": "Field,Group,People,Mean improvement\nSex,X,*,10.9\nSex,Female,200,11.2\n"
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "v", "row 'Sex / X'", "10.9"), report.findings
+
+
+def test_vi_a_small_free_text_label_is_found_in_every_kind_of_file(tmp_path):
+    from openpyxl import Workbook
+
+    label = "Lone Religion 485 777 3456"
+    truth = Truth(labels={label: 1})
+    book = Workbook()
+    book.active.append(["Religion", label])
+    (tmp_path / "tables").mkdir()
+    book.save(tmp_path / "tables" / "r.xlsx")
+    publish(
+        tmp_path,
+        {
+            "tables/r.csv": f"Field,Group,People\nReligion,{label},*\n",
+            "notebooks/who.ipynb": notebook(
+                {"output_type": "stream", "name": "stdout", "text": f"['{label}']\n"}
+            ),
+            "html/searchindex.js": f'Search.setIndex({{"t": "{label.lower()}"}})',
+        },
+    )
+    report = attack_folder(tmp_path, truth)
+    sources = {f.source for f in found(report, "vi")}
+    assert sources == {
+        "tables/r.xlsx",
+        "tables/r.csv",
+        "notebooks/who.ipynb",
+        "html/searchindex.js",
+    }
+
+
+def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path):
+    publish(
+        tmp_path,
+        {
+            "html/steps/dq.html": html(
+                "<ul><li>Codes not recognised: 6 rows in 'Ethnic Category'</li></ul>"
+                "<img alt='Bar chart: two people in the Other group'>"
+                "<p>About 5 referrals for every 10 you would expect.</p>"
+            ),
+            "tables/t.csv": "Group,People\nA,3\nB,40\n",
+            "html/steps/more.html": html("<p>We read 2,024 referrals and 120 rows.</p>"),
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "vii unrounded", "2,024 referrals")
+    assert not found(report, "vii unrounded", "120 rows")
+    assert found(report, "vii", "6 rows")
+    assert found(report, "vii", "alt text", "two people")
+    assert found(report, "vii", "row 'A'", "count 3")
+    assert not found(report, "vii", "5 referrals")  # a ratio, not a count
+
+
+def test_viii_a_machine_path_in_a_published_file_is_found(tmp_path):
+    wb = tmp_path / "workbooks" / "service"
+    publish(
+        wb,
+        {
+            "notebooks/a.ipynb": json.dumps(
+                {
+                    "cells": [],
+                    "metadata": {
+                        "papermill": {"input_path": str(wb.parent / ".service.partial-1")}
+                    },
+                }
+            ),
+            "tables/t.csv": "Group,People\nA,40\n",
+        },
+    )
+    report = attack_folder(wb)
+    assert [f.source for f in found(report, "viii")] == ["notebooks/a.ipynb"]
+
+
+# ----------------------------------------------------------------------------- and nothing on a clean one
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_correctly_controlled_publication_gives_nothing_away(tmp_path, seed):
+    """Counts controlled with secondary suppression, percentages from the published
+    (rounded) counts, hidden where the count is hidden; the rule stated in words."""
+    rng = np.random.default_rng(seed)
+    grid = rng.integers(8, 90, size=(5, 3))
+    for _ in range(2):
+        grid[rng.integers(0, 5), rng.integers(0, 3)] = rng.integers(1, 8)
+    frame = pd.DataFrame(grid, columns=["Referred", "Seen", "Completed"])
+    frame.insert(0, "Group", ["Asian", "Black", "Mixed", "White", "Other"])
+    table = control_table(
+        frame, ["Referred", "Seen", "Completed"], total_row=True, total_column=True
+    )
+    (tmp_path / "tables").mkdir()
+    export_table(
+        table, tmp_path / "tables" / "t.csv", tmp_path / "tables" / "t.xlsx", title="Pathway"
+    )
+    shown = table.values
+    pct = [
+        "*" if pd.isna(n) or pd.isna(d) or d == 0 else f"{100 * n / d:.1f}"
+        for n, d in zip(shown["Completed"], shown["Referred"], strict=True)
+    ]
+    people = table.display()
+    rows = "".join(
+        f"<tr><td>{g}</td><td>{r}</td><td>{c}</td><td>{p}</td></tr>"
+        for g, r, c, p in zip(
+            people["Group"], people["Referred"], people["Completed"], pct, strict=True
+        )
+    )
+    publish(
+        tmp_path,
+        {
+            "html/steps/pathway.html": html(
+                f"<p>{RULE_LINE[2:]}</p><img alt='Bar chart of completion by group'>"
+                "<table><thead><tr><th>Group</th><th>Referred</th><th>Completed</th>"
+                f"<th>% completed</th></tr></thead><tbody>{rows}</tbody></table>"
+                "<p>Groups of fewer than 8 people are not shown.</p>"
+            )
+        },
+    )
+    truth = Truth(groups=[Group("ethnic_group", "Ethnic group", "Zulu", 2)], labels={"Zulu": 2})
+    report = attack_folder(tmp_path, truth)
+    assert report.findings == [], "\n".join(map(str, report.findings))
+    assert report.tried["iv cell"] > 10 and report.attacks_tried > 100

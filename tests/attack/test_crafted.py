@@ -1,0 +1,92 @@
+"""The crafted extracts plant what they say, and the command line reports what it finds.
+
+No workbook is built here: the extracts are read the way the playbook reads them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from .__main__ import main
+from .crafted import CASES, JEDI, LONE_LABEL
+from .truth import truth_from_config
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("crafted")
+    return {
+        name: builder(folder / name) for name, (builder, _) in CASES.items() if name != "sample"
+    }
+
+
+def _groups(config):
+    truth = truth_from_config(config)
+    return truth, {(g.field, g.value): g.size for g in truth.groups}
+
+
+def test_each_crafted_extract_is_a_400_row_service(written):
+    for config in written.values():
+        data = pd.read_csv(config.parent / f"{config.stem}.csv", dtype=str)
+        assert len(data) == 400
+
+
+def test_the_lone_category_is_one_person_with_a_free_text_label(written):
+    truth, groups = _groups(written["lone-category"])
+    assert groups[("religion", LONE_LABEL)] == 1
+    assert truth.labels[LONE_LABEL] == 1
+
+
+def test_the_jedi_is_one_person_offered_20_appointments_missing_15(written):
+    config = written["many-appointments"]
+    truth, groups = _groups(config)
+    assert groups[("religion", JEDI)] == 1 and truth.labels[JEDI] == 1
+    data = pd.read_csv(config.parent / "many-appointments.csv", dtype=str)
+    jedi = data[data["Religion"] == JEDI].iloc[0]
+    assert (jedi["Appts Offered"], jedi["Appts DNA"]) == ("20", "15")
+
+
+def test_one_field_has_exactly_one_hidden_group(written):
+    _, groups = _groups(written["one-hidden-group"])
+    sizes = {v: n for (f, v), n in groups.items() if f == "sexual_orientation"}
+    # Rows the playbook leaves out (an unreadable referral date, say) are not counted.
+    assert set(sizes) == {"Heterosexual or straight", "Bisexual"}
+    assert sizes["Bisexual"] == 1 and sizes["Heterosexual or straight"] > 390
+
+
+def test_one_month_has_one_referral(written):
+    _, groups = _groups(written["lone-month"])
+    assert groups[("month", "2023-06")] == 1
+
+
+def test_every_small_group_lives_in_one_area(written):
+    config = written["one-area"]
+    data = pd.read_csv(config.parent / "one-area.csv", dtype=str, keep_default_na=False)
+    small = pd.Series(False, index=data.index)
+    for column in ("Religion", "Sexual Orientation", "Marital Status", "Ethnic Category"):
+        counts = data[column].map(data[column].value_counts())
+        small |= counts.between(1, 7) & data[column].ne("")
+    assert small.sum() >= 5
+    assert data.loc[small, "LSOA"].nunique() == 1
+
+
+def test_the_command_line_prints_findings_and_fails(tmp_path, capsys):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "t.csv").write_text("Group,People\nA,*\nB,10\nC,10\nTotal,15\n")
+    (tmp_path / "manifest.json").write_text(json.dumps({"service": "x"}))
+    assert main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "hidden count * is exactly 1" in out and "attacks tried" in out
+
+    (tmp_path / "tables" / "t.csv").write_text("Group,People\nA,40\nB,10\n")
+    assert main([str(tmp_path)]) == 0
+    assert "0 distinct finding(s)" in capsys.readouterr().out
+
+
+def test_the_command_line_wants_a_built_workbook(tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path)])
+    assert stop.value.code == 2
