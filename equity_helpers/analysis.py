@@ -13,7 +13,15 @@ import pandas as pd
 from . import codes, stats
 from . import measures as measure_registry
 from .config import CATEGORY_FIELDS, EQUALITY_FIELDS, YES_NO_FIELDS
-from .privacy import DEFAULT_RULE, DisclosureRule, control_counts, controlled_percentage
+from .privacy import (
+    DEFAULT_RULE,
+    DisclosureRule,
+    control_counts,
+    control_table,
+    people_publishable,
+    percent_of_published,
+    published_percentage,
+)
 from .wording import UNKNOWN_GROUPS, first_upper, group_label, group_phrase, label
 
 __all__ = ["group_label", "group_phrase", "label"]  # names kept here for older notebooks
@@ -74,7 +82,8 @@ def completeness(data: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
     """How completely each equality field is recorded.
 
     One row per field with controlled counts of records that are recorded, not stated,
-    not known (blank) and invalid, and the percentage recorded (from unrounded counts).
+    not known (blank) and invalid, and the percentages recorded and not stated or not
+    known, worked out from the published counts (so they cannot give a hidden count away).
     """
     rows = []
     for field in monitoring_fields(data):
@@ -93,13 +102,19 @@ def completeness(data: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
             }
         )
     raw = pd.DataFrame(rows)
+    parts = ["Recorded", "Not stated", "Not known", "Invalid"]
+    # "Records" is the total of the four parts. Rounding blurs it enough that a hidden part
+    # cannot be worked out (the tests check this); a rule that does not round needs
+    # secondary suppression instead, which hides a second part beside a lone hidden one.
+    table = control_table(
+        raw[parts], parts, rule, total_column="Records", secondary=rule.rounding == 1
+    ).values
     out = raw[["Field", "field"]].copy()
-    for col in ("Records", "Recorded", "Not stated", "Not known", "Invalid"):
-        out[col] = control_counts(raw[col], rule)
-    out["% recorded"] = controlled_percentage(raw["Recorded"], raw["Records"], rule)
-    out["% not stated or not known"] = controlled_percentage(
-        raw["Not stated"] + raw["Not known"], raw["Records"], rule
-    )
+    for col in ("Records", *parts):
+        out[col] = table[col].reset_index(drop=True)
+    out["% recorded"] = percent_of_published(out["Recorded"], out["Records"])
+    gap = out["Not stated"] + out["Not known"]
+    out["% not stated or not known"] = percent_of_published(gap, out["Records"])
     return out
 
 
@@ -134,7 +149,7 @@ def completeness_by_month(data: pd.DataFrame, field: str, rule: DisclosureRule) 
         "ok"
     ]
     raw = pd.DataFrame({"referrals": g.size(), "recorded": g.sum()}).reset_index()
-    raw["% recorded"] = controlled_percentage(raw["recorded"], raw["referrals"], rule)
+    raw["% recorded"] = published_percentage(raw["recorded"], raw["referrals"], rule)
     raw["Referrals"] = control_counts(raw["referrals"], rule)
     return raw[["month", "Referrals", "% recorded"]]
 
@@ -149,6 +164,12 @@ def recording_trend(data: pd.DataFrame, field: str, months: int = 12) -> tuple[f
 
 
 # ----------------------------------------------------------------------------- groups and rates
+
+
+def _published(counts, rule: DisclosureRule) -> np.ndarray:
+    """Published counts as whole numbers (0 where hidden: such figures are masked later)."""
+    series = pd.Series(np.atleast_1d(np.asarray(counts, dtype="int64")))
+    return control_counts(series, rule).fillna(0).to_numpy(dtype="int64")
 
 
 def _mask_small(
@@ -200,13 +221,15 @@ def group_proportion(
     if order is not None:
         g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
     g = g.reset_index()
-    lo, hi = stats.wilson_ci(g["_x"].to_numpy(), g["_n"].to_numpy(), confidence)
+    # Intervals from the published counts, like the percentages (rule 3 in privacy).
+    px, pn = _published(g["_x"], rule), _published(g["_n"], rule)
+    lo, hi = stats.wilson_ci(np.minimum(px, pn), np.maximum(pn, 1), confidence)
     out = pd.DataFrame(
         {
             "group": g["group"],
             "n": control_counts(g["_n"], rule),
             "x": control_counts(g["_x"], rule),
-            "pct": controlled_percentage(g["_x"], g["_n"], rule),
+            "pct": published_percentage(g["_x"], g["_n"], rule),
             "lower": np.round(np.asarray(lo) * 100, 1),
             "upper": np.round(np.asarray(hi) * 100, 1),
             "_x": g["_x"],
@@ -332,17 +355,17 @@ def representation(service, dimension: str, adults_only: bool = True) -> pd.Data
     groups = sub[dimension].astype("string")
     counts = groups[groups.isin(pop.index)].value_counts().reindex(pop.index, fill_value=0)
     total, total_pop = counts.sum(), pop.sum()
-    if total > 0:
-        ratio, lo, hi = stats.representation_ratio(
-            counts.to_numpy(), total, pop.to_numpy(), total_pop
-        )
+    # Shares and ratios from the published counts, so they cannot undo the rounding.
+    pub, pub_total = _published(counts, rule), int(_published([total], rule)[0])
+    if total > 0 and pub_total > 0:
+        ratio, lo, hi = stats.representation_ratio(pub, pub_total, pop.to_numpy(), total_pop)
     else:  # no referral has a usable value: nothing to compare (the caller says why)
         ratio = lo = hi = np.full(len(counts), np.nan)
     out = pd.DataFrame(
         {
             "group": pop.index.astype(str),
             "referrals": control_counts(counts.astype("int64").reset_index(drop=True), rule),
-            "% of referrals": controlled_percentage(
+            "% of referrals": published_percentage(
                 counts.to_numpy(), np.full(len(counts), total), rule
             ),
             "% of population": np.round(pop.to_numpy() / total_pop * 100, 1),
@@ -454,9 +477,15 @@ def gap_table(
     # With a single group there is no "everyone else" to compare with.
     t = t[(total_n - t["_n"]) > 0]
     rest_x, rest_n = total_x - t["_x"], total_n - t["_n"]
-    d, lo, hi = stats.difference_of_proportions(t["_x"], t["_n"], rest_x, rest_n)
+    # Every figure from the published counts, like the percentages (rule 3 in privacy).
+    px, pn = _published(t["_x"], rule), _published(t["_n"], rule)
+    prx, prn = _published(rest_x, rule), _published(rest_n, rule)
+    ok = (pn > 0) & (prn > 0)
+    d, lo, hi = stats.difference_of_proportions(
+        np.minimum(px, pn), np.maximum(pn, 1), np.minimum(prx, prn), np.maximum(prn, 1)
+    )
     out = t[["group", "n", "pct"]].copy()
-    out["rest pct"] = np.round(rest_x / rest_n * 100, 1)
+    out["rest pct"] = published_percentage(rest_x.to_numpy(), rest_n.to_numpy(), rule)
     out["difference"] = np.round(np.asarray(d) * 100, 1)
     out["lower"] = np.round(np.asarray(lo) * 100, 1)
     out["upper"] = np.round(np.asarray(hi) * 100, 1)
@@ -466,7 +495,14 @@ def gap_table(
         control_counts(rest_x.astype("int64"), rule).isna()
         | control_counts(rest_n.astype("int64"), rule).isna()
     ).to_numpy()
-    hidden = t["pct"].isna().to_numpy() | rest_hidden
+    # "Everyone else" is about people too: hidden when too few people are left (rule 1).
+    m = measure_registry.get(name)
+    counted = data[by].loc[m.counts(data)[0].index].astype("string").fillna("Not known")
+    sizes = counted.value_counts()
+    known = int(sizes.drop([g for g in UNKNOWN_GROUPS if g in sizes.index]).sum())
+    rest_people = known - sizes.reindex(t["group"]).fillna(0).to_numpy(dtype="int64")
+    rest_hidden = rest_hidden | ~people_publishable(rest_people, rule)
+    hidden = t["pct"].isna().to_numpy() | rest_hidden | ~ok
     for c in ("rest pct", "difference", "lower", "upper"):
         out[c] = out[c].mask(hidden)
     out["credible"] = (out["lower"] > 0) | (out["upper"] < 0)
@@ -501,18 +537,22 @@ def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code
     out (their number is reported in ``attrs['hidden']``).
     """
     df = data[data.get("in_catchment", True) & data[area].notna()]
-    g = df.groupby(area)[["appointments_dna", "appointments_offered"]].sum().astype("int64")
+    df = df[df["appointments_offered"].notna() & df["appointments_dna"].notna()]
+    grouped = df.groupby(area)
+    g = grouped[["appointments_dna", "appointments_offered"]].sum().astype("int64")
+    g["_people"] = grouped.size()
     g = g[g["appointments_offered"] > 0].reset_index()
     pts = stats.funnel_points(g, "appointments_dna", "appointments_offered", multiplier=100)
     hidden = (
         control_counts(g["appointments_dna"], rule).isna()
         | control_counts(g["appointments_offered"], rule).isna()
+        | pd.Series(~people_publishable(g["_people"].to_numpy(), rule))  # rule 1: people
     )
     shown = pts[~hidden.to_numpy()].copy()
     shown["offered"] = control_counts(shown["appointments_offered"], rule)
     shown.attrs["hidden"] = int(hidden.sum())
     shown.attrs["baseline"] = float(pts["baseline"].iloc[0]) if len(pts) else np.nan
-    return shown.drop(columns=["appointments_dna"])
+    return shown.drop(columns=["appointments_dna", "_people"])
 
 
 # ----------------------------------------------------------------------------- Step 9: pathway
@@ -550,15 +590,17 @@ def pathway(
     rows = []
     raw = raw[raw["Referred"] > 0]
     for g, r in raw.iterrows():
+        # A group of too few people shows nothing, not even a 0 (rule 1 in privacy).
+        few = not people_publishable(int(r["Referred"]), rule)
         for s in STAGES:
             rows.append(
                 {
                     "group": g,
                     "stage": s,
-                    "people": control_counts(int(r[s]), rule),
-                    "% of referred": float(
-                        controlled_percentage(int(r[s]), int(r["Referred"]), rule)
-                    ),
+                    "people": pd.NA if few else control_counts(int(r[s]), rule),
+                    "% of referred": float("nan")
+                    if few
+                    else float(published_percentage(int(r[s]), int(r["Referred"]), rule)),
                     "_x": int(r[s]),
                     "_n": int(r["Referred"]),
                 }
@@ -580,9 +622,11 @@ def biggest_drop(path: pd.DataFrame) -> pd.DataFrame:
         if "people" in sub and sub["people"].isna().any():
             continue
         losses = {}
+        # From the published counts, like every other share (rule 3 in privacy).
+        count = sub["people"] if "people" in sub else sub["_x"]
         for a, b in zip(STAGES[:-1], STAGES[1:], strict=True):
-            if sub.loc[a, "_x"] > 0:
-                losses[f"{a} → {b}"] = 1 - sub.loc[b, "_x"] / sub.loc[a, "_x"]
+            if count[a] > 0:
+                losses[f"{a} → {b}"] = 1 - count[b] / count[a]
         if losses and pd.notna(sub.loc["Completed", "% of referred"]):
             step = max(losses, key=losses.get)
             rows.append(
@@ -615,9 +659,16 @@ def before_after(data: pd.DataFrame, name: str, focus: pd.Series, change_date) -
     rows = []
     for period, pm in (("Before", ~after), ("After", after)):
         for who, fm in (("Focus group", focus), ("Everyone else", ~focus)):
-            x, n = _x_n(data[pm & fm], name)
-            rows.append({"period": period, "who": who, "_x": x, "_n": n})
+            sub = data[pm & fm]
+            x, n = _x_n(sub, name)
+            people = len(measure_registry.get(name).counts(sub)[0]) if len(sub) else 0
+            rows.append({"period": period, "who": who, "_x": x, "_n": n, "_people": people})
     return pd.DataFrame(rows)
+
+
+def published_before_after(table: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
+    """The :func:`before_after` table with its counts as published, for the gaps shown."""
+    return table.assign(_x=_published(table["_x"], rule), _n=_published(table["_n"], rule))
 
 
 def gap_change_summary(table: pd.DataFrame) -> dict:
@@ -675,7 +726,10 @@ def pathway_summary(path: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
     people = path.pivot(index="group", columns="stage", values="people")
     people = people.reindex(index=groups, columns=STAGES)
     done = path[path["stage"].eq("Completed")].set_index("group").reindex(groups)
-    lo, hi = stats.wilson_ci(done["_x"].to_numpy(), done["_n"].to_numpy(), confidence)
+    # The interval from the published counts, like the percentage (rule 3 in privacy).
+    px = pd.to_numeric(people["Completed"], errors="coerce").fillna(0).to_numpy(dtype="int64")
+    pn = pd.to_numeric(people["Referred"], errors="coerce").fillna(0).to_numpy(dtype="int64")
+    lo, hi = stats.wilson_ci(np.minimum(px, pn), np.maximum(pn, 1), confidence)
     out = pd.DataFrame({"group": groups})
     for s in STAGES:
         out[s] = pd.array(people[s].tolist(), dtype="Int64")
@@ -725,15 +779,20 @@ def before_after_table(table: pd.DataFrame, name: str, rule: DisclosureRule) -> 
     m = measure_registry.get(name)
     base, event = m.denominator, m.numerator
     x, n = table["_x"].astype("int64"), table["_n"].astype("int64")
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "Period": table["period"],
             "Who": table["who"],
             base: control_counts(n, rule),
             event: control_counts(x, rule),
-            "%": controlled_percentage(x.to_numpy(), n.to_numpy(), rule),
+            "%": published_percentage(x.to_numpy(), n.to_numpy(), rule),
         }
     )
+    if "_people" in table:  # too few people: nothing shown, whatever the unit (rule 1)
+        few = ~people_publishable(table["_people"].to_numpy(), rule)
+        for c in (base, event, "%"):
+            out[c] = out[c].mask(few)
+    return out
 
 
 def gap_verdict(summary: dict) -> str:

@@ -7,15 +7,32 @@ The playbook follows NHS England's rule for sub-national Hospital Episode Statis
 * every other count is rounded to the nearest multiple of ``rounding`` (5 by default),
   halves rounded up.
 
-Percentages and rates are built from the *unrounded* counts, as NHS publications do, and
-then rounded (to 1 decimal place by default); a percentage or rate whose numerator or
-denominator is hidden is hidden too.
+Rounding cells one by one is not enough: a reader can put a rate, a label, a percentage
+and a total side by side and learn about one person. So every published figure also
+follows four rules.
 
-A table with published totals needs more than that: if a row with a published total has
-exactly one hidden cell, a reader can take the other cells from the total and work out the
-hidden one. :func:`control_table` therefore applies *secondary suppression*: it hides the
-next-smallest non-zero cell in any such row or column until every row and column with a
-published total has no hidden cells or at least two.
+1. **The unit is people.** A rate, percentage, mean, median, interval or chart value
+   about a group is published only when the group has more people (referrals) than the
+   threshold, whatever the measure counts (appointments, days, scores). The same holds
+   for every cell of a two-way table. A hidden group shows ``*`` (or "hidden"), never a
+   derived 0 or figure: :func:`people_publishable`, :func:`hide_small_groups`.
+2. **Labels are data.** A free-text group label from the extract (religion, sexual
+   orientation, marital status: fields with no NHS code list) is published only when its
+   group has more people than the threshold. Smaller groups are merged into one line,
+   "Other (small groups)", which is itself controlled: :func:`merge_small_groups`.
+   Labels the playbook knows (NHS codes, age bands, quintiles) and field names are fine.
+3. **Percentages cannot undo rounding.** Every percentage is worked out from the
+   *published* (rounded) counts, and is hidden when any count it is built on is hidden:
+   :func:`published_percentage`. So a percentage never says more than the counts beside
+   it (400 records, 400 recorded and 99.8% recorded would give away a hidden 1; from the
+   published counts it reads 100.0%). Ratios and intervals shown beside them are worked
+   out from the published counts too. A table whose totals sit beside hidden cells gets
+   secondary suppression (:func:`control_table`).
+4. **No exact small count in words.** Sentences, data-quality notes, chart labels and
+   alt text give counts of people under the same rule (:func:`count_words`). The row
+   account of the extract's file rows (rows read, rows used, rows left out and why) stays
+   exact: it counts lines of a file, says nothing about anyone's characteristics, and a
+   service needs the exact figures to check its extract.
 
 Examples
 --------
@@ -61,6 +78,14 @@ __all__ = [
     "neutralise_formula",
     "export_table",
     "scan_for_small_counts",
+    "OTHER_SMALL_GROUPS",
+    "people_publishable",
+    "hide_small_groups",
+    "merge_small_groups",
+    "published_percentage",
+    "count_words",
+    "seal_counts",
+    "percent_of_published",
 ]
 
 #: NHS England's threshold for sub-national HES statistics: counts 1 to 7 are hidden.
@@ -769,6 +794,166 @@ def controlled_rate(
     nan
     """
     return _controlled_ratio(numerator, denominator, rule, per, decimals, "rate")
+
+
+# --------------------------------------------------------------------------------------------
+# People, labels and published percentages
+# --------------------------------------------------------------------------------------------
+#: The line that free-text groups too small to name are merged into.
+OTHER_SMALL_GROUPS = "Other (small groups)"
+
+
+def _hide_up_to(rule: DisclosureRule) -> int:
+    return rule.hidden_up_to if rule.enabled else 0
+
+
+def people_publishable(people: Any, rule: DisclosureRule = DEFAULT_RULE) -> Any:
+    """True where a group has enough people for figures about it to be published.
+
+    A group of 0 people has no figures at all; a group of 1 to the threshold is hidden.
+
+    Examples
+    --------
+    >>> people_publishable([0, 1, 7, 8]).tolist()
+    [False, False, False, True]
+    >>> bool(people_publishable(3, DisclosureRule(enabled=False)))
+    True
+    """
+    array = np.asarray(pd.Series(np.atleast_1d(people)).fillna(0), dtype="int64")
+    out = array > _hide_up_to(rule)
+    return out if np.ndim(people) else bool(out[0])
+
+
+def hide_small_groups(
+    frame: pd.DataFrame, people: Any, columns: Iterable[Any], rule: DisclosureRule = DEFAULT_RULE
+) -> pd.DataFrame:
+    """Blank (NA) the given columns in every row whose group has too few people.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"group": ["A", "B"], "pct": [75.0, 20.0]})
+    >>> hide_small_groups(t, [1, 40], ["pct"])["pct"].tolist()
+    [nan, 20.0]
+    """
+    ok = people_publishable(np.asarray(people), rule)
+    out = frame.copy()
+    for column in columns:
+        if column in out:
+            out[column] = out[column].mask(~ok)
+    return out
+
+
+def merge_small_groups(values: pd.Series, rule: DisclosureRule = DEFAULT_RULE) -> pd.Series:
+    """Merge free-text labels held by too few people into "Other (small groups)".
+
+    Blanks stay blank. The merged line is a group like any other, so its own figures are
+    controlled in turn.
+
+    Examples
+    --------
+    >>> s = pd.Series(["Jedi"] + ["Christian"] * 8 + [None])
+    >>> merge_small_groups(s).value_counts().to_dict()
+    {'Christian': 8, 'Other (small groups)': 1}
+    """
+    text = values.astype("string")
+    sizes = text.value_counts()
+    small = sizes.index[~people_publishable(sizes.to_numpy(), rule)]
+    return text.mask(text.isin(list(small)).fillna(False), OTHER_SMALL_GROUPS)
+
+
+def seal_counts(values: pd.Series, rule: DisclosureRule = DEFAULT_RULE) -> pd.Series:
+    """Put a column of counts about to be published under the rule, whatever it holds.
+
+    Controlled counts pass unchanged (the rule leaves 0, hidden cells and rounded counts
+    as they are), so this is a last guard: a count that slipped through uncontrolled is
+    hidden or rounded here. Cells that are not whole numbers (text, ``*``) are left alone.
+
+    Examples
+    --------
+    >>> seal_counts(pd.Series([0, 3, 10, 12, None, "*"], dtype=object)).tolist()
+    [0, <NA>, 10, 10, None, '*']
+    """
+    out = values.astype(object).copy()
+    changed = False
+    for key, value in values.items():
+        if isinstance(value, bool | np.bool_) or value is None or value is pd.NA:
+            continue
+        if isinstance(value, int | np.integer) or (
+            isinstance(value, float | np.floating) and float(value).is_integer()
+        ):
+            if value < 0:
+                continue
+            sealed = control_counts(int(value), rule)
+            if sealed is pd.NA or sealed != value:
+                out[key], changed = sealed, True
+    if not changed:
+        return values
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return pd.Series(out.tolist(), index=values.index, name=values.name, dtype="Int64")
+    return out
+
+
+def percent_of_published(numerator: Any, denominator: Any, decimals: int = 1) -> np.ndarray:
+    """Percentage of counts that are already published (``<NA>`` where hidden).
+
+    Use it for a table that went through :func:`control_table`, whose secondary
+    suppression hides more cells than the rule alone would. NaN where either count is
+    hidden or the denominator is 0.
+
+    Examples
+    --------
+    >>> percent_of_published(pd.array([400, pd.NA, 0], dtype="Int64"), [400, 400, 400]).tolist()
+    [100.0, nan, 0.0]
+    """
+    nums, dens = list(numerator), list(denominator)
+    out = np.full(len(nums), np.nan)
+    for k, (n, d) in enumerate(zip(nums, dens, strict=True)):
+        if n is pd.NA or d is pd.NA or pd.isna(n) or pd.isna(d) or d == 0:
+            continue
+        out[k] = _round_half_up(Fraction(int(n)) * 100 / Fraction(int(d)), decimals)
+    return out
+
+
+def published_percentage(
+    numerator: Any, denominator: Any, rule: DisclosureRule = DEFAULT_RULE, decimals: int = 1
+) -> Any:
+    """Percentage of the *published* counts: it can never say more than the counts do.
+
+    Both counts are put under the rule first; the percentage is hidden (NaN) when either
+    is hidden, and undefined (NaN) when the published denominator is 0.
+
+    Examples
+    --------
+    >>> published_percentage([399, 0, 5], [400, 400, 400]).tolist()
+    [100.0, 0.0, nan]
+    """
+    scalar = np.ndim(numerator) == 0 and np.ndim(denominator) == 0
+    num = control_counts(pd.Series(np.atleast_1d(numerator)).astype("int64"), rule)
+    den = control_counts(pd.Series(np.atleast_1d(denominator)).astype("int64"), rule)
+    out = percent_of_published(num, den, decimals)
+    if scalar:
+        return float(out[0])
+    if isinstance(numerator, pd.Series):
+        return pd.Series(out, index=numerator.index, name=numerator.name)
+    return out
+
+
+def count_words(count: int, rule: DisclosureRule = DEFAULT_RULE) -> str:
+    """A count of people for a sentence, under the rule: never an exact small number.
+
+    Examples
+    --------
+    >>> count_words(0), count_words(3), count_words(1234)
+    ('0', 'a few (fewer than 8)', 'about 1,235')
+    >>> count_words(3, DisclosureRule(enabled=False))
+    '3'
+    """
+    published = control_counts(int(count), rule)
+    if published is pd.NA:
+        return f"a few (fewer than {_hide_up_to(rule) + 1})"
+    if published == 0 or not rule.enabled or rule.rounding == 1:
+        return f"{published:,}"
+    return f"about {published:,}"
 
 
 # --------------------------------------------------------------------------------------------

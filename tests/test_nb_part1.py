@@ -134,6 +134,12 @@ def population(cfg: dict) -> pd.DataFrame:
     return out.merge(sex[["lsoa", "Female", "Male"]], on="lsoa", how="left")
 
 
+def published(count: float) -> int:
+    """A count as published: rounded to the nearest 5, halves up. Shares, ratios and
+    intervals are worked out from published counts, so they cannot undo the rounding."""
+    return 5 * math.floor(count / 5 + 0.5)
+
+
 def katz(a: float, n1: float, b: float, n2: float) -> tuple[float, float, float]:
     """Ratio of two proportions with the Katz log interval (textbook formula)."""
     ratio = (a / n1) / (b / n2)
@@ -165,7 +171,7 @@ def representation(referrals: pd.DataFrame, population: pd.DataFrame) -> pd.Data
         for group, a in counts.items():
             if a == 0 or _hidden(a):
                 continue
-            ratio, lo, hi = katz(a, counts.sum(), pop[group], pop.sum())
+            ratio, lo, hi = katz(published(a), published(counts.sum()), pop[group], pop.sum())
             name = f"{group} ({dim})"
             if dim == "IMD quintile":
                 name = {
@@ -278,8 +284,9 @@ def test_core20_matches_independent_computation(run_notebook, referrals, populat
     inside = referrals[referrals["in_catchment"]]
     x, n = int(inside["imd_decile"].le(2).sum()), len(inside)
     px, pn = population.loc[population["decile"] <= 2, "total"].sum(), population["total"].sum()
-    ratio, lo, hi = katz(x, n, px, pn)
-    assert glued["core20_share_referrals"] == pytest.approx(100 * x / n, abs=0.051)
+    ratio, lo, hi = katz(published(x), published(n), px, pn)
+    share = 100 * published(x) / published(n)
+    assert glued["core20_share_referrals"] == pytest.approx(share, abs=0.051)
     assert glued["core20_share_population"] == pytest.approx(100 * px / pn, abs=0.051)
     assert glued["core20_ratio"] == pytest.approx(ratio, rel=1e-9)
     assert glued["core20_ratio_lower"] == pytest.approx(lo, rel=1e-9)
@@ -344,7 +351,10 @@ def test_credible_dna_gaps_by_ethnic_group(run_notebook, referrals) -> None:
         if _hidden(row["dna"]) or _hidden(row["offered"]):
             continue
         rest = by.drop(index=group).sum()
-        d, lo, hi = newcombe(row["dna"], row["offered"], rest["dna"], rest["offered"])
+        d, lo, hi = newcombe(
+            *(published(v) for v in (row["dna"], row["offered"])),
+            *(published(v) for v in (rest["dna"], rest["offered"])),
+        )
         if round(lo * 100, 1) > 0 or round(hi * 100, 1) < 0:
             found += 1
             word = "higher" if d > 0 else "lower"

@@ -243,6 +243,9 @@ def test_headline_figures_match_plain_pandas(sample, referrals):
     pop = ethnic.merge(imd, left_on="geography code", right_on="LSOA code (2021)")
     total = pop["Ethnic group: Total: All usual residents"]
     px, pn = total[pop[decile_col[0]].astype(int) <= 2].sum(), total.sum()
+    # The ratio and the share are worked out from the published counts (rounded to the
+    # nearest 5, halves up), so that they cannot undo the rounding.
+    x, n = (5 * math.floor(v / 5 + 0.5) for v in (x, n))
     ratio = (x / n) / (px / pn)
     se = math.sqrt(1 / x - 1 / n + 1 / px - 1 / pn)
     dep = deprivation_and_core20.run(sample).values

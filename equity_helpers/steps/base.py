@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..config import CATEGORY_FIELDS
+from ..privacy import merge_small_groups, seal_counts
 from ..wording import is_number
 
 
@@ -34,6 +36,9 @@ class Table:
     #: False for a table that is written to the summary tables but not shown on the page.
     shown: bool = True
     label_columns: tuple[str, ...] = ()
+    #: True for a table whose counts are exact on purpose because they are not about people
+    #: (rows of the file, areas); every other table's counts are sealed under the rule.
+    exact: bool = False
 
 
 @dataclass
@@ -139,15 +144,53 @@ def number_or_nan(value) -> float:
     return float(value) if is_number(value) else float("nan")
 
 
+def protect_labels(service) -> None:
+    """Merge free-text groups too small to name into "Other (small groups)", once per service.
+
+    Religion, sexual orientation and marital status hold whatever the service's own system
+    holds, so a label seen for a handful of people can identify them (rule 2 in
+    :mod:`equity_helpers.privacy`). Every step runs on the merged data, so no step can
+    publish such a label, in a table, a chart, a sentence or a summary table.
+    """
+    if service.__dict__.get("_labels_protected"):
+        return
+    data = service.data.copy()
+    for name in CATEGORY_FIELDS:
+        if name in data:
+            data[name] = merge_small_groups(data[name], service.rule)
+    service.data = data
+    service.__dict__["_labels_protected"] = True
+
+
+def seal(result: StepResult, rule) -> StepResult:
+    """The last guard before anything is shown: every count column goes under the rule.
+
+    A step controls its counts itself; this makes sure no step can publish one that slipped
+    through. Controlled counts pass unchanged. Tables marked ``exact`` (rows of the file,
+    areas) are left as they are.
+    """
+    for table in result.tables.values():
+        if table.exact:
+            continue
+        for column in table.counts:
+            if column in table.frame:
+                table.frame[column] = seal_counts(table.frame[column], rule)
+    return result
+
+
 def cached(step: Callable) -> Callable:
-    """Run a step once per service object; later calls (say, from the summary) reuse it."""
+    """Run a step once per service object; later calls (say, from the summary) reuse it.
+
+    Before the first step runs, small free-text groups are merged (:func:`protect_labels`).
+    """
 
     @functools.wraps(step)
     def run(service) -> StepResult:
+        protect_labels(service)
         cache = service.__dict__.setdefault("_step_results", {})
         key = step.__module__
         if key not in cache:
-            cache[key] = step(service)
+            cache[key] = seal(step(service), service.rule)
         return cache[key]
 
     return run

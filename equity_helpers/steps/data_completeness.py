@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .. import analysis
+from ..errors import CATALOGUE
 from ..extract import RowAccount
+from ..privacy import count_words
 from ..wording import is_number, number
 from .base import Chart, StepResult, Table, cached
 
@@ -27,6 +29,7 @@ def run(service) -> StepResult:
         RowAccount(**account).table(),
         "Row account (exact counts of the extract's rows, not of people)",
         counts=("Rows",),
+        exact=True,
     )
 
     comp = analysis.completeness(data, rule)
@@ -86,8 +89,11 @@ def run(service) -> StepResult:
     )
 
     issues = [i for i in service.meta["issues"] if i["kind"] != "exclusion"]
+    # The catalogue's title, never the message itself: the message names row numbers and an
+    # example value, and its exact count could give a small group away (rule 4).
     result.lists["issues"] = [
-        f"{i['message'].splitlines()[0]}: {i['count']:,} rows in '{i['column'] or 'the extract'}'"
+        f"{CATALOGUE[i['code']].title}: {count_words(i['count'], rule)} rows in "
+        f"'{i['column'] or 'the extract'}'"
         for i in issues
     ]
     actions = analysis.quality_actions(comp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import analysis, stats
-from ..privacy import control_counts, controlled_percentage
+from ..privacy import control_counts, published_percentage
 from ..wording import NO_LSOA, imd_words, is_number
 from .base import Chart, StepResult, Table, cached, number_or_nan
 
@@ -48,9 +48,15 @@ def core20(service) -> dict:
     if n == 0 or px == 0:
         out["why_not"] = "No referral comes from a home area inside the catchment."
         return out
-    ratio, lower, upper = (float(v) for v in stats.representation_ratio(x, n, px, pn))
+    # From the published counts, like the share itself (rule 3 in privacy).
+    cx, cn = control_counts(x, service.rule), control_counts(n, service.rule)
+    cx, cn = (0 if cx is pd.NA else cx), (0 if cn is pd.NA else cn)
+    if cn == 0:
+        out["why_not"] = "Too few referrals come from a home area inside the catchment."
+        return out
+    ratio, lower, upper = (float(v) for v in stats.representation_ratio(cx, cn, px, pn))
     out.update(
-        share_ref=float(controlled_percentage(x, n, service.rule)),
+        share_ref=float(published_percentage(x, n, service.rule)),
         share_pop=round(100 * px / pn, 1),
     )
     if not pd.isna(out["share_ref"]):  # a hidden count hides its ratio too
@@ -107,7 +113,7 @@ def _plus_groups(data: pd.DataFrame, rule) -> pd.DataFrame:
                 control_counts(int(p[2].sum()), rule) if p[2] is not None else pd.NA for p in plus
             ],
             "% of referrals": [
-                controlled_percentage(int(p[2].sum()), len(data), rule)
+                published_percentage(int(p[2].sum()), len(data), rule)
                 if p[2] is not None
                 else float("nan")
                 for p in plus
@@ -210,6 +216,7 @@ def run(service) -> StepResult:
         "Core20 areas in each local authority of the catchment (counts of areas, not people)",
         counts=("Areas (LSOAs)", "Core20 areas"),
         percents=("% Core20",),
+        exact=True,
     )
 
     plus = _plus_groups(data, rule)

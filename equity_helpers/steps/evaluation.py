@@ -82,7 +82,8 @@ def _before_after(result: StepResult, service, f: dict, change, when: str) -> st
             "Some counts are too small to show, so the gap is not worked out here."
         )
         return "not shown: some counts are too small"
-    s = analysis.gap_change_summary(ba)
+    # From the published counts, like the percentages in the table (rule 3 in privacy).
+    s = analysis.gap_change_summary(analysis.published_before_after(ba, service.rule))
     (gb, gbl, gbu), (ga, gal, gau), (c, lo, hi) = s["gap_before"], s["gap_after"], s["change"]
     verdict = analysis.gap_verdict(s)
     for key, value in (
