@@ -15,9 +15,12 @@ v.   a rate, mean, percentage or count about a group whose size is hidden, or is
      the threshold in the true extract;
 vi.  the free-text label of a small group, anywhere in the publication;
 vii. an exact count from 1 to the threshold in a sentence, alt text, note or count column
-     (and an unrounded count of people above it);
+     (and an unrounded count of people above it); the row account of the file's rows is
+     exact on purpose and left out, narrowly (see :data:`_ROW_ACCOUNT_LINE`);
 ix.  a percentage with its 95% interval (Wilson's, as the playbook computes it): the
-     interval's width fixes the number of people behind the percentage;
+     interval's width fixes the number of people behind the percentage. Pinning the very
+     counts its row publishes is no disclosure; pinning any other count, a small count or
+     the size of a small group is;
 viii. a machine path (the folder the workbook was built in, the repository, the config's
      folder): not about people, but no published file may name the machine's folders.
 """
@@ -32,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
+
+from equity_helpers.privacy import OTHER_SMALL_GROUPS
 
 from .facts import Cell, Publication, Table, Text, parse_cell
 from .truth import FREE_TEXT_FIELDS, Group, Truth
@@ -688,10 +693,18 @@ def _value_forms(group: Group) -> set[str]:
 
 
 def _cell_value(cell: str, group: Group) -> str:
+    """The group value a label cell names: "Religion: Jedi (1)" names "jedi".
+
+    The line small free-text groups are merged into, "Other (small groups)", keeps its
+    bracket: it is its own group (sized in :mod:`.truth` as everything merged into it), not
+    an extract answer "Other", which only a line called "Other" names.
+    """
     low = cell.strip().lower()
     label = group.field_label.lower()
     if low.startswith(label + ":"):
         low = low[len(label) + 1 :].strip()
+    if low.startswith(OTHER_SMALL_GROUPS.lower()):
+        return OTHER_SMALL_GROUPS.lower()
     low = re.sub(r"\s*\([^)]*\)\s*$", "", low)
     return low.strip()
 
@@ -822,6 +835,23 @@ _RULE_WORDS = re.compile(
 )
 
 
+#: The row account: rows of the extract's FILE read, used and left out (and why). It is
+#: exact on purpose, as equity_helpers.privacy (rule 4) and the README state: it counts
+#: lines of a file, says nothing about anyone's characteristics, and a service needs the
+#: exact figures to check its extract. Only these lines, in a count column headed "Rows",
+#: are left out of attack vii; every other count of 1 to the threshold is a finding.
+_ROW_ACCOUNT_LINE = re.compile(r"^(Rows read|Rows analysed|Rows used|Left out:|Excluded:)")
+
+
+def _row_account(table: Table, lay: Layout, i: int, j: int) -> bool:
+    """Whether cell (i, j) is a line of the row account (see :data:`_ROW_ACCOUNT_LINE`)."""
+    if j >= len(table.header) or table.header[j].strip() != "Rows":
+        return False
+    row = table.rows[i]
+    labels = [row[k].strip() for k in lay.labels if k < len(row) and row[k].strip()]
+    return len(labels) == 1 and bool(_ROW_ACCOUNT_LINE.match(labels[0]))
+
+
 def attack_small_counts(
     pub: Publication, tables: list[tuple[Table, list[str]]], truth: Truth, report: Report
 ) -> None:
@@ -862,6 +892,9 @@ def attack_small_counts(
             for i, c in enumerate(table.column(j)):
                 report.tried["vii small exact count"] += 1
                 if c.kind == "int" and 1 <= c.value <= truth.threshold:
+                    if _row_account(table, lay, i, j):
+                        report.tried["vii row account of the file (exact on purpose)"] += 1
+                        continue
                     for source in sources:
                         report.add(
                             "vii small exact count",
@@ -938,6 +971,22 @@ def attack_intervals(table: Table, sources: list[str], truth: Truth, report: Rep
                 continue
             n = fits.pop()
             x = round(p.value * n / 100)
+            # Percentages and intervals are worked out from the published (rounded) counts:
+            # pinning the very counts the row shows recovers nothing. A pin is a disclosure
+            # when it undoes rounding or a hidden cell (a number the row does not show), is
+            # itself a small count, or is the size of a group that is small in the extract.
+            shown = {
+                int(c.value)
+                for k in lay.counts
+                if k < len(row) and (c := parse_cell(row[k])).kind == "int"
+            }
+            group = row_group(table, lay, i, truth)
+            small = any(1 <= v <= truth.threshold for v in (x, n)) or (
+                group is not None and n == group.size
+            )
+            if x in shown and n in shown and not small:
+                report.tried["ix percentage explained by the published counts"] += 1
+                continue
             for source in sources:
                 report.add(
                     "ix percentage with its interval",

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from equity_helpers.privacy import control_table, export_table
+from equity_helpers.privacy import OTHER_SMALL_GROUPS, control_table, export_table
 
 from .attacks import attack_folder
 from .facts import parse_cell, read_publication
@@ -192,6 +192,59 @@ def test_ix_a_percentage_with_its_interval_gives_the_number_of_people(tmp_path):
     assert found(report, "ix", "65+", "exactly 40 of 59"), report.findings
 
 
+def test_ix_a_percentage_built_from_the_counts_beside_it_tells_nothing_more(tmp_path):
+    """Built from the published (rounded) counts, the interval pins only those counts."""
+    from equity_helpers.stats import wilson_ci
+
+    low, high = wilson_ci(40, 60)
+    publish(
+        tmp_path,
+        {
+            "tables/pathway.csv": "Split,Group,Referred,Completed,% completed,Lower limit,"
+            f"Upper limit\nAge group,65+,60,40,{100 * 40 / 60:.1f},{100 * low:.1f},"
+            f"{100 * high:.1f}\n"
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert not found(report, "ix"), report.findings
+    assert report.tried["ix percentage explained by the published counts"] == 1
+
+
+def test_ix_an_interval_from_exact_counts_beside_rounded_ones_is_still_found(tmp_path):
+    """The row publishes 60 and 40 (rounded); the interval is of the exact 41 of 59."""
+    from equity_helpers.stats import wilson_ci
+
+    low, high = wilson_ci(41, 59)
+    publish(
+        tmp_path,
+        {
+            "tables/pathway.csv": "Split,Group,Referred,Completed,% completed,Lower limit,"
+            f"Upper limit\nAge group,65+,60,40,{100 * 41 / 59:.1f},{100 * low:.1f},"
+            f"{100 * high:.1f}\n"
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "ix", "65+", "exactly 41 of 59"), report.findings
+
+
+def test_ix_an_interval_about_a_small_group_is_found_even_beside_its_counts(tmp_path):
+    """Shown counts of a group of 5 people are a leak whatever the percentage agrees with."""
+    from equity_helpers.stats import wilson_ci
+
+    low, high = wilson_ci(3, 5)
+    truth = Truth(groups=[Group("religion", "Religion", "Jedi", 5)])
+    publish(
+        tmp_path,
+        {
+            "tables/pathway.csv": "Split,Group,Referred,Completed,% completed,Lower limit,"
+            f"Upper limit\nReligion,Jedi,5,3,{100 * 3 / 5:.1f},{100 * low:.1f},"
+            f"{100 * high:.1f}\n"
+        },
+    )
+    report = attack_folder(tmp_path, truth)
+    assert found(report, "ix", "Jedi", "exactly 3 of 5"), report.findings
+
+
 def test_ii_a_total_row_minus_the_visible_rows_gives_the_hidden_one(tmp_path):
     # 1, 8, 8 with total 17 published as *, 10, 10 and 15 (test_privacy's example).
     publish(
@@ -280,6 +333,50 @@ def test_v_a_rate_about_a_one_person_group_is_found(tmp_path):
     assert not found(report, "v", "Christian")
 
 
+def test_v_the_merged_line_is_judged_by_the_size_of_everything_merged_into_it(tmp_path):
+    """ "Other (small groups)" holds every small label (here 7 + 5 + 6 = 18 people): it is
+    not the extract's own answer "Other", which is matched only to a line called "Other"."""
+    truth = Truth(
+        groups=[
+            Group("religion", "Religion", "Other", 7),
+            Group("religion", "Religion", "Jedi", 5),
+            Group("religion", "Religion", "Pastafarian", 6),
+            Group("religion", "Religion", OTHER_SMALL_GROUPS, 18),
+        ]
+    )
+    publish(
+        tmp_path,
+        {
+            "tables/measures_by_group.csv": "Field,Group,Accepted %\n"
+            f"Religion,{OTHER_SMALL_GROUPS},94.4\nReligion,Other,85.7\n",
+            "tables/missed.csv": "Measure,Group,%\n"
+            f"Missed appointments,Religion: {OTHER_SMALL_GROUPS},30.8\n",
+        },
+    )
+    report = attack_folder(tmp_path, truth)
+    assert not found(report, "v", "(small groups)"), report.findings
+    assert found(report, "v", "row 'Religion / Other'", "'Other' has 7", "85.7"), report.findings
+
+
+def test_v_a_merged_line_of_seven_or_fewer_people_is_still_a_small_group(tmp_path):
+    truth = Truth(
+        groups=[
+            Group("religion", "Religion", "Jedi", 1),
+            Group("religion", "Religion", OTHER_SMALL_GROUPS, 1),
+        ]
+    )
+    publish(
+        tmp_path,
+        {
+            "tables/measures_by_group.csv": "Field,Group,Accepted %\n"
+            f"Religion,{OTHER_SMALL_GROUPS},100.0\nReligion,Christian,90.2\n",
+        },
+    )
+    report = attack_folder(tmp_path, truth)
+    assert found(report, "v", "(small groups)", "has 1 person", "100.0"), report.findings
+    assert not found(report, "v", "Christian")
+
+
 def test_v_a_mean_beside_a_hidden_group_size_is_found_without_the_truth(tmp_path):
     publish(
         tmp_path,
@@ -340,6 +437,35 @@ def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path)
     assert found(report, "vii", "alt text", "two people")
     assert found(report, "vii", "row 'A'", "count 3")
     assert not found(report, "vii", "5 referrals")  # a ratio, not a count
+
+
+def test_vii_the_row_account_of_the_file_is_exact_on_purpose(tmp_path):
+    """Rows of the file, left out and why, say nothing about anyone's characteristics;
+    the same small count in a table about people is still a finding."""
+    account = (
+        "<table><thead><tr><th></th><th>Rows</th></tr></thead><tbody>"
+        "<tr><td>Rows read from the extract</td><td>400</td></tr>"
+        "<tr><td>{prefix} referral id is blank</td><td>2</td></tr>"
+        "<tr><td>{prefix} referral date is in the future</td><td>1</td></tr>"
+        "<tr><td>Rows {used}</td><td>397</td></tr></tbody></table>"
+    )
+    publish(
+        tmp_path,
+        {
+            "html/index.html": html(account.format(prefix="Left out:", used="analysed")),
+            "html/steps/dq.html": html(account.format(prefix="Excluded:", used="used")),
+            "tables/people.csv": "Group,People\nLeft out: referral id is blank,3\n",
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert not [f for f in found(report, "vii") if f.source.startswith("html/")], report.findings
+    assert report.tried["vii row account of the file (exact on purpose)"] == 4
+    # A count of people is not a row of the file, whatever its row is called.
+    assert found(report, "vii", "row 'Left out: referral id is blank'", "column 'People'")
+    # A table about people is not a row account, whatever its count column is called.
+    publish(tmp_path, {"tables/religion.csv": "Religion,Rows\nJedi,2\nChristian,40\n"})
+    report = attack_folder(tmp_path)
+    assert found(report, "vii", "row 'Jedi'", "count 2"), report.findings
 
 
 def test_viii_a_machine_path_in_a_published_file_is_found(tmp_path):

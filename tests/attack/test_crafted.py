@@ -10,6 +10,8 @@ import json
 import pandas as pd
 import pytest
 
+from equity_helpers.privacy import OTHER_SMALL_GROUPS
+
 from .__main__ import main
 from .crafted import CASES, JEDI, LONE_LABEL
 from .truth import truth_from_config
@@ -40,6 +42,16 @@ def test_the_lone_category_is_one_person_with_a_free_text_label(written):
     assert truth.labels[LONE_LABEL] == 1
 
 
+def test_the_merged_line_holds_every_free_text_answer_of_seven_or_fewer_people(written):
+    """ "Other (small groups)" is as big as every answer the playbook merges into it."""
+    truth, groups = _groups(written["lone-category"])
+    for name in ("religion", "sexual_orientation", "marital_status"):
+        sizes = {v: n for (f, v), n in groups.items() if f == name and v != OTHER_SMALL_GROUPS}
+        merged = sum(n for n in sizes.values() if n <= truth.threshold)
+        assert groups.get((name, OTHER_SMALL_GROUPS), 0) == merged, name
+    assert groups[("religion", OTHER_SMALL_GROUPS)] > groups[("religion", LONE_LABEL)] == 1
+
+
 def test_the_jedi_is_one_person_offered_20_appointments_missing_15(written):
     config = written["many-appointments"]
     truth, groups = _groups(config)
@@ -51,10 +63,15 @@ def test_the_jedi_is_one_person_offered_20_appointments_missing_15(written):
 
 def test_one_field_has_exactly_one_hidden_group(written):
     _, groups = _groups(written["one-hidden-group"])
-    sizes = {v: n for (f, v), n in groups.items() if f == "sexual_orientation"}
+    sizes = {
+        v: n
+        for (f, v), n in groups.items()
+        if f == "sexual_orientation" and v != OTHER_SMALL_GROUPS
+    }
     # Rows the playbook leaves out (an unreadable referral date, say) are not counted.
     assert set(sizes) == {"Heterosexual or straight", "Bisexual"}
     assert sizes["Bisexual"] == 1 and sizes["Heterosexual or straight"] > 390
+    assert groups[("sexual_orientation", OTHER_SMALL_GROUPS)] == 1  # the merged Bisexual
 
 
 def test_one_month_has_one_referral(written):

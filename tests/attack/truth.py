@@ -75,8 +75,9 @@ def _vocabulary() -> set[str]:
 
 def truth_from_config(config: str | Path) -> Truth:
     """Read a service's extract, as the playbook reads it, and list its small groups."""
-    from equity_helpers.config import load_config
+    from equity_helpers.config import CATEGORY_FIELDS, load_config
     from equity_helpers.extract import prepare
+    from equity_helpers.privacy import OTHER_SMALL_GROUPS, merge_small_groups
     from equity_helpers.wording import FIELD_LABELS
 
     cfg = load_config(Path(config))
@@ -87,6 +88,14 @@ def truth_from_config(config: str | Path) -> Truth:
     for name, label in FIELD_LABELS.items():
         if name not in data.columns:
             continue
+        if name in CATEGORY_FIELDS:
+            # The playbook publishes these fields after its own merge (rule 2 of
+            # equity_helpers.privacy): "Other (small groups)" is a group of everyone merged
+            # into it, whatever their answers were called (an answer "Other" among them).
+            merged = merge_small_groups(data[name], cfg.disclosure)
+            size = int((merged == OTHER_SMALL_GROUPS).sum())
+            if size:
+                truth.groups.append(Group(name, label, OTHER_SMALL_GROUPS, size))
         values = data[name].dropna()
         if values.nunique() > 200:
             continue
