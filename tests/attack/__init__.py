@@ -10,6 +10,6 @@ Run it on any built workbook::
     python -m tests.attack workbooks/<service> --config <service.yml>
 
 ``test_attacker.py`` proves the attacker finds each kind of leak and nothing on a correctly
-controlled publication; ``test_workbooks.py`` (with ``EQUITY_ATTACK=1``) builds every crafted
+controlled publication; ``test_workbooks.py`` (part of ``make test``) builds every crafted
 workbook and asserts the attacker finds nothing.
 """
