@@ -385,7 +385,7 @@ def _to_int_array(values: Any, what: str) -> np.ndarray:
         bad = series[~(np.isfinite(as_float) & (as_float == np.floor(as_float)))]
         raise DisclosureInputError(
             f"{what} must hold whole-number counts; found {bad.iloc[0]!r}. Control the counts "
-            "first and build percentages with controlled_percentage()."
+            "first and build percentages from them with published_percentage()."
         )
     if (as_float < 0).any():
         raise DisclosureInputError(f"{what} must not be negative; found {as_float.min():g}.")

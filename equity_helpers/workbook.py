@@ -120,19 +120,17 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "service"
 
 
-def md_escape(text: str) -> str:
-    """Make user text safe inside MyST markdown: no HTML, no markup, no roles."""
-    return md_text(text)
-
-
 def _code_hash(notebook_dir: Path = NOTEBOOK_DIR) -> str:
+    """A hash of the notebooks and what the workbook's pages are built with.
+
+    The package's own code is covered by :func:`_package_hash`.
+    """
     h = hashlib.sha256(__version__.encode())
-    # The notebooks, the package, and what the workbook's pages are built with.
     site = sorted((ROOT / "book" / "_ext").glob("*.py")) + [
-        ROOT / "book" / "_static" / name for name in ("playbook.js", "playbook.css", "favicon.svg")
+        ROOT / "book" / "_static" / name
+        for name in ("playbook.js", "playbook.css", "print.css", "favicon.svg")
     ]
-    files = sorted(notebook_dir.glob("*.md")) + sorted((ROOT / "equity_helpers").glob("*.py"))
-    for p in files + [p for p in site if p.is_file()]:
+    for p in sorted(notebook_dir.glob("*.md")) + [p for p in site if p.is_file()]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:20]
@@ -840,10 +838,10 @@ def _front_page(
     run_date: dt.date,
 ) -> str:
     rule = cfg.disclosure
-    lines = ["(workbook-front)=", f"# {md_escape(cfg.service_name)}", ""]
+    lines = ["(workbook-front)=", f"# {md_text(cfg.service_name)}", ""]
     warning = rule.warning()
     if warning:
-        lines += ["```{warning}", md_escape(warning), "```", ""]
+        lines += ["```{warning}", md_text(warning), "```", ""]
     lines += [
         "This is the service's own health-inequalities workbook.",
         "Each step runs one analysis of the playbook on the service's extract.",
@@ -851,12 +849,12 @@ def _front_page(
         "",
         "| About this workbook | |",
         "|---|---|",
-        f"| Organisation | {md_escape(cfg.organisation) or '-'} |",
+        f"| Organisation | {md_text(cfg.organisation) or '-'} |",
         f"| Data period | {cfg.period_start:%d %B %Y} to {cfg.period_end:%d %B %Y} |",
         f"| Date run | {run_date:%d %B %Y} |",
-        f"| Extract | {md_escape(meta.get('source', ''))} |",
+        f"| Extract | {md_text(meta.get('source', ''))} |",
         f"| Deprivation | IMD {cfg.imd_edition} |",
-        f"| Small-number rule | {md_escape(rule.describe())} |",
+        f"| Small-number rule | {md_text(rule.describe())} |",
         "",
         "## Row account",
         "",
@@ -872,7 +870,7 @@ def _front_page(
     if meta.get("dropped_identifiers"):
         lines += [
             "Identifier columns were found in the extract and not read: "
-            + ", ".join(md_escape(c) for c in meta["dropped_identifiers"])
+            + ", ".join(md_text(c) for c in meta["dropped_identifiers"])
             + ".",
             "",
         ]
@@ -904,11 +902,11 @@ def _front_page(
                 if a is not None and b is not None:
                     change = f"{a - b:+,.1f}"
                 lines.append(
-                    f"| {label} | {md_escape(_fmt(now))} | "
-                    f"{md_escape(_fmt(old)) if old is not None else '-'} | {change} |"
+                    f"| {label} | {md_text(_fmt(now))} | "
+                    f"{md_text(_fmt(old)) if old is not None else '-'} | {change} |"
                 )
             else:
-                lines.append(f"| {label} | {md_escape(_fmt(now))} |")
+                lines.append(f"| {label} | {md_text(_fmt(now))} |")
         lines.append("")
     lines += [
         "## Versions and config",
@@ -1032,9 +1030,9 @@ def _step_notebook(
 
 def _problem_page(step: StepResult, info: NotebookInfo) -> str:
     title = "This step did not run" if step.status == "failed" else "This step was skipped"
-    body = "\n".join(md_escape(line.strip()) for line in step.message.splitlines())
+    body = "\n".join(md_text(line.strip()) for line in step.message.splitlines())
     return (
-        f"(nb:{step.name})=\n# {md_escape(info.title)}\n\n"
+        f"(nb:{step.name})=\n# {md_text(info.title)}\n\n"
         f"```{{admonition}} What the guide asks ({info.steps}, {info.part})\n:class: note\n"
         f"{info.guide_asks}\n```\n\n```{{admonition}} {title}\n:class: warning\n{body}\n```\n\n"
         f"**Key question:** {info.key_question}\n\n" + NOTES_CELL.format(name=step.name)
@@ -1047,7 +1045,7 @@ def _tables_page(tables: list[Path], rule_text: str) -> str:
         "# Summary tables",
         "",
         "These tables hold the figures behind each step, under the small-number rule.",
-        md_escape(rule_text),
+        md_text(rule_text),
         "Each table comes as CSV and as Excel.",
         "",
     ]
@@ -1055,7 +1053,7 @@ def _tables_page(tables: list[Path], rule_text: str) -> str:
         if p.suffix == ".csv":
             xlsx = p.with_suffix(".xlsx")
             lines.append(
-                f"- {md_escape(p.stem.replace('_', ' ').capitalize())}: "
+                f"- {md_text(p.stem.replace('_', ' ').capitalize())}: "
                 f"{{download}}`CSV <tables/{p.name}>`"
                 + (f", {{download}}`Excel <tables/{xlsx.name}>`" if xlsx.exists() else "")
             )
