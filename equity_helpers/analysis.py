@@ -390,15 +390,6 @@ REPRESENTATION_VIEWS = {
 }
 
 
-def _any_recorded(service, dimension: str) -> bool:
-    """Whether any referral in the catchment has a group the population is counted by."""
-    data = service.data
-    sub = data[data["in_catchment"]] if "in_catchment" in data else data
-    pop = population_by(service, dimension)
-    recorded = sub[dimension].astype("string").isin(pop.index.astype(str))
-    return bool(recorded.any()) and bool(pop.sum() > 0)
-
-
 def under_represented(table: pd.DataFrame) -> pd.DataFrame:
     """Groups whose whole interval for the representation ratio sits below 1."""
     return table[table["upper"] < 1].sort_values("ratio")

@@ -169,14 +169,6 @@ def number(value, fmt: str = ".1f", missing: str = "not available") -> str:
     return format(float(value), fmt) if is_number(value) else missing
 
 
-def join_words(items) -> str:
-    """A list in words: "a", "a and b", "a, b and c"."""
-    items = [str(i) for i in items]
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def too_few(rule) -> str:
     """How few people the small-number rule hides, in words: "fewer than 8 people".
 
