@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import WorkbookError
+from .safe_html import html_text
 
 log = logging.getLogger("equity_helpers")
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,7 +230,7 @@ def _clean(body: str, source: str, sources: list[str], ids: dict[str, int], k: i
         new = target(href)
         if new is None:
             return f"<span>{inner}</span>"
-        attrs = attrs[: h.start()] + f' href="{html.escape(new)}"' + attrs[h.end() :]
+        attrs = attrs[: h.start()] + f' href="{html_text(new)}"' + attrs[h.end() :]
         if href.startswith(_EXTERNAL) and _same_address(_text(inner), href):
             attrs = _add_class(attrs, "print-url-in-text")
         return f"<a{attrs}>{inner}</a>"
@@ -240,7 +241,7 @@ def _clean(body: str, source: str, sources: list[str], ids: dict[str, int], k: i
         src = html.unescape(m.group(2) if m.group(2) is not None else m.group(3))
         if not src.startswith(("data:", "http://", "https://", "/")):
             src = posixpath.normpath(posixpath.join(here, src))
-        return f'{m.group(1)}"{html.escape(src)}"'
+        return f'{m.group(1)}"{html_text(src)}"'
 
     body = _SRC.sub(image, body)
 
@@ -298,7 +299,7 @@ def print_html(
     ]
     rule = cfg.disclosure
     footer = rule.warning() or rule.describe()
-    e = html.escape
+    e = html_text
     facts = [
         ("Organisation", cfg.organisation or "-"),
         ("Data period", f"{cfg.period_start:%d %B %Y} to {cfg.period_end:%d %B %Y}"),
