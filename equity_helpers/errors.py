@@ -319,9 +319,10 @@ _ENTRIES = [
         "warning",
         "LSOA codes were converted between 2011 and 2021",
         "{count:,} rows held LSOA {old} codes that changed in {new}, and were matched to "
-        "LSOA {new} codes through the ONS lookup ({split:,} of them in areas that were "
-        "split, given the first new area). Another {unchanged:,} rows hold codes that are "
-        "the same in {old} and {new}, so they needed no change.",
+        "LSOA {new} codes through the ONS lookup. {split:,} of them are in areas that were "
+        "split, and each was given {rule}; {changed:,} of these would be in another IMD "
+        "quintile had another of its new areas been chosen. Another {unchanged:,} rows "
+        "hold codes that are the same in {old} and {new}, so they needed no change.",
         "Nothing to do. In future, export LSOA codes of the same year as the IMD edition "
         "(2021 for IMD 2025) if your system has them.",
     ),

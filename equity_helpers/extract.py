@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 
 from . import codes
 from .config import YES_NO_FIELDS, ServiceConfig, file_problem
-from .errors import CATALOGUE, ExtractError, format_rows, render
+from .errors import CATALOGUE, ExtractError, PlaybookError, format_rows, render
 from .reference import catchment_lsoas, load_imd, load_lsoa_list, load_lsoa_lookup
 
 log = logging.getLogger("equity_helpers")
@@ -988,6 +988,56 @@ def _outside_table(info: dict, col: _Collector) -> dict[str, int]:
     }
 
 
+def split_rule(
+    lookup: pd.DataFrame, old: str, new: str, population: pd.Series | None = None
+) -> tuple[pd.Series, str]:
+    """The one new code each old code is given, and the rule that chose it, in words.
+
+    An area that was split has several new codes. The one with the most residents in the
+    census population file is taken; where no population is known, the first by code.
+    The order of the lookup file never matters.
+
+    >>> lk = pd.DataFrame({"lsoa11": ["A", "A", "B"], "lsoa21": ["A2", "A1", "B"]})
+    >>> split_rule(lk, "lsoa11", "lsoa21")[0].to_dict()
+    {'A': 'A1', 'B': 'B'}
+    """
+    pairs = lookup[[old, new]].dropna().drop_duplicates()
+    year = f"20{new[-2:]}"
+    if population is not None and pairs[new].isin(population.index).any():
+        pairs = pairs.assign(residents=pairs[new].map(population).fillna(-1.0))
+        pairs = pairs.sort_values([old, "residents", new], ascending=[True, False, True])
+        rule = (
+            f"the LSOA {year} area with the most residents in the census population file "
+            "(the first by code where the file does not cover it)"
+        )
+    else:
+        pairs = pairs.sort_values([old, new])
+        rule = (
+            f"the first LSOA {year} area by code (name a census population file in the "
+            "config to give each the area with the most residents)"
+        )
+    return pairs.drop_duplicates(old).set_index(old)[new], rule
+
+
+def _population_totals(cfg: ServiceConfig) -> pd.Series | None:
+    """Residents of each LSOA 2021, from the first census file the config names."""
+    from .reference import load_population_age, load_population_ethnicity, load_population_sex
+
+    for path, loader in (
+        (cfg.population_age, load_population_age),
+        (cfg.population_ethnicity, load_population_ethnicity),
+        (cfg.population_sex, load_population_sex),
+    ):
+        if path is None:
+            continue
+        try:
+            table = loader(path)
+        except PlaybookError:  # check names a broken file; the rule then falls back
+            continue
+        return table.set_index("lsoa_code").select_dtypes("number").sum(axis=1)
+    return None
+
+
 def _add_deprivation(
     out, src, cfg: ServiceConfig, imd: pd.DataFrame, col: _Collector, keep
 ) -> None:
@@ -999,19 +1049,26 @@ def _add_deprivation(
     if cfg.lsoa_lookup is not None:
         lookup = load_lsoa_lookup(cfg.lsoa_lookup)
         old, new = ("lsoa11", "lsoa21") if cfg.imd_edition == 2025 else ("lsoa21", "lsoa11")
-        first = lookup.drop_duplicates(old).set_index(old)
-        convertible = code.notna() & ~known & code.isin(first.index)
+        chosen, rule = split_rule(lookup, old, new, _population_totals(cfg))
+        convertible = code.notna() & ~known & code.isin(chosen.index)
         if convertible.any():
-            code_split = code.map(first["change"]).isin(["S", "X"]).fillna(False)
             # Codes the lookup lists that are the same in both years need no change.
-            unchanged = known & code.isin(first.index)
-            code = code.mask(convertible, code[convertible].map(first[new]))
-            split = int((convertible.to_numpy() & keep & code_split.to_numpy()).sum())
+            unchanged = known & code.isin(chosen.index)
+            options = lookup[[old, new]].dropna().drop_duplicates()
+            n_options = options.groupby(old)[new].size()
+            quintile = options[new].map(imd.set_index("lsoa_code")["imd_quintile"])
+            # A split area whose new areas are in different IMD quintiles: the choice matters.
+            differs = quintile.groupby(options[old]).nunique(dropna=False).gt(1)
+            in_split = (convertible & code.map(n_options).gt(1)).to_numpy() & keep
+            matters = (convertible & code.map(differs).eq(True)).to_numpy() & keep
+            code = code.mask(convertible, code[convertible].map(chosen))
             col.add(
                 "VAL011",
                 convertible.to_numpy() & keep,
                 "lsoa_code",
-                split=split,
+                split=int(in_split.sum()),
+                changed=int(matters.sum()),
+                rule=rule,
                 unchanged=int((unchanged.to_numpy() & keep).sum()),
                 old=f"20{old[-2:]}",
                 new=f"20{new[-2:]}",

@@ -243,7 +243,7 @@ def test_lsoa_2011_codes_are_matched_through_the_lookup(tmp_path, reference_dir,
     converted = prepare(load_config(cfg))
     assert converted.issue("VAL007") is None
     assert converted.issue("VAL011").count == 2
-    assert "2 of them in areas that were split" in converted.issue("VAL011").message
+    assert "2 of them are in areas that were split" in converted.issue("VAL011").message
     assert converted.data["imd_decile"].eq(1).all()
 
 

@@ -676,3 +676,73 @@ def init_and_check_with(extract: Path, attendance: dict) -> tuple:
     checked = cli("check", str(path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     return proc, text, path
+
+
+def test_split_lsoa_2011_codes_get_a_stated_rule_that_file_order_does_not_change(tmp_path):
+    """An export of LSOA 2011 codes, some of areas split in 2021, with the real ONS lookup,
+    IMD 2025 and census files."""
+    from equity_helpers.config import load_config
+    from equity_helpers.extract import prepare
+
+    real = ROOT.parent / "shared" / "reference"
+    lookup = real / "lookups" / "lsoa11_lsoa21_lad22_lookup_derby_derbyshire.csv"
+    census = real / "census2021" / "age6_usual_residents_lsoa21_derby_derbyshire.csv"
+    imd_file = real / "imd2025" / "imd2025_lsoa21_derby_derbyshire.csv"
+    lk = pd.read_csv(lookup, dtype=str)
+    split = sorted(lk.loc[lk["chgind"] == "S", "lsoa11cd"].unique())
+    same = lk.loc[lk["chgind"] == "U", "lsoa11cd"].head(20).tolist()
+    rows = sample_rows(120, seed=2)
+    codes11 = (split * 10)[:80] + (same * 2)[:40]
+    extract = tmp_path / "export.csv"
+    pd.DataFrame(
+        {
+            "Referral Ref": rows["Referral Ref"],
+            "Date Referral Received": rows["Date Referral Received"],
+            "Age at Referral": rows["Age at Referral"],
+            "Gender": rows["Gender"],
+            "Ethnic Category": rows["Ethnic Category"],
+            "LSOA 2011": codes11,
+        }
+    ).to_csv(extract, index=False)
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "lsoa11_lsoa21_lookup.csv").symlink_to(lookup)
+    _, text, path = init_and_check(extract)
+    assert yaml.safe_load(text)["reference"]["lsoa_lookup"] == "reference/lsoa11_lsoa21_lookup.csv"
+
+    def prepared_with(lookup_path: Path):
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cfg["reference"].update(
+            imd_path=str(imd_file), population_age=str(census), lsoa_lookup=str(lookup_path)
+        )
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+        assert cli("check", str(path)).returncode == 0
+        return prepare(load_config(path))
+
+    first = prepared_with(lookup)
+    # The rule, recomputed with plain pandas: the new area with the most residents.
+    residents = pd.read_csv(census, dtype={"lsoa21cd": str}).set_index("lsoa21cd")
+    kids = lk[lk["lsoa11cd"].isin(split)].assign(
+        residents=lambda d: d["lsoa21cd"].map(residents["total_usual_residents"])
+    )
+    biggest = kids.sort_values("residents").groupby("lsoa11cd")["lsoa21cd"].last()
+    expected = [biggest.get(c, c) for c in codes11]
+    assert first.data["lsoa_code"].tolist() == expected
+    # How many rows were in split areas, and how many of those the choice moves between
+    # IMD quintiles.
+    quintile = pd.read_csv(imd_file, dtype={"lsoa21cd": str}).set_index("lsoa21cd")["imd_decile"]
+    quintile = (quintile + 1) // 2
+    moves = kids.assign(q=kids["lsoa21cd"].map(quintile)).groupby("lsoa11cd")["q"].nunique() > 1
+    note = first.issue("VAL011")
+    assert note.count == 80
+    assert "80 of them are in areas that were split" in note.message
+    assert f"{sum(moves.get(c, False) for c in codes11):,} of these would be in another IMD" in (
+        note.message
+    )
+    assert "the most residents in the census population file" in note.message
+    assert "Another 40 rows hold codes that are the same in 2011 and 2021" in note.message
+    # The same lookup in another row order gives the same areas.
+    shuffled = tmp_path / "shuffled_lookup.csv"
+    lk.iloc[::-1].to_csv(shuffled, index=False)
+    again = prepared_with(shuffled)
+    assert again.data["lsoa_code"].tolist() == expected
+    assert again.data["imd_quintile"].tolist() == first.data["imd_quintile"].tolist()
