@@ -282,7 +282,7 @@ def footer_count(rows: list[list], width: int) -> int:
             n += 1
             continue
         phrase = len(filled) == 1 and width >= 3 and bool(re.search(r"[\s:]", filled[0]))
-        worded = bool(_FOOTER_WORDS.match(filled[0])) and len(filled) < max(2, width / 2)
+        worded = bool(_FOOTER_WORDS.match(filled[0])) and len(filled) <= max(2, width / 2)
         if not (phrase or worded):
             break
         n += 1
@@ -950,7 +950,10 @@ def derive_appointments(
             "appointments_offered": ids.map(offered).fillna(0).astype("Int64"),
             "appointments_attended": ids.map(attended).fillna(0).astype("Int64"),
             "appointments_dna": ids.map(missed).fillna(0).astype("Int64"),
-            "first_appointment_date": ids.map(first).astype("datetime64[ns]"),
+            # (A dict: mapping by an empty series of dates fails in pandas.)
+            "first_appointment_date": pd.to_datetime(ids.map(first.to_dict())).astype(
+                "datetime64[ns]"
+            ),
         }
     )
     account = {
