@@ -951,9 +951,9 @@ def derive_appointments(
             "appointments_attended": ids.map(attended).fillna(0).astype("Int64"),
             "appointments_dna": ids.map(missed).fillna(0).astype("Int64"),
             # (A dict: mapping by an empty series of dates fails in pandas.)
-            "first_appointment_date": pd.to_datetime(ids.map(first.to_dict())).astype(
-                "datetime64[ns]"
-            ),
+            "first_appointment_date": pd.to_datetime(ids.map(first.to_dict()))
+            .astype("datetime64[ns]")
+            .dt.normalize(),  # the date of first contact, as a referral file gives it
         }
     )
     account = {

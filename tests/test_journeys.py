@@ -746,3 +746,24 @@ def test_split_lsoa_2011_codes_get_a_stated_rule_that_file_order_does_not_change
     again = prepared_with(shuffled)
     assert again.data["lsoa_code"].tolist() == expected
     assert again.data["imd_quintile"].tolist() == first.data["imd_quintile"].tolist()
+
+
+def test_findings_name_groups_as_they_are_written():
+    """Group names keep their capitals inside sentences, and a missing group is never nan."""
+    from equity_helpers.wording import group_label, group_name, group_phrase, noun
+
+    assert group_phrase("ethnic_group", "Asian") == "people in the Asian ethnic group"
+    assert group_label("imd_quintile", 1) == "IMD quintile 1 (most deprived)"
+    assert group_name("imd_quintile", "Quintile 1 (most deprived)") == (
+        "IMD quintile 1 (most deprived)"
+    )
+    assert noun("lsoa_code") == "home area (LSOA)"
+    assert group_phrase("lsoa_code", "Outside catchment").endswith("(LSOA) is Outside catchment")
+    for missing in (float("nan"), None, pd.NA):
+        for said in (
+            group_phrase("religion", missing),
+            group_name("religion", missing),
+            group_label("religion", missing),
+        ):
+            assert "nan" not in said.lower() and "none" not in said.lower(), said
+            assert "Not known" in said
