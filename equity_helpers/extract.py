@@ -1052,7 +1052,9 @@ def _add_deprivation(
     if cfg.lsoa_lookup is not None:
         lookup = load_lsoa_lookup(cfg.lsoa_lookup)
         old, new = ("lsoa11", "lsoa21") if cfg.imd_edition == 2025 else ("lsoa21", "lsoa11")
-        chosen, rule = split_rule(lookup, old, new, _population_totals(cfg))
+        # The census counts residents of LSOA 2021 areas: it can only choose among those.
+        residents = _population_totals(cfg) if new == "lsoa21" else None
+        chosen, rule = split_rule(lookup, old, new, residents)
         convertible = code.notna() & ~known & code.isin(chosen.index)
         if convertible.any():
             # Codes the lookup lists that are the same in both years need no change.

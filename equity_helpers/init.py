@@ -943,8 +943,15 @@ def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
     except PlaybookError as exc:
         return [exc], "The config is valid, but the extract cannot be used:\n\n" + str(exc)
     acc = prepared.account
+    appointments = ""
+    if prepared.appointments:
+        a = prepared.appointments
+        appointments = (
+            f"Appointments: {a['rows_read']:,} rows read, {a['rows_used']:,} will be counted.\n"
+        )
     return [], (
         f"Ready to run. {acc.rows_read:,} rows read, {acc.rows_used:,} will be analysed.\n"
-        f"{len(prepared.issues)} data-quality notes; see them with "
+        + appointments
+        + f"{len(prepared.issues)} data-quality notes; see them with "
         f"'equity-workbook prepare --config {config_path}'."
     )

@@ -675,7 +675,41 @@ def init_and_check_with(extract: Path, attendance: dict) -> tuple:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     checked = cli("check", str(path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Appointments: " in checked.stdout and " will be counted." in checked.stdout
     return proc, text, path
+
+
+def test_init_takes_an_appointments_file_named_on_the_command_line(tmp_path):
+    rows = sample_rows(40, seed=4)
+    extract = tmp_path / "referrals.csv"
+    rows[["Referral Ref", "Date Referral Received", "Age at Referral", "Gender"]].to_csv(
+        extract, index=False
+    )
+    elsewhere = tmp_path / "from_another_report"
+    elsewhere.mkdir()
+    appts = appointment_rows(rows).drop(columns="kind")
+    appts.columns = ["Referral Number", "Appt Date/Time", "Attendance Status"]
+    appts.to_csv(elsewhere / "contacts.csv", index=False)
+    out = tmp_path / "service.yml"
+    plain = cli("init", str(extract), "--out", str(out))
+    assert "appointments" not in yaml.safe_load(out.read_text(encoding="utf-8"))
+    named = cli(
+        "init",
+        str(extract),
+        "--out",
+        str(out),
+        "--force",
+        "--appointments",
+        str(elsewhere / "contacts.csv"),
+    )
+    assert plain.returncode == named.returncode == 0, named.stdout + named.stderr
+    written = yaml.safe_load(out.read_text(encoding="utf-8"))["appointments"]
+    assert written["path"] == "from_another_report/contacts.csv"
+    assert written["columns"] == {
+        "referral_id": "Referral Number",
+        "appointment_date": "Appt Date/Time",
+        "attendance": "Attendance Status",
+    }
 
 
 def test_split_lsoa_2011_codes_get_a_stated_rule_that_file_order_does_not_change(tmp_path):
