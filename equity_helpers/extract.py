@@ -441,6 +441,7 @@ def _read_excel(
 
     Every sheet is looked at: the one with the most rows under a header that names the
     expected columns is taken, so a cover sheet or a notes sheet first does not matter.
+    A header that names four or more of them is preferred to one that names two or three.
     """
     try:
         sheets = pd.read_excel(
@@ -467,7 +468,10 @@ def _read_excel(
     if header_row is not None:
         sheet_name = names[0]
     elif found:
-        sheet_name = max(found, key=lambda n: (found[n][2], -names.index(n)))
+        # A header naming four or more known columns beats one naming two or three (a
+        # sheet of appointments, say, shares a column or two with the referrals); then
+        # the most rows; then the first sheet.
+        sheet_name = max(found, key=lambda n: (min(found[n][1], 4), found[n][2], -names.index(n)))
         header_row = found[sheet_name][0]
     else:
         raise ExtractError(

@@ -506,6 +506,27 @@ def _read(extract: Path, sheet=None, synonyms: dict | None = None) -> tuple[pd.D
     return df, info
 
 
+def _appointment_sheet(extract: Path, taken: str | None) -> str | None:
+    """Another sheet of the same workbook that holds appointments, known by its columns."""
+    if extract.suffix.lower() not in (".xlsx", ".xlsm") or taken is None:
+        return None
+    try:
+        names = pd.ExcelFile(extract, engine="openpyxl").sheet_names
+    except Exception:  # openpyxl raises many types; the workbook was read once already
+        return None
+    for name in names:
+        if name == taken:
+            continue
+        try:
+            df, _ = _read(extract, sheet=name, synonyms=APPOINTMENT_SYNONYMS)
+        except PlaybookError:
+            continue
+        df = df.loc[:, ~pd.Index(df.columns).duplicated()].head(500)
+        if all(guess_appointment_columns(list(df.columns), df).values()):
+            return name
+    return None
+
+
 def find_appointments(extract: Path) -> Path | None:
     """A file of appointments saved beside the extract, known by its columns, if there is one."""
     for p in sorted(extract.parent.iterdir()):
@@ -536,8 +557,9 @@ def _appointment_lines(path: Path, out: Path, sheet=None) -> tuple[list[str], li
         "appointments:",
         f"  path: {_q(_rel(path, out))}",
     ]
-    if info.get("sheet"):
-        lines.append(f"  sheet: {_q(info['sheet'])}  # {_c(info['sheet_reason'])}")
+    if sheet is not None or info.get("sheet"):
+        why = info.get("sheet_reason") or "the sheet of appointments in the workbook"
+        lines.append(f"  sheet: {_q(sheet or info['sheet'])}  # {_c(why)}")
     if info.get("header_row") and info["header_row"] > 1:
         lines.append(f"  header_row: {info['header_row']}  # the row that holds the column names")
     lines.append("  columns:")
@@ -657,6 +679,12 @@ def write_starter_config(
     notes = notes if notes is not None else []
     df, info = _read(extract, sheet=sheet)
     header_row = info.get("header_row")
+    appointment_sheet = None
+    if appointments is None:
+        appointment_sheet = _appointment_sheet(extract, info.get("sheet") or sheet)
+        if appointment_sheet is not None:
+            appointments = extract
+            notes.append(f"Found appointments in sheet '{appointment_sheet}' of the workbook.")
     if appointments is None:
         appointments = find_appointments(extract)
         if appointments is not None:
@@ -801,7 +829,7 @@ def write_starter_config(
             lines.append(f"  # {setting}: {OFFICIAL_SOURCES[key]['filename']}")
     lines += _lookup_lines(df, guesses.get("lsoa_code"), folders, out, imd_key)
     if appointments is not None:
-        more, appt_todos = _appointment_lines(Path(appointments).resolve(), out)
+        more, appt_todos = _appointment_lines(Path(appointments).resolve(), out, appointment_sheet)
         lines += more
         todos += appt_todos
 

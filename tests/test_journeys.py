@@ -801,3 +801,40 @@ def test_findings_name_groups_as_they_are_written():
         ):
             assert "nan" not in said.lower() and "none" not in said.lower(), said
             assert "Not known" in said
+
+
+def test_appointments_on_another_sheet_of_the_report(tmp_path):
+    """One workbook: a cover, the referrals, and a longer sheet of appointments whose header
+    shares names with the referrals ('Referral Ref', 'Attended')."""
+    from openpyxl import load_workbook
+
+    from equity_helpers.config import load_config
+    from equity_helpers.extract import prepare
+
+    rows = sample_rows(150, seed=8)
+    counts = rows[["Appts Offered", "Appts Attended", "Appts DNA"]].apply(pd.to_numeric)
+    rows = rows[
+        counts["Appts Offered"] >= counts["Appts Attended"] + counts["Appts DNA"]
+    ].reset_index(drop=True)
+    extract = tmp_path / "report.xlsx"
+    write_system_workbook(extract, rows)
+    appts = appointment_rows(rows)
+    assert len(appts) > len(rows)
+    wb = load_workbook(extract)
+    sheet = wb.create_sheet("Appointments", 2)
+    sheet.append(["Referral Ref", "Appointment Date", "Attended"])
+    for r in appts.itertuples(index=False):
+        sheet.append([r[0], r[1], r[2]])
+    wb.save(extract)
+
+    proc, text, path = init_and_check(extract)
+    assert "Found appointments in sheet 'Appointments' of the workbook." in proc.stdout
+    written = yaml.safe_load(text)
+    assert written["extract"]["sheet"] == "Referrals"
+    assert written["appointments"]["path"] == "report.xlsx"
+    assert written["appointments"]["sheet"] == "Appointments"
+    assert written["appointments"]["columns"]["attendance"] == "Attended"
+    prepared = prepare(load_config(path))
+    assert prepared.account.rows_used == len(rows)
+    assert prepared.appointments["rows_used"] == len(appts)
+    assert prepared.data["appointments_dna"].sum() == (appts["kind"] == "missed").sum()
