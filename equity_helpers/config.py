@@ -596,11 +596,18 @@ def _appointments(section: dict, file_setting, problems: list, todo: list) -> di
                 )
             )
     values: dict[str, str] = {}
-    mapping = (
-        (section.get("values") or {}).get("attendance")
-        if isinstance(section.get("values"), dict)
-        else None
-    )
+    given = section.get("values") or {}
+    mapping = given.get("attendance") if isinstance(given, dict) else given
+    if not isinstance(mapping, dict | None):
+        problems.append(
+            ConfigError(
+                "CFG005",
+                key="appointments.values",
+                value=given,
+                allowed="lines like 'attendance:' then 'Your value: attended'",
+            )
+        )
+        mapping = None
     for raw_value, outcome in (mapping or {}).items():
         outcome = str(outcome).strip()
         if outcome.upper().startswith(TODO):
