@@ -257,7 +257,13 @@ def _is_blank(value) -> bool:
 
 
 def _split_line(line: str, delimiter: str) -> list[str]:
-    """One line's values; a line the reader cannot split counts as one full row."""
+    """One line's values; a line the reader cannot split counts as one full row.
+
+    So does a line with an odd number of quote marks: it is part of a value that holds a
+    line break, inside the table.
+    """
+    if line.count('"') % 2:
+        return [line] * 99
     try:
         return next(csv.reader([line], delimiter=delimiter), [])
     except csv.Error:

@@ -442,3 +442,18 @@ def test_nhs_numbers_are_known_by_their_values(tmp_path, sample_raw):
     prepared = prepare(load_config(config_for(tmp_path, path)))
     assert "Ref 2" in prepared.dropped_identifiers
     assert prepared.free_text == ["Free Text Comments"]
+
+
+def test_a_last_value_with_a_line_break_is_not_taken_for_a_footer(tmp_path, sample_raw):
+    small = sample_raw.head(3).copy()
+    small["Discharge Reason"] = ["Completed", "Completed", "Other"]
+    small["Religion"] = ["", "", "first line\nsecond line"]
+    small = small[[c for c in small.columns if c != "Religion"] + ["Religion"]]  # last
+    path = tmp_path / "quoted.csv"
+    small.to_csv(path, index=False)
+    text = path.read_text()
+    path.write_text(text + "Total records: 3\n")
+    prepared = prepare(load_config(config_for(tmp_path, path)))
+    assert prepared.account.rows_read == 3
+    assert prepared.data["religion"].iloc[2] == "first line\nsecond line"
+    assert prepared.issue("EXT014").rows == [6]
