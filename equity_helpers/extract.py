@@ -327,6 +327,33 @@ def _row_numbers(text: str, header_idx: int, n: int) -> np.ndarray:
     return lines[:n]
 
 
+def _cut_footer(
+    text: str, records: list, header_idx: int, width: int, delimiter: str
+) -> tuple[str, list[int]]:
+    """The text without the lines below the table, and the line numbers of those lines.
+
+    Only the last 500 lines are looked at, so a large file is not split into lines.
+    """
+    first_data = (records[header_idx][0] + 1) if header_idx < len(records) else 1
+    if len(text) > 400_000:  # the header is far above: look at the end only
+        start = text.index("\n", len(text) - 200_000) + 1
+        tail = text[start:].split("\n")
+        offset = text.count("\n", 0, start)
+    else:
+        tail = text.split("\n")
+        offset = 0
+    skip = max(first_data - offset, len(tail) - 500, 0)
+    tail, offset = tail[skip:], offset + skip
+    cut = footer_count([_split_line(line.rstrip("\r"), delimiter) for line in tail], width)
+    if not cut:
+        return text, []
+    gone = tail[len(tail) - cut :]
+    rows = [offset + len(tail) - cut + i + 1 for i, line in enumerate(gone) if line.strip()]
+    if not rows:  # only blank lines at the end
+        return text, []
+    return text[: len(text) - sum(len(line) + 1 for line in gone)] + "\n", rows
+
+
 def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
     try:
         raw = path.read_bytes()
@@ -347,14 +374,7 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
     header = records[header_idx][1] if header_idx < len(records) else []
     titles = sum(1 for _, f in records[:header_idx] if any(v.strip() for v in f))
     # Totals, run details and notes below the table are cut off before the table is parsed.
-    lines = text.split("\n")
-    first_data = (records[header_idx][0] + 1) if header_idx < len(records) else 1
-    tail = lines[max(first_data, len(lines) - 500) :]
-    parsed = [_split_line(line.rstrip("\r"), delimiter) for line in tail]
-    cut = footer_count(parsed, len(header))
-    footer_rows = [i + 1 for i in range(len(lines) - cut, len(lines)) if lines[i].strip()]
-    if footer_rows:
-        text = "\n".join(lines[: len(lines) - cut]) + "\n"
+    text, footer_rows = _cut_footer(text, records, header_idx, len(header), delimiter)
     bad: list = []
 
     def on_bad_row(row):
