@@ -5,6 +5,7 @@
     equity-workbook check my_service.yml
     equity-workbook prepare --config my_service.yml
     equity-workbook init extract.csv --out my_service.yml
+    equity-workbook init extract.xlsx --sheet Referrals --appointments appointments.csv
     equity-workbook reference download --dest reference/
     equity-workbook messages
 
@@ -97,7 +98,17 @@ def cmd_init(args) -> int:
     from .init import starter_config_path, write_starter_config
 
     asked = starter_config_path(args.extract, args.out)
-    path, todos = write_starter_config(args.extract, args.out, force=args.force)
+    notes: list[str] = []
+    path, todos = write_starter_config(
+        args.extract,
+        args.out,
+        force=args.force,
+        sheet=args.sheet,
+        appointments=args.appointments,
+        notes=notes,
+    )
+    for note in notes:
+        print(note)
     if path != asked:
         print(
             f"A config already exists at {asked}; it was left as it is. "
@@ -164,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="where to write the config (default: beside the extract)"
     )
     i.add_argument("--force", action="store_true", help="overwrite a config already at that path")
+    i.add_argument("--sheet", help="the sheet of an Excel workbook that holds the referrals")
+    i.add_argument(
+        "--appointments", help="a file of appointments, one row per appointment (optional)"
+    )
     i.set_defaults(func=cmd_init)
     ref = sub.add_parser("reference", help="reference data")
     refsub = ref.add_subparsers(dest="action", required=True)

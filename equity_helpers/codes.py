@@ -110,6 +110,20 @@ _SEX_LABELS = {
     "u": "X",
     "x": "X",
     "0": "X",
+    # Gender identity in words, as newer systems record it. Non-binary and other
+    # identities are "9" (not classed as male or female) on the stated gender list.
+    "male (including trans man)": "1",
+    "female (including trans woman)": "2",
+    "trans man": "1",
+    "trans woman": "2",
+    "non-binary": "9",
+    "non binary": "9",
+    "nonbinary": "9",
+    "genderqueer": "9",
+    "not stated": "X",
+    "prefer not to say": "X",
+    "declined": "X",
+    "not recorded": "X",
 }
 
 #: NHS five-year age bands (as in NHS Digital publications), with 90+.
@@ -208,16 +222,37 @@ def _distinct(func):
     return wrapper
 
 
+# A code written with its label, as many systems export it: "A - White - British",
+# "A: White British", "White - British (A)", "(A) White British".
+_CODE_FIRST = re.compile(r"^\(?([A-HJ-NPRSZ]|99)\)?\s*(?:[-–:.]\s*|\s+)\D", re.IGNORECASE)
+_CODE_LAST = re.compile(r"\(\s*([A-HJ-NPRSZ]|99)\s*\)\s*$", re.IGNORECASE)
+
+
+def _combined_code(raw: pd.Series) -> pd.Series:
+    """The NHS ethnic code inside a combined code-and-label value, else <NA>."""
+    first = raw.str.extract(_CODE_FIRST.pattern, flags=re.IGNORECASE)[0]
+    last = raw.str.extract(_CODE_LAST.pattern, flags=re.IGNORECASE)[0]
+    return first.fillna(last).astype("string").str.upper()
+
+
 @_distinct
 def normalise_ethnicity(values: pd.Series, custom: dict | None = None) -> pd.Series:
     """Map codes or labels to NHS ethnic category codes (A-S, Z, 99).
 
-    Blanks become ``99`` (not known); unrecognised values become ``"Invalid"``.
+    Blanks become ``99`` (not known); unrecognised values become ``"Invalid"``. A code
+    written with its label ("A - White - British", "White - British (A)") is read by its
+    code.
 
-    >>> normalise_ethnicity(pd.Series(["A", "Indian", "", "Q"])).tolist()
-    ['A', 'H', '99', 'Invalid']
+    >>> normalise_ethnicity(pd.Series(["A", "Indian", "", "Q", "H - Asian - Indian"])).tolist()
+    ['A', 'H', '99', 'Invalid', 'H']
     """
     builtin = {c.lower(): c for c in ETHNIC_CATEGORIES} | _ETHNIC_LABELS
+    raw = values.astype("string").str.strip()
+    combined = _combined_code(raw)
+    mapped_by_person = (
+        raw.isin([str(k).strip() for k in custom]) if custom else pd.Series(False, index=raw.index)
+    )
+    values = raw.mask(combined.notna() & ~mapped_by_person, combined)
     out = _apply(values, builtin, custom)
     out = out.where(out.isin(list(ETHNIC_CATEGORIES) + [INVALID]) | out.isna(), INVALID)
     return out.fillna("99")
@@ -312,3 +347,70 @@ def lsoa_format_ok(codes: pd.Series) -> pd.Series:
         .str.fullmatch(LSOA_PATTERN.pattern)
         .fillna(False)
     )
+
+
+#: What happened to an appointment: the national ATTENDED OR DID NOT ATTEND codes
+#: (5 and 6 attended; 2 and 4 cancelled; 3 and 7 did not attend), and common words.
+ATTENDANCE_CODES = {
+    "5": "attended",
+    "6": "attended",
+    "2": "cancelled",
+    "4": "cancelled",
+    "3": "missed",
+    "7": "missed",
+}
+_ATTENDANCE_LABELS = {
+    "attended": "attended",
+    "attended on time": "attended",
+    "seen": "attended",
+    "patient seen": "attended",
+    "seen on time": "attended",
+    "attended late": "attended",
+    "attended late - seen": "attended",
+    "arrived late but was seen": "attended",
+    "arrived late - seen": "attended",
+    "finished": "attended",
+    "completed": "attended",
+    "cancelled": "cancelled",
+    "cancelled by patient": "cancelled",
+    "patient cancelled": "cancelled",
+    "cancelled by provider": "cancelled",
+    "cancelled by service": "cancelled",
+    "cancelled by hospital": "cancelled",
+    "hospital cancelled": "cancelled",
+    "provider cancelled": "cancelled",
+    "service cancelled": "cancelled",
+    "clinic cancelled": "cancelled",
+    "could not attend": "cancelled",
+    "postponed": "cancelled",
+    "did not attend": "missed",
+    "dna": "missed",
+    "not attended": "missed",
+    "no show": "missed",
+    "was not brought": "missed",
+    "wnb": "missed",
+    "arrived late - not seen": "missed",
+    "arrived late and could not be seen": "missed",
+    "attended late - not seen": "missed",
+}
+
+
+@_distinct
+def normalise_attendance(values: pd.Series, custom: dict | None = None) -> pd.Series:
+    """Map attendance codes or words to ``attended``, ``cancelled`` or ``missed``.
+
+    A national code first, as in "5 - Attended on time", is read by its code. Blanks
+    are ``<NA>``; unrecognised values are ``"Invalid"``.
+
+    >>> normalise_attendance(pd.Series(["5", "DNA", "Patient cancelled", "7 - late", "?"])).tolist()
+    ['attended', 'missed', 'cancelled', 'missed', 'Invalid']
+    """
+    raw = values.astype("string").str.strip()
+    code = raw.str.extract(r"^([2-7])(?:\s*[-–:.]\s*\D.*)?$")[0].astype("string")
+    by_person = (
+        raw.isin([str(k).strip() for k in custom]) if custom else pd.Series(False, index=raw.index)
+    )
+    raw = raw.mask(code.notna() & ~by_person, code)
+    out = _apply(raw, ATTENDANCE_CODES | _ATTENDANCE_LABELS, custom)
+    outcomes = ["attended", "cancelled", "missed"]
+    return out.where(out.isin(outcomes + [INVALID]) | out.isna(), INVALID)

@@ -76,6 +76,19 @@ EQUALITY_FIELDS = (
     *CATEGORY_FIELDS,
     *(f for f in YES_NO_FIELDS if f != "accepted"),
 )
+#: Columns of an appointments file (one row per appointment), with what each means.
+APPOINTMENT_COLUMNS: dict[str, str] = {
+    "referral_id": "the referral the appointment belongs to (as in the referral file)",
+    "appointment_date": "date (and time) of the appointment",
+    "attendance": "attended, cancelled or did not attend, in words or national codes",
+}
+#: The referral columns an appointments file provides: derived, never mapped by hand.
+DERIVED_FROM_APPOINTMENTS = (
+    "appointments_offered",
+    "appointments_attended",
+    "appointments_dna",
+    "first_appointment_date",
+)
 VALUE_MAPPED_FIELDS = ("sex", "ethnicity", "discharge_reason", *YES_NO_FIELDS, *CATEGORY_FIELDS)
 
 _TOP_KEYS = {
@@ -90,6 +103,7 @@ _TOP_KEYS = {
     "outcome": "the outcome measure and its direction",
     "disclosure": "small-number rule",
     "readability": "folders of letters before and after a change",
+    "appointments": "an optional file of appointments, one row per appointment",
 }
 _SECTION_KEYS = {
     "service": {"name", "organisation", "description"},
@@ -108,6 +122,7 @@ _SECTION_KEYS = {
     "outcome": {"name", "higher_is_better"},
     "disclosure": {"threshold", "rounding", "enabled"},
     "readability": {"before", "after"},
+    "appointments": {"path", "sheet", "header_row", "columns", "values"},
 }
 TODO = "TODO"
 log = logging.getLogger("equity_helpers")
@@ -146,9 +161,17 @@ class ServiceConfig:
     extract_sheet: str | int | None = None
     extract_header_row: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    appointments_path: Path | None = None
+    appointments_sheet: str | int | None = None
+    appointments_header_row: int | None = None
+    appointments_columns: dict[str, str] = field(default_factory=dict)
+    #: Your attendance value: attended, cancelled or missed.
+    appointments_values: dict[str, str] = field(default_factory=dict)
 
     def has(self, canonical: str) -> bool:
-        """Whether the extract provides this canonical column."""
+        """Whether the extract provides this canonical column (an appointments file counts)."""
+        if self.appointments_path is not None and canonical in DERIVED_FROM_APPOINTMENTS:
+            return True
         return canonical in self.columns
 
 
@@ -391,6 +414,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
                 if str(v).strip().upper().startswith(TODO):
                     todo.append(f"values.{fieldname}.{k}")
             values[fieldname] = {str(k).strip(): str(v).strip() for k, v in mapping.items()}
+    appt = _appointments(sections["appointments"], file_setting, problems, todo)
     if todo:
         problems.append(ConfigError("CFG007", keys=", ".join(todo)))
 
@@ -525,9 +549,95 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
         extract_sheet=sheet,
         extract_header_row=header_row,
         raw=raw,
+        **appt,
     )
     if len(problems) == 1:
         raise problems[0]
     if problems:
         raise ConfigErrors(problems)
     return cfg
+
+
+#: What each attendance outcome may be called in ``appointments.values.attendance``.
+ATTENDANCE_OUTCOMES = ("attended", "cancelled", "missed")
+
+
+def _appointments(section: dict, file_setting, problems: list, todo: list) -> dict:
+    """The ``appointments:`` section, checked: its file, its three columns, its values."""
+    if not section:
+        return {}
+    path = file_setting("appointments", "path", required=True)
+    columns_raw = section.get("columns") or {}
+    columns: dict[str, str] = {}
+    if not isinstance(columns_raw, dict):
+        problems.append(
+            ConfigError(
+                "CFG005",
+                key="appointments.columns",
+                value=columns_raw,
+                allowed="lines like 'attendance: Attendance Status'",
+            )
+        )
+        columns_raw = {}
+    for key, source in columns_raw.items():
+        if key not in APPOINTMENT_COLUMNS:
+            problems.append(_unknown_key(key, "appointments.columns", APPOINTMENT_COLUMNS))
+        elif source is not None and str(source).strip().upper().startswith(TODO):
+            todo.append(f"appointments.columns.{key}")
+        elif source is not None and str(source).strip():
+            columns[key] = str(source)
+    for key, desc in APPOINTMENT_COLUMNS.items():
+        if key not in columns and f"appointments.columns.{key}" not in todo:
+            problems.append(
+                ConfigError(
+                    "CFG004",
+                    key=f"appointments.columns.{key}",
+                    hint=f"Name the column of the appointments file that holds the {desc}.",
+                )
+            )
+    values: dict[str, str] = {}
+    given = section.get("values") or {}
+    mapping = given.get("attendance") if isinstance(given, dict) else given
+    if not isinstance(mapping, dict | None):
+        problems.append(
+            ConfigError(
+                "CFG005",
+                key="appointments.values",
+                value=given,
+                allowed="lines like 'attendance:' then 'Your value: attended'",
+            )
+        )
+        mapping = None
+    for raw_value, outcome in (mapping or {}).items():
+        outcome = str(outcome).strip()
+        if outcome.upper().startswith(TODO):
+            todo.append(f"appointments.values.attendance.{raw_value}")
+        elif outcome not in ATTENDANCE_OUTCOMES:
+            problems.append(
+                ConfigError(
+                    "CFG005",
+                    key=f"appointments.values.attendance.{raw_value}",
+                    value=outcome,
+                    allowed=", ".join(ATTENDANCE_OUTCOMES),
+                )
+            )
+        else:
+            values[str(raw_value).strip()] = outcome
+    header_row = section.get("header_row")
+    if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
+        problems.append(
+            ConfigError(
+                "CFG005",
+                key="appointments.header_row",
+                value=header_row,
+                allowed="a row number, 1 or more",
+            )
+        )
+        header_row = None
+    return {
+        "appointments_path": path,
+        "appointments_sheet": section.get("sheet"),
+        "appointments_header_row": header_row,
+        "appointments_columns": columns,
+        "appointments_values": values,
+    }

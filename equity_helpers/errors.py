@@ -192,6 +192,14 @@ _ENTRIES = [
         "Check those lines for a stray comma or a missing value; values holding the "
         "delimiter must be in quotes. Save the file again from the system or Excel.",
     ),
+    _m(
+        "EXT014",
+        "warning",
+        "Lines that are not part of the table were left out",
+        "Some lines of the file are not rows of the table, and were not read as rows: {lines}.",
+        "Nothing to do if these are titles, totals or notes. If a row of data is among "
+        "them, check that row has a value in most of its columns.",
+    ),
     # --- rows left out (exclusions) -------------------------------------------------------
     _m(
         "EXC001",
@@ -311,11 +319,53 @@ _ENTRIES = [
         "warning",
         "LSOA codes were converted between 2011 and 2021",
         "{count:,} rows held LSOA {old} codes that changed in {new}, and were matched to "
-        "LSOA {new} codes through the ONS lookup ({split:,} of them in areas that were "
-        "split, given the first new area). Another {unchanged:,} rows hold codes that are "
-        "the same in {old} and {new}, so they needed no change.",
+        "LSOA {new} codes through the ONS lookup. {split:,} of them are in areas that were "
+        "split, and each was given {rule}; {changed:,} of these would be in another IMD "
+        "quintile had another of its new areas been chosen. Another {unchanged:,} rows "
+        "hold codes that are the same in {old} and {new}, so they needed no change.",
         "Nothing to do. In future, export LSOA codes of the same year as the IMD edition "
         "(2021 for IMD 2025) if your system has them.",
+    ),
+    # --- the appointments file (one row per appointment) ---------------------------------
+    _m(
+        "APP001",
+        "warning",
+        "Appointments for referrals not in the referral file",
+        "{count} rows of the appointments file {file} have a referral ID that is blank or "
+        "not in the referral file ('{column}', rows {rows}; for example {example!r}). "
+        "These appointments are not counted.",
+        "Export appointments and referrals for the same service and dates, and map "
+        "appointments referral_id to the same key the referral file uses.",
+    ),
+    _m(
+        "APP002",
+        "warning",
+        "Attendance values the playbook does not recognise",
+        "{count} rows of '{column}' in {file} hold an attendance value that is blank or not "
+        "recognised (rows {rows}; for example {example!r}). These appointments are not "
+        "counted.",
+        "Map each value to attended, cancelled or missed under 'appointments: values: "
+        "attendance:' in the config. National codes 5 and 6 (attended), 2 and 4 "
+        "(cancelled) and 3 and 7 (did not attend) are read as they are.",
+    ),
+    _m(
+        "APP003",
+        "warning",
+        "Appointment rows repeated",
+        "{count} rows of {file} repeat an earlier row exactly: the same referral, date and "
+        "time, and attendance (rows {rows}; for example referral {example!r}). Each "
+        "appointment is counted once.",
+        "Nothing to do if your system exports some appointments twice. Otherwise check how "
+        "the export joins its tables.",
+    ),
+    _m(
+        "APP004",
+        "warning",
+        "Appointment dates that cannot be read",
+        "{count} rows of '{column}' in {file} are not dates (rows {rows}; for example "
+        "{example!r}). These appointments are counted, but not used for the date of first "
+        "contact.",
+        "Use dates like 31/01/2024, 31/01/2024 14:30 or 2024-01-31.",
     ),
     # --- reference data ------------------------------------------------------------------
     _m(

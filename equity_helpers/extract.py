@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 
 from . import codes
 from .config import YES_NO_FIELDS, ServiceConfig, file_problem
-from .errors import CATALOGUE, ExtractError, format_rows, render
+from .errors import CATALOGUE, ExtractError, PlaybookError, format_rows, render
 from .reference import catchment_lsoas, load_imd, load_lsoa_list, load_lsoa_lookup
 
 log = logging.getLogger("equity_helpers")
@@ -44,11 +44,36 @@ IDENTIFIER_PATTERN = re.compile(
     r"e.?mail|hospital.?(number|no)|\bmrn\b|ni.?number|national.?insurance",
     re.IGNORECASE,
 )
+#: Column names that hold free text (notes, comments). They are never read either.
+FREE_TEXT_PATTERN = re.compile(
+    r"\bnotes?\b|comments?|free.?text|narrative|remarks?|\bdetails\b|description|"
+    r"clinical.?summary",
+    re.IGNORECASE,
+)
+#: An NHS number, with or without spaces or dashes: ten digits in three groups.
+NHS_NUMBER_VALUE = re.compile(r"^\d{3}[ -]?\d{3}[ -]?\d{4}$")
+
+
+def holds_nhs_numbers(values: pd.Series) -> bool:
+    """Whether most filled values of a column are shaped like NHS numbers ("943 476 5919").
+
+    >>> holds_nhs_numbers(pd.Series(["943 476 5919", "999 123 4567", ""]))
+    True
+    """
+    s = values.astype("string").str.strip()
+    s = s[s.notna() & s.ne("")].head(200)
+    return bool(len(s)) and bool(s.str.fullmatch(NHS_NUMBER_VALUE.pattern).mean() >= 0.8)
+
+
 _DATE_FORMATS = (
     "%Y-%m-%d",
     "%d/%m/%Y",
     "%Y-%m-%d %H:%M:%S",
     "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
     "%d-%m-%Y",
     "%d.%m.%Y",
     "%Y/%m/%d",
@@ -84,13 +109,17 @@ class RowAccount:
     rows_read: int
     rows_used: int
     excluded: dict[str, int] = field(default_factory=dict)
+    #: Lines of the file that are not rows of the table: titles above the column names,
+    #: and totals or notes below the data. They are never read as rows.
+    outside_table: dict[str, int] = field(default_factory=dict)
 
     def adds_up(self) -> bool:
         return self.rows_read == self.rows_used + sum(self.excluded.values())
 
     def table(self) -> pd.DataFrame:
         """The account as a small table, in the order a reader follows it."""
-        rows = [("Rows read from the extract", self.rows_read)]
+        rows = [(f"Not part of the table: {k}", n) for k, n in self.outside_table.items() if n]
+        rows += [("Rows read from the extract", self.rows_read)]
         rows += [(f"Excluded: {CATALOGUE[c].title.lower()}", n) for c, n in self.excluded.items()]
         rows += [("Rows used in the analysis", self.rows_used)]
         return pd.DataFrame(rows, columns=["", "Rows"])
@@ -106,6 +135,9 @@ class PreparedExtract:
     encoding: str | None = None
     delimiter: str | None = None
     imd_edition: int | None = None
+    free_text: list[str] = field(default_factory=list)
+    #: The appointments file's own row account, when the config names one.
+    appointments: dict | None = None
 
     def issue(self, code: str, column: str | None = None) -> Issue | None:
         for i in self.issues:
@@ -120,6 +152,15 @@ class PreparedExtract:
             lines.append(f"  {row.iloc[0]:<60} {row.iloc[1]:>9,}")
         if self.dropped_identifiers:
             lines.append("Identifier columns not read: " + ", ".join(self.dropped_identifiers))
+        if self.free_text:
+            lines.append("Free-text columns not read: " + ", ".join(self.free_text))
+        if self.appointments:
+            a = self.appointments
+            lines.append(f"Appointments: {a['source']}")
+            lines.append(f"  {'Appointment rows read':<60} {a['rows_read']:>9,}")
+            for code, n in a["excluded"].items():
+                lines.append(f"  {'Not counted: ' + CATALOGUE[code].title.lower():<60} {n:>9,}")
+            lines.append(f"  {'Appointments counted':<60} {a['rows_used']:>9,}")
         for i in self.issues:
             lines.append("")
             lines.append(i.message)
@@ -134,6 +175,8 @@ class PreparedExtract:
             "account": asdict(self.account),
             "issues": [i.to_dict() for i in self.issues],
             "dropped_identifiers": self.dropped_identifiers,
+            "free_text": self.free_text,
+            "appointments": self.appointments,
         }
 
 
@@ -200,6 +243,58 @@ def _find_header(records: list[tuple[int, list[str]]], expected: list[str]) -> i
     return 0
 
 
+#: First words of the lines a system writes below a table: totals, run details, notes.
+_FOOTER_WORDS = re.compile(
+    r"^\W*(grand\s+)?(total|totals|count\b|number of|records?\b|report|run\b|generated|printed|"
+    r"produced|extracted|created|page\s*\d|notes?\b|source|end of|please|this (report|extract)|"
+    r"data as at|filters?\b|criteria)",
+    re.IGNORECASE,
+)
+
+
+def _is_blank(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
+
+
+def _split_line(line: str, delimiter: str) -> list[str]:
+    """One line's values; a line the reader cannot split counts as one full row.
+
+    So does a line with an odd number of quote marks: it is part of a value that holds a
+    line break, inside the table.
+    """
+    if line.count('"') % 2:
+        return [line] * 99
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return [line] * 99
+
+
+def footer_count(rows: list[list], width: int) -> int:
+    """How many of the last rows are not data but lines below the table.
+
+    Counted from the bottom up: blank lines, lines with one value that reads as a phrase
+    ("Report run 01/12/2026 by ...", "Total records: 4000"), and lines that start with a
+    word such as Total, Report or Notes and fill fewer than half the columns. The first
+    line from the bottom that is none of these is the last row of data.
+
+    >>> footer_count([["R1", "01/02/2024", "A"], ["Total records: 1"], [], ["Notes: none"]], 3)
+    3
+    """
+    n = 0
+    for fields in reversed(rows):
+        filled = [str(f).strip() for f in fields if not _is_blank(f)]
+        if not filled:
+            n += 1
+            continue
+        phrase = len(filled) == 1 and width >= 3 and bool(re.search(r"[\s:]", filled[0]))
+        worded = bool(_FOOTER_WORDS.match(filled[0])) and len(filled) <= max(2, width / 2)
+        if not (phrase or worded):
+            break
+        n += 1
+    return n
+
+
 def _ragged_rows(text: str, delimiter: str, header_idx: int) -> tuple[list[int], int, int]:
     """Line numbers of rows whose number of values differs from the header's (error path)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -232,6 +327,33 @@ def _row_numbers(text: str, header_idx: int, n: int) -> np.ndarray:
     return lines[:n]
 
 
+def _cut_footer(
+    text: str, records: list, header_idx: int, width: int, delimiter: str
+) -> tuple[str, list[int]]:
+    """The text without the lines below the table, and the line numbers of those lines.
+
+    Only the last 500 lines are looked at, so a large file is not split into lines.
+    """
+    first_data = (records[header_idx][0] + 1) if header_idx < len(records) else 1
+    if len(text) > 400_000:  # the header is far above: look at the end only
+        start = text.index("\n", len(text) - 200_000) + 1
+        tail = text[start:].split("\n")
+        offset = text.count("\n", 0, start)
+    else:
+        tail = text.split("\n")
+        offset = 0
+    skip = max(first_data - offset, len(tail) - 500, 0)
+    tail, offset = tail[skip:], offset + skip
+    cut = footer_count([_split_line(line.rstrip("\r"), delimiter) for line in tail], width)
+    if not cut:
+        return text, []
+    gone = tail[len(tail) - cut :]
+    rows = [offset + len(tail) - cut + i + 1 for i, line in enumerate(gone) if line.strip()]
+    if not rows:  # only blank lines at the end
+        return text, []
+    return text[: len(text) - sum(len(line) + 1 for line in gone)] + "\n", rows
+
+
 def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
     try:
         raw = path.read_bytes()
@@ -250,6 +372,9 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
         delimiter = _sniff_delimiter("\n".join(opening[records[header_idx][0] :]))
         records = _records(text[:200_000], delimiter)
     header = records[header_idx][1] if header_idx < len(records) else []
+    titles = sum(1 for _, f in records[:header_idx] if any(v.strip() for v in f))
+    # Totals, run details and notes below the table are cut off before the table is parsed.
+    text, footer_rows = _cut_footer(text, records, header_idx, len(header), delimiter)
     bad: list = []
 
     def on_bad_row(row):
@@ -260,6 +385,8 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
         source = io.BytesIO(raw if encoding == "utf-8-sig" else text.encode("utf-8"))
         if encoding == "utf-8-sig" and raw.startswith(b"\xef\xbb\xbf"):
             source = io.BytesIO(raw[3:])
+        if footer_rows:
+            source = io.BytesIO(text.encode("utf-8"))
         table = pacsv.read_csv(
             source,
             read_options=pacsv.ReadOptions(block_size=1 << 24, skip_rows=header_idx),
@@ -299,50 +426,110 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
         "encoding": encoding,
         "delimiter": delimiter,
         "row_numbers": _row_numbers(text, header_idx, len(df)),
+        "titles": titles,
+        "footer_rows": footer_rows,
     }
     return df, info
+
+
+def _header_in(grid: pd.DataFrame, wanted: set[str]) -> tuple[int | None, int]:
+    """The sheet row (1-based) of the first of 30 rows naming 2+ wanted columns, and how many."""
+    for i in range(min(30, len(grid))):
+        names = {str(v).strip().lower() for v in grid.iloc[i].dropna()}
+        found = len(names & wanted)
+        if found >= min(2, len(wanted)):
+            return i + 1, found
+    return None, 0
+
+
+def _table_under(grid: pd.DataFrame, header_row: int) -> tuple[pd.DataFrame, np.ndarray, list[int]]:
+    """The rows under a header row: blank rows skipped, and lines below the data cut off.
+
+    Returns the rows, their sheet row numbers, and the sheet rows of the lines cut off.
+    """
+    body = grid.iloc[header_row:]
+    filled = ~body.isna().all(axis=1).to_numpy()
+    # Sheet row numbers of the rows kept: blank rows are skipped but still counted.
+    rows = np.arange(header_row + 1, header_row + 1 + len(body))[filled]
+    body = body[filled]
+    tail = body.tail(500)
+    cut = footer_count(tail.to_numpy().tolist(), int(grid.iloc[header_row - 1].notna().sum()))
+    footer = rows[len(rows) - cut :].tolist() if cut else []
+    if cut:
+        body, rows = body.iloc[: len(body) - cut], rows[: len(rows) - cut]
+    return body, rows, footer
 
 
 def _read_excel(
     path: Path, sheet, header_row: int | None, expected: list[str]
 ) -> tuple[pd.DataFrame, dict]:
+    """Read one sheet of a workbook; with no sheet named, the sheet that holds the table.
+
+    Every sheet is looked at: the one with the most rows under a header that names the
+    expected columns is taken, so a cover sheet or a notes sheet first does not matter.
+    A header that names four or more of them is preferred to one that names two or three.
+    """
     try:
-        grid = pd.read_excel(
+        sheets = pd.read_excel(
             path,
-            sheet_name=sheet if sheet is not None else 0,
+            sheet_name=sheet if sheet is not None else (0 if header_row else None),
             header=None,
             dtype=str,
             engine="openpyxl",
         )
     except Exception as exc:  # openpyxl raises many types for broken files
         raise ExtractError("EXT008", path=str(path), detail=str(exc)) from None
-    if grid.dropna(how="all").empty:
+    if not isinstance(sheets, dict):
+        sheets = {sheet if sheet is not None else "the first sheet": sheets}
+    if all(g.dropna(how="all").empty for g in sheets.values()):
         raise ExtractError("EXT001", path=str(path))
-    sheet_name = sheet if sheet is not None else "the first sheet"
+    wanted = {e.strip().lower() for e in expected}
+    found: dict[str, tuple[int, int, int]] = {}  # sheet: (header row, names known, data rows)
     if header_row is None:
-        wanted = {e.strip().lower() for e in expected}
-        for i in range(min(30, len(grid))):
-            names = {str(v).strip().lower() for v in grid.iloc[i].dropna()}
-            if len(names & wanted) >= min(2, len(wanted)):
-                header_row = i + 1
-                break
-        if header_row is None:
-            raise ExtractError(
-                "EXT006", path=str(path), searched=min(30, len(grid)), sheet=sheet_name
-            )
+        for name, g in sheets.items():
+            row, known = _header_in(g, wanted)
+            if row is not None:
+                found[name] = (row, known, len(_table_under(g, row)[1]))
+    names = list(sheets)
+    if header_row is not None:
+        sheet_name = names[0]
+    elif found:
+        # A header naming four or more known columns beats one naming two or three (a
+        # sheet of appointments, say, shares a column or two with the referrals); then
+        # the most rows; then the first sheet.
+        sheet_name = max(found, key=lambda n: (min(found[n][1], 4), found[n][2], -names.index(n)))
+        header_row = found[sheet_name][0]
+    else:
+        raise ExtractError(
+            "EXT006",
+            path=str(path),
+            searched=min(30, max(len(g) for g in sheets.values())),
+            sheet="', '".join(map(str, names)),
+        )
+    grid = sheets[sheet_name]
     if header_row > len(grid):
         raise ExtractError("EXT006", path=str(path), searched=len(grid), sheet=sheet_name)
     header = [
         str(v).strip() if not pd.isna(v) else f"Unnamed {j}"
         for j, v in enumerate(grid.iloc[header_row - 1])
     ]
-    df = grid.iloc[header_row:]
+    df, rows, footer = _table_under(grid, header_row)
     df.columns = header
-    filled = ~df.isna().all(axis=1).to_numpy()
-    # Sheet row numbers of the rows kept: blank rows are skipped but still counted.
-    rows = np.arange(header_row + 1, header_row + 1 + len(df))[filled]
-    df = df[filled].reset_index(drop=True)
-    return df.fillna("").astype(str), {"row_numbers": rows, "header_row": header_row}
+    titles = int(grid.iloc[: header_row - 1].notna().any(axis=1).sum())
+    info = {"row_numbers": rows, "header_row": header_row, "titles": titles, "footer_rows": footer}
+    if len(sheets) > 1:
+        info["sheet"] = sheet_name
+        others = [n for n in names if n != sheet_name]
+        why = [
+            f"'{n}' has {found[n][2]:,} rows" if n in found else f"'{n}' has no table header"
+            for n in others
+        ]
+        info["sheet_reason"] = (
+            f"sheet '{sheet_name}' holds the table: {len(rows):,} rows under a header that "
+            f"names {found.get(sheet_name, (0, 0))[1]} known columns on row {header_row}"
+            + (f" ({'; '.join(why)})" if why else "")
+        )
+    return df.reset_index(drop=True).fillna("").astype(str), info
 
 
 def read_extract(
@@ -351,6 +538,7 @@ def read_extract(
     sheet=None,
     header_row: int | None = None,
     expected_columns: list[str] | None = None,
+    setting: str = "extract.path",
 ) -> tuple[pd.DataFrame, dict]:
     """Read an extract as text columns, whatever its format.
 
@@ -361,7 +549,7 @@ def read_extract(
     """
     path = Path(path)
     expected = expected_columns or []
-    problem = file_problem(path, "extract.path", ExtractError)
+    problem = file_problem(path, setting, ExtractError)
     if problem is not None:
         raise problem
     suffix = path.suffix.lower()
@@ -421,6 +609,14 @@ def _parse_dates(values: pd.Series, preferred: str | None = None) -> pd.Series:
         real = ok & (parsed >= _EARLIEST) & (parsed <= _LATEST)
         out.loc[parsed.index[real]] = parsed[real].astype("datetime64[ns]")
         todo.loc[parsed.index[ok]] = False
+    # Excel's serial day numbers (45623 is 27/11/2024), as a spreadsheet saved as CSV
+    # writes a date cell it has not formatted; a fraction is the time of day.
+    serial = todo & s.str.fullmatch(r"[1-6]\d{4}(\.\d+)?").fillna(False)
+    if serial.any():
+        days = pd.to_numeric(s[serial], errors="coerce")
+        out.loc[days.index] = (
+            pd.Timestamp("1899-12-30") + pd.to_timedelta(days.to_numpy(dtype=float), unit="D")
+        ).astype("datetime64[ns]")
     return out
 
 
@@ -512,9 +708,19 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
             suggestion=suggestion,
         )
     mapped_sources = set(cfg.columns.values())
-    dropped = [c for c in found if c not in mapped_sources and IDENTIFIER_PATTERN.search(c)]
+    dropped = [
+        c
+        for c in found
+        if c not in mapped_sources
+        and (IDENTIFIER_PATTERN.search(c) or holds_nhs_numbers(raw[c].iloc[:200]))
+    ]
     if dropped:
         log.warning(render("EXT009", columns=", ".join(dropped)))
+    free_text = [
+        c
+        for c in found
+        if c not in mapped_sources and c not in dropped and FREE_TEXT_PATTERN.search(c)
+    ]
     src = pd.DataFrame({canon: raw[source] for canon, source in cfg.columns.items()})
     src = src.astype("string").apply(lambda s: s.str.strip())
     del raw
@@ -603,21 +809,34 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         if cfg.has(fieldname):
             out[fieldname] = codes.normalise_category(src[fieldname], cfg.values.get(fieldname))
 
+    # Appointments, from a file of one row per appointment.
+    derived, appointments = None, None
+    if cfg.appointments_path is not None:
+        derived, appointments, appt_issues = derive_appointments(cfg, rid, fmt)
+        derived = derived.set_axis(src.index)
+
     # Dates along the pathway.
     for fieldname in ("first_appointment_date", "discharge_date"):
-        if cfg.has(fieldname):
+        if derived is not None and fieldname in derived:
+            d = derived[fieldname]
+        elif cfg.has(fieldname):
             d = parse_dates(src[fieldname], fmt)
             unreadable = d.isna() & src[fieldname].fillna("").ne("")
             col.add("VAL003", unreadable & keep, fieldname, src[fieldname])
-            before = (d < ref_date).fillna(False)
-            col.add("VAL004", before & keep, fieldname)
-            out[fieldname] = d.mask(before)
+        else:
+            continue
+        before = (d < ref_date).fillna(False)
+        col.add("VAL004", before & keep, fieldname)
+        out[fieldname] = d.mask(before)
     if "first_appointment_date" in out:
         out["wait_days"] = (out["first_appointment_date"] - out["referral_date"]).dt.days
 
     # Appointment counts.
     count_fields = ["appointments_offered", "appointments_attended", "appointments_dna"]
-    if all(cfg.has(f) for f in count_fields):
+    if derived is not None:
+        for f in count_fields:
+            out[f] = derived[f]
+    elif all(cfg.has(f) for f in count_fields):
         nums = {f: _numbers(src[f]) for f in count_fields}
         for f in count_fields:
             text = src[f].fillna("")
@@ -667,7 +886,12 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         _add_deprivation(out, src, cfg, imd, col, keep)
 
     data = out[keep].reset_index(drop=True)
-    account = RowAccount(rows_read=n_read, rows_used=len(data), excluded=excluded)
+    outside = _outside_table(info, col)
+    if appointments is not None:
+        col.issues += appt_issues
+    account = RowAccount(
+        rows_read=n_read, rows_used=len(data), excluded=excluded, outside_table=outside
+    )
     if account.rows_used == 0:
         reason = max(excluded, key=excluded.get) if excluded else "EXC002"
         raise ExtractError(
@@ -679,11 +903,172 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         account=account,
         issues=col.issues,
         dropped_identifiers=dropped,
-        source=path.name,
+        free_text=free_text,
+        appointments=appointments,
+        source=path.name + (f" (sheet '{info['sheet']}')" if info.get("sheet") else ""),
         encoding=info["encoding"],
         delimiter=info["delimiter"],
         imd_edition=cfg.imd_edition,
     )
+
+
+def derive_appointments(
+    cfg: ServiceConfig, referral_ids: pd.Series, fmt: str | None = None
+) -> tuple[pd.DataFrame, dict, list[Issue]]:
+    """Appointments offered, attended and missed, and the first contact, for each referral.
+
+    Reads the appointments file the config names (one row per appointment). Every row is
+    accounted for: a row whose referral ID is blank or not in the referral file, whose
+    attendance is not recognised, or that repeats an earlier row exactly, is counted in
+    the account and not used. Offered counts every appointment booked (attended,
+    cancelled or missed); the first contact is the earliest attended appointment.
+
+    Returns one row for each of ``referral_ids`` (in order), the account and the issues.
+    """
+    path = Path(cfg.appointments_path)
+    columns = cfg.appointments_columns
+    raw, info = read_extract(
+        path,
+        sheet=cfg.appointments_sheet,
+        header_row=cfg.appointments_header_row,
+        expected_columns=list(columns.values()),
+        setting="appointments.path",
+    )
+    missing = {c: s for c, s in columns.items() if s not in raw.columns}
+    if missing:
+        raise ExtractError(
+            "EXT004",
+            path=str(path),
+            missing=", ".join(f"appointments {c} → '{s}'" for c, s in missing.items()),
+            found=", ".join(f"'{c}'" for c in raw.columns),
+            suggestion="",
+        )
+    src = pd.DataFrame({c: raw[s] for c, s in columns.items()}).astype("string")
+    src = src.apply(lambda s: s.str.strip()).fillna("")
+    del raw
+    n = len(src)
+    col = _Collector(np.asarray(info["row_numbers"]), columns)
+    keep = np.ones(n, dtype=bool)
+    left: dict[str, int] = {}
+
+    def leave(code, mask, canonical, values=None):
+        mask = _mask(mask) & keep
+        col.add(code, mask, canonical, values, file=path.name)
+        if mask.any():
+            left[code] = int(mask.sum())
+            keep[mask] = False
+
+    rid = src["referral_id"]
+    known = pd.Index(referral_ids[referral_ids.ne("")].unique())
+    leave("APP001", ~rid.isin(known), "referral_id", rid)
+    status = codes.normalise_attendance(src["attendance"], cfg.appointments_values or None)
+    leave("APP002", status.isna() | status.eq(codes.INVALID), "attendance", src["attendance"])
+    repeated = src.duplicated(keep="first").to_numpy()
+    leave("APP003", repeated, None, rid)
+    when = parse_dates(src["appointment_date"], fmt)
+    unreadable = when.isna().to_numpy() & keep
+    col.add("APP004", unreadable, "appointment_date", src["appointment_date"], file=path.name)
+    kept = pd.DataFrame({"rid": rid[keep], "status": status[keep], "when": when[keep]})
+    by = kept.groupby("rid", sort=False)
+    offered = by.size()
+    attended = kept["status"].eq("attended").groupby(kept["rid"], sort=False).sum()
+    missed = kept["status"].eq("missed").groupby(kept["rid"], sort=False).sum()
+    first = kept[kept["status"].eq("attended")].groupby("rid", sort=False)["when"].min()
+    ids = referral_ids.reset_index(drop=True)
+    derived = pd.DataFrame(
+        {
+            "appointments_offered": ids.map(offered).fillna(0).astype("Int64"),
+            "appointments_attended": ids.map(attended).fillna(0).astype("Int64"),
+            "appointments_dna": ids.map(missed).fillna(0).astype("Int64"),
+            # (A dict: mapping by an empty series of dates fails in pandas.)
+            "first_appointment_date": pd.to_datetime(ids.map(first.to_dict()))
+            .astype("datetime64[ns]")
+            .dt.normalize(),  # the date of first contact, as a referral file gives it
+        }
+    )
+    account = {
+        "source": path.name,
+        "rows_read": n,
+        "rows_used": int(keep.sum()),
+        "excluded": left,
+        "outside_table": _outside_table(info, col),
+    }
+    assert account["rows_read"] == account["rows_used"] + sum(left.values())
+    return derived, account, col.issues
+
+
+def _outside_table(info: dict, col: _Collector) -> dict[str, int]:
+    """Count the title lines above the table and the lines below it, and say so once."""
+    titles, footer = int(info.get("titles") or 0), list(info.get("footer_rows") or [])
+    if not (titles or footer):
+        return {}
+    parts = []
+    if titles:
+        parts.append(f"{titles:,} title line{'s' * (titles != 1)} above the column names")
+    if footer:
+        parts.append(
+            f"{len(footer):,} line{'s' * (len(footer) != 1)} of totals, run details or notes "
+            f"below the data (line{'s' * (len(footer) != 1)} {format_rows(footer)})"
+        )
+    message = render("EXT014", lines=" and ".join(parts))
+    col.issues.append(
+        Issue("EXT014", None, titles + len(footer), footer[:EXAMPLE_ROWS], None, message, "warning")
+    )
+    log.info(message)
+    return {
+        "titles above the column names": titles,
+        "totals, run details and notes below the data": len(footer),
+    }
+
+
+def split_rule(
+    lookup: pd.DataFrame, old: str, new: str, population: pd.Series | None = None
+) -> tuple[pd.Series, str]:
+    """The one new code each old code is given, and the rule that chose it, in words.
+
+    An area that was split has several new codes. The one with the most residents in the
+    census population file is taken; where no population is known, the first by code.
+    The order of the lookup file never matters.
+
+    >>> lk = pd.DataFrame({"lsoa11": ["A", "A", "B"], "lsoa21": ["A2", "A1", "B"]})
+    >>> split_rule(lk, "lsoa11", "lsoa21")[0].to_dict()
+    {'A': 'A1', 'B': 'B'}
+    """
+    pairs = lookup[[old, new]].dropna().drop_duplicates()
+    year = f"20{new[-2:]}"
+    if population is not None and pairs[new].isin(population.index).any():
+        pairs = pairs.assign(residents=pairs[new].map(population).fillna(-1.0))
+        pairs = pairs.sort_values([old, "residents", new], ascending=[True, False, True])
+        rule = (
+            f"the LSOA {year} area with the most residents in the census population file "
+            "(the first by code where the file does not cover it)"
+        )
+    else:
+        pairs = pairs.sort_values([old, new])
+        rule = (
+            f"the first LSOA {year} area by code (name a census population file in the "
+            "config to give each the area with the most residents)"
+        )
+    return pairs.drop_duplicates(old).set_index(old)[new], rule
+
+
+def _population_totals(cfg: ServiceConfig) -> pd.Series | None:
+    """Residents of each LSOA 2021, from the first census file the config names."""
+    from .reference import load_population_age, load_population_ethnicity, load_population_sex
+
+    for path, loader in (
+        (cfg.population_age, load_population_age),
+        (cfg.population_ethnicity, load_population_ethnicity),
+        (cfg.population_sex, load_population_sex),
+    ):
+        if path is None:
+            continue
+        try:
+            table = loader(path)
+        except PlaybookError:  # check names a broken file; the rule then falls back
+            continue
+        return table.set_index("lsoa_code").select_dtypes("number").sum(axis=1)
+    return None
 
 
 def _add_deprivation(
@@ -697,19 +1082,28 @@ def _add_deprivation(
     if cfg.lsoa_lookup is not None:
         lookup = load_lsoa_lookup(cfg.lsoa_lookup)
         old, new = ("lsoa11", "lsoa21") if cfg.imd_edition == 2025 else ("lsoa21", "lsoa11")
-        first = lookup.drop_duplicates(old).set_index(old)
-        convertible = code.notna() & ~known & code.isin(first.index)
+        # The census counts residents of LSOA 2021 areas: it can only choose among those.
+        residents = _population_totals(cfg) if new == "lsoa21" else None
+        chosen, rule = split_rule(lookup, old, new, residents)
+        convertible = code.notna() & ~known & code.isin(chosen.index)
         if convertible.any():
-            code_split = code.map(first["change"]).isin(["S", "X"]).fillna(False)
             # Codes the lookup lists that are the same in both years need no change.
-            unchanged = known & code.isin(first.index)
-            code = code.mask(convertible, code[convertible].map(first[new]))
-            split = int((convertible.to_numpy() & keep & code_split.to_numpy()).sum())
+            unchanged = known & code.isin(chosen.index)
+            options = lookup[[old, new]].dropna().drop_duplicates()
+            n_options = options.groupby(old)[new].size()
+            quintile = options[new].map(imd.set_index("lsoa_code")["imd_quintile"])
+            # A split area whose new areas are in different IMD quintiles: the choice matters.
+            differs = quintile.groupby(options[old]).nunique(dropna=False).gt(1)
+            in_split = (convertible & code.map(n_options).gt(1)).to_numpy() & keep
+            matters = (convertible & code.map(differs).eq(True)).to_numpy() & keep
+            code = code.mask(convertible, code[convertible].map(chosen))
             col.add(
                 "VAL011",
                 convertible.to_numpy() & keep,
                 "lsoa_code",
-                split=split,
+                split=int(in_split.sum()),
+                changed=int(matters.sum()),
+                rule=rule,
                 unchanged=int((unchanged.to_numpy() & keep).sum()),
                 old=f"20{old[-2:]}",
                 new=f"20{new[-2:]}",

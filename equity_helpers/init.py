@@ -23,7 +23,9 @@ import yaml
 
 from . import codes
 from .config import (
+    APPOINTMENT_COLUMNS,
     CANONICAL_COLUMNS,
+    DERIVED_FROM_APPOINTMENTS,
     REQUIRED_COLUMNS,
     TODO,
     YES_NO_FIELDS,
@@ -31,7 +33,14 @@ from .config import (
     resolve_path,
 )
 from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError, WorkbookError
-from .extract import IDENTIFIER_PATTERN, parse_dates, prepare, read_extract
+from .extract import (
+    FREE_TEXT_PATTERN,
+    IDENTIFIER_PATTERN,
+    holds_nhs_numbers,
+    parse_dates,
+    prepare,
+    read_extract,
+)
 from .reference import OFFICIAL_SOURCES, check_files, load_lsoa_lookup
 
 #: Words that often name each canonical column in clinical-system exports.
@@ -280,7 +289,7 @@ def guess_columns(columns: list[str], sample: pd.DataFrame | None = None) -> dic
     (the extract's rows), a column is only guessed for a date, number or LSOA field if
     its values look right.
     """
-    normed = {c: _norm(c) for c in columns if not IDENTIFIER_PATTERN.search(str(c))}
+    normed = {c: _norm(c) for c in columns if not _never_read(c, sample)}
     pairs = []
     for canonical in SYNONYMS:
         for original, n in normed.items():
@@ -307,6 +316,92 @@ def guess_columns(columns: list[str], sample: pd.DataFrame | None = None) -> dic
             if original not in taken and original in sample and _holds_lsoa_codes(sample[original]):
                 out["lsoa_code"] = original
                 break
+    return out
+
+
+def _never_read(column, sample: pd.DataFrame | None = None) -> str | None:
+    """Why a column is never read ("identifier" or "free text"), or None.
+
+    An identifier is known by its name (NHS Number, Date of Birth) or by its values (ten
+    digits such as 943 476 5919); free text by its name (Notes, Comments).
+    """
+    if IDENTIFIER_PATTERN.search(str(column)):
+        return "identifier"
+    if sample is not None and column in sample and holds_nhs_numbers(sample[column]):
+        return "identifier"
+    if FREE_TEXT_PATTERN.search(str(column)):
+        return "free text"
+    return None
+
+
+#: Words that often name each column of an appointments file.
+APPOINTMENT_SYNONYMS = {
+    "referral_id": SYNONYMS["referral_id"],
+    "appointment_date": [
+        "appointment date",
+        "appt date",
+        "appointment date time",
+        "appointment datetime",
+        "appt date time",
+        "appointment start",
+        "appointment start date",
+        "date of appointment",
+        "contact date",
+        "slot date",
+        "activity date",
+        "start date time",
+    ],
+    "attendance": [
+        "attendance",
+        "attendance status",
+        "attendance code",
+        "attended",
+        "attend status",
+        "attended or did not attend",
+        "attended dna",
+        "appointment outcome",
+        "appointment status",
+        "contact outcome",
+        "outcome",
+        "status",
+    ],
+}
+
+
+def guess_appointment_columns(
+    columns: list[str], sample: pd.DataFrame | None = None
+) -> dict[str, str | None]:
+    """For a file of appointments: the column that holds each of its three fields (or None).
+
+    >>> guess_appointment_columns(["Referral Ref", "Appt Date/Time", "Attendance Status"])["attendance"]
+    'Attendance Status'
+    """
+    normed = {c: _norm(c) for c in columns if not _never_read(c, sample)}
+    pairs = []
+    for key, words in APPOINTMENT_SYNONYMS.items():
+        for original, n in normed.items():
+            if n in words:
+                score = 1.0
+            else:
+                score = max(difflib.SequenceMatcher(None, n, w).ratio() for w in words)
+            if score >= _MATCH:
+                pairs.append((score, list(APPOINTMENT_SYNONYMS).index(key), key, original))
+    pairs.sort(key=lambda p: (-p[0], p[1], columns.index(p[3])))
+    out: dict[str, str | None] = dict.fromkeys(APPOINTMENT_SYNONYMS)
+    for _, _, key, original in pairs:
+        if out[key] is not None or original in out.values():
+            continue
+        if sample is not None and original in sample:
+            values = sample[original].astype("string").str.strip()
+            values = values[values.notna() & values.ne("")].head(500)
+            if len(values) and key == "appointment_date":
+                if parse_dates(values).notna().mean() < 0.5:
+                    continue
+            if len(values) and key == "attendance":
+                known = codes.normalise_attendance(values)
+                if known.isin(["attended", "cancelled", "missed"]).mean() < 0.5:
+                    continue
+        out[key] = original
     return out
 
 
@@ -390,21 +485,107 @@ def propose_values(field: str, values: pd.Series) -> dict[str, str]:
     return {raw: code for raw, code, _ in _proposals(field, values)[0]}
 
 
-def _read(extract: Path) -> tuple[pd.DataFrame, int | None]:
-    """Read the extract; for a spreadsheet, also the row that holds the column names."""
-    expected = [w for ws in SYNONYMS.values() for w in ws]
+def _read(extract: Path, sheet=None, synonyms: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Read the extract; for a spreadsheet, ``info`` also holds the sheet and header row."""
+    expected = [w for ws in (synonyms or SYNONYMS).values() for w in ws]
     spreadsheet = extract.suffix.lower() in (".xlsx", ".xlsm")
     try:
-        df, info = read_extract(extract, expected_columns=expected)
+        df, info = read_extract(extract, sheet=sheet, expected_columns=expected)
     except ExtractError as exc:
         if exc.code != "EXT006" or not spreadsheet:
             raise
         # No row has two names the playbook knows: take the first row that is mostly filled.
-        grid = pd.read_excel(extract, header=None, dtype=str, engine="openpyxl", nrows=30)
+        grid = pd.read_excel(
+            extract, sheet_name=sheet or 0, header=None, dtype=str, engine="openpyxl", nrows=30
+        )
         filled = grid.notna().sum(axis=1)
         header_row = int((filled >= max(2, filled.max() * 0.8)).to_numpy().argmax()) + 1
-        df, info = read_extract(extract, header_row=header_row)
-    return df, info.get("header_row") if spreadsheet else None
+        df, info = read_extract(extract, sheet=sheet, header_row=header_row)
+    if not spreadsheet:
+        info.pop("header_row", None)
+    return df, info
+
+
+def _appointment_sheet(extract: Path, taken: str | None) -> str | None:
+    """Another sheet of the same workbook that holds appointments, known by its columns."""
+    if extract.suffix.lower() not in (".xlsx", ".xlsm") or taken is None:
+        return None
+    try:
+        names = pd.ExcelFile(extract, engine="openpyxl").sheet_names
+    except Exception:  # openpyxl raises many types; the workbook was read once already
+        return None
+    for name in names:
+        if name == taken:
+            continue
+        try:
+            df, _ = _read(extract, sheet=name, synonyms=APPOINTMENT_SYNONYMS)
+        except PlaybookError:
+            continue
+        df = df.loc[:, ~pd.Index(df.columns).duplicated()].head(500)
+        if all(guess_appointment_columns(list(df.columns), df).values()):
+            return name
+    return None
+
+
+def find_appointments(extract: Path) -> Path | None:
+    """A file of appointments saved beside the extract, known by its columns, if there is one."""
+    for p in sorted(extract.parent.iterdir()):
+        if p == extract or p.suffix.lower() not in (".csv", ".xlsx", ".txt"):
+            continue
+        try:  # only regular files of a size worth reading (a pipe would wait for ever)
+            if not p.is_file() or p.is_symlink() or p.stat().st_size > 200_000_000:
+                continue
+            df, _ = _read(p, synonyms=APPOINTMENT_SYNONYMS)
+        except (PlaybookError, OSError, ValueError):
+            continue
+        df = df.loc[:, ~pd.Index(df.columns).duplicated()].head(500)
+        if all(guess_appointment_columns(list(df.columns), df).values()):
+            return p
+    return None
+
+
+def _appointment_lines(path: Path, out: Path, sheet=None) -> tuple[list[str], list[str]]:
+    """The ``appointments:`` section for a file of appointments, and its TODO settings."""
+    df, info = _read(path, sheet=sheet, synonyms=APPOINTMENT_SYNONYMS)
+    df = df.loc[:, ~pd.Index(df.columns).duplicated()]
+    guesses = guess_appointment_columns(list(df.columns), df)
+    todos: list[str] = []
+    lines = [
+        "",
+        "# One row per appointment. The playbook counts, for each referral, the appointments",
+        "# offered (every one booked), attended and missed, and the first attended date.",
+        "appointments:",
+        f"  path: {_q(_rel(path, out))}",
+    ]
+    if sheet is not None or info.get("sheet"):
+        why = info.get("sheet_reason") or "the sheet of appointments in the workbook"
+        lines.append(f"  sheet: {_q(sheet or info['sheet'])}  # {_c(why)}")
+    if info.get("header_row") and info["header_row"] > 1:
+        lines.append(f"  header_row: {info['header_row']}  # the row that holds the column names")
+    lines.append("  columns:")
+    for key, desc in APPOINTMENT_COLUMNS.items():
+        if guesses[key]:
+            lines.append(f"    {key}: {_q(guesses[key])}  # {desc}")
+        else:
+            lines.append(f"    {key}: TODO  # {desc} (required)")
+            todos.append(f"appointments.columns.{key}")
+    source = guesses["attendance"]
+    if source:
+        s = df[source].astype("string").str.strip()
+        counts = s[s.notna() & s.ne("")].value_counts()
+        distinct = pd.Series(list(counts.index[:_MAX_VALUES]), dtype="string")
+        mapped = codes.normalise_attendance(distinct)
+        pairs = list(zip(distinct, mapped, strict=True))
+        unknown = [str(v) for v, m in pairs if m == codes.INVALID]
+        known = [f"{v} ({m})" for v, m in pairs if m != codes.INVALID]
+        if known:
+            lines.append("  # Attendance values read as they are: " + ", ".join(map(_c, known)))
+        if unknown:
+            lines += ["  values:", "    attendance:  # attended, cancelled or missed"]
+            for v in unknown:
+                lines.append(f"      {_q(v)}: TODO")
+                todos.append(f"appointments.values.attendance.{v}")
+    return lines, todos
 
 
 # Characters a YAML file may not hold as they are, or reads as the end of a line (line
@@ -474,7 +655,13 @@ def free_path(path: Path) -> Path:
 
 
 def write_starter_config(
-    extract: str | Path, out: str | Path | None = None, *, force: bool = False
+    extract: str | Path,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    sheet: str | None = None,
+    appointments: str | Path | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[Path, list[str]]:
     """Inspect an extract and write a starter service config beside it (or at ``out``).
 
@@ -482,9 +669,28 @@ def write_starter_config(
     one is written beside it as ``name-2.yml`` (compare the path returned with
     :func:`starter_config_path`). Returns the config's path and the settings still
     marked TODO.
+
+    In a workbook of several sheets, the sheet that holds the referral table is taken
+    (or ``sheet``). A file of appointments (``appointments``, or one beside the extract
+    found by its columns) is written into the config. What was chosen, and why, is added
+    to ``notes``.
     """
     extract = Path(extract).resolve()
-    df, header_row = _read(extract)
+    notes = notes if notes is not None else []
+    df, info = _read(extract, sheet=sheet)
+    header_row = info.get("header_row")
+    appointment_sheet = None
+    if appointments is None:
+        appointment_sheet = _appointment_sheet(extract, info.get("sheet") or sheet)
+        if appointment_sheet is not None:
+            appointments = extract
+            notes.append(f"Found appointments in sheet '{appointment_sheet}' of the workbook.")
+    if appointments is None:
+        appointments = find_appointments(extract)
+        if appointments is not None:
+            notes.append(f"Found a file of appointments beside the extract: {appointments.name}")
+    if info.get("sheet"):
+        notes.append(f"Read {info['sheet_reason']}.")
     # A repeated column name is reported by check (EXT012); inspect its first column here.
     df = df.loc[:, ~pd.Index(df.columns).duplicated()]
     guesses = guess_columns(list(df.columns), df)
@@ -505,6 +711,9 @@ def write_starter_config(
         "extract:",
         f"  path: {_q(_rel(extract, out))}",
     ]
+    if info.get("sheet") or sheet:
+        why = info.get("sheet_reason") or "the sheet named when the config was written"
+        lines.append(f"  sheet: {_q(info.get('sheet') or sheet)}  # {_c(why)}")
     if header_row and header_row > 1:
         lines.append(f"  header_row: {header_row}  # the row that holds the column names")
     lines += [
@@ -515,6 +724,9 @@ def write_starter_config(
     ]
     for canonical, desc in CANONICAL_COLUMNS.items():
         source = guesses.get(canonical)
+        if appointments is not None and canonical in DERIVED_FROM_APPOINTMENTS:
+            lines.append(f"  # {canonical}: counted from the appointments file (below)")
+            continue
         if canonical == "age_band" and guesses.get("age"):
             continue
         if canonical == "age" and not source and guesses.get("age_band"):
@@ -526,11 +738,17 @@ def write_starter_config(
             todos.append(f"columns.{canonical}")
         else:
             lines.append(f"  # {canonical}:  # {desc} (not found; optional)")
-    unused = [
-        c for c in df.columns if c not in guesses.values() and not IDENTIFIER_PATTERN.search(str(c))
-    ]
+    used = {v for k, v in guesses.items() if v} - (
+        {guesses.get(k) for k in DERIVED_FROM_APPOINTMENTS} if appointments is not None else set()
+    )
+    never = {c: _never_read(c, df) for c in df.columns if c not in used}
+    unused = [c for c in df.columns if c not in used and not never[c]]
     if unused:
         lines.append("  # Columns not used: " + ", ".join(map(_c, unused)))
+    for why, words in (("identifier", "Identifier"), ("free text", "Free-text")):
+        named = [c for c, w in never.items() if w == why]
+        if named:
+            lines.append(f"  # {words} columns, never read: " + ", ".join(map(_c, named)))
 
     lines += [
         "",
@@ -610,6 +828,10 @@ def write_starter_config(
         else:
             lines.append(f"  # {setting}: {OFFICIAL_SOURCES[key]['filename']}")
     lines += _lookup_lines(df, guesses.get("lsoa_code"), folders, out, imd_key)
+    if appointments is not None:
+        more, appt_todos = _appointment_lines(Path(appointments).resolve(), out, appointment_sheet)
+        lines += more
+        todos += appt_todos
 
     span = []
     if guesses.get("referral_date"):
@@ -749,8 +971,15 @@ def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
     except PlaybookError as exc:
         return [exc], "The config is valid, but the extract cannot be used:\n\n" + str(exc)
     acc = prepared.account
+    appointments = ""
+    if prepared.appointments:
+        a = prepared.appointments
+        appointments = (
+            f"Appointments: {a['rows_read']:,} rows read, {a['rows_used']:,} will be counted.\n"
+        )
     return [], (
         f"Ready to run. {acc.rows_read:,} rows read, {acc.rows_used:,} will be analysed.\n"
-        f"{len(prepared.issues)} data-quality notes; see them with "
+        + appointments
+        + f"{len(prepared.issues)} data-quality notes; see them with "
         f"'equity-workbook prepare --config {config_path}'."
     )

@@ -72,6 +72,7 @@ def input_fingerprint(cfg: ServiceConfig) -> str:
         "population_ethnicity": cfg.population_ethnicity,
         "population_age": cfg.population_age,
         "population_sex": cfg.population_sex,
+        "appointments": cfg.appointments_path,
     }
     for key, p in named.items():
         if p is not None and Path(p).is_file():

@@ -67,8 +67,32 @@ def label(field: str) -> str:
 
 
 def noun(field: str) -> str:
-    """A field's name inside a sentence: "ethnic group", "IMD quintile"."""
-    return FIELD_NOUNS.get(field, label(field).lower())
+    """A field's name inside a sentence: "ethnic group", "IMD quintile", "home area (LSOA)".
+
+    >>> noun("lsoa_code"), noun("ethnic_group")
+    ('home area (LSOA)', 'ethnic group')
+    """
+    return FIELD_NOUNS.get(field, first_lower(label(field)))
+
+
+def first_lower(text: str) -> str:
+    """Lower-case the first letter only, unless the first word is an abbreviation (IMD).
+
+    >>> first_lower("Home area (LSOA)"), first_lower("IMD quintile")
+    ('home area (LSOA)', 'IMD quintile')
+    """
+    word = text.split(" ", 1)[0]
+    if len(word) > 1 and word.isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _group_text(group) -> str:
+    """A group as text: a missing value reads "Not known", never "nan" or "None"."""
+    if group is None or (isinstance(group, float) and math.isnan(group)):
+        return codes.NOT_KNOWN
+    text = str(group)
+    return codes.NOT_KNOWN if text.strip().lower() in ("", "nan", "none", "<na>") else text
 
 
 def first_upper(text: str) -> str:
@@ -97,7 +121,7 @@ def group_label(field: str, group) -> str:
     >>> group_label("imd_quintile", "1"), group_label("ethnic_group", "Asian")
     ('IMD quintile 1 (most deprived)', 'Ethnic group: Asian')
     """
-    group = str(group)
+    group = _group_text(group)
     if field in ("imd_quintile", "imd_decile") and group.isdigit():
         words = imd_words([group], field)[0]
         return f"IMD {words[0].lower()}{words[1:]}"
@@ -112,7 +136,7 @@ def group_name(field: str, group) -> str:
     >>> group_name("imd_quintile", "Quintile 1 (most deprived)")
     'IMD quintile 1 (most deprived)'
     """
-    group = str(group)
+    group = _group_text(group)
     if field in ("imd_quintile", "imd_decile"):
         if group.isdigit():
             return group_label(field, group)
@@ -130,8 +154,10 @@ def group_phrase(field: str, group) -> str:
     'people in IMD quintile 1 (the most deprived fifth of areas)'
     >>> group_phrase("ethnic_group", "Asian")
     'people in the Asian ethnic group'
+    >>> group_phrase("religion", float("nan")), group_phrase("lsoa_code", "in catchment")
+    ('people whose religion is Not known', 'people whose home area (LSOA) is in catchment')
     """
-    group = str(group)
+    group = _group_text(group)
     if field in ("imd_quintile", "imd_decile"):
         word = "fifth" if field == "imd_quintile" else "tenth"
         extreme = {"1": f" (the most deprived {word} of areas)"}
@@ -148,8 +174,8 @@ def group_phrase(field: str, group) -> str:
     if field in YES_NO_PHRASES:
         if group == "Yes":
             return YES_NO_PHRASES[field]
-        return f"people not recorded as {label(field).lower()}"
-    return f"people whose {label(field).lower()} is {group}"
+        return f"people not recorded as {first_lower(label(field))}"
+    return f"people whose {noun(field)} is {group}"
 
 
 def is_number(value) -> bool:

@@ -72,3 +72,39 @@ def test_yes_no_and_discharge_reasons():
 def test_lsoa_format():
     got = codes.lsoa_format_ok(pd.Series(["E01013453", "e01013453", "E0101345", "W01000001", None]))
     assert got.tolist() == [True, True, False, False, False]
+
+
+def test_ethnicity_written_as_code_and_label():
+    values = pd.Series(
+        [
+            "A - White - British",
+            "White - British (A)",
+            "H - Asian or Asian British - Indian",
+            "(J) Pakistani",
+            "99 - Not known",
+            "Asian",  # a word starting with a code letter is not a code
+            "African",
+        ]
+    )
+    got = codes.normalise_ethnicity(values).tolist()
+    assert got == ["A", "A", "H", "J", "99", "Invalid", "N"]
+
+
+def test_a_service_mapping_wins_over_a_combined_code():
+    got = codes.normalise_ethnicity(pd.Series(["A - Other"]), {"A - Other": "S"})
+    assert got.tolist() == ["S"]
+
+
+def test_gender_identity_in_words():
+    values = pd.Series(
+        ["Non-binary", "Not stated", "Female (including trans woman)", "Prefer not to say"]
+    )
+    assert codes.normalise_sex(values).tolist() == ["9", "X", "2", "X"]
+
+
+def test_attendance_codes_and_words():
+    values = pd.Series(["5", "6", "2", "4", "3", "7", "Seen", "DNA", "Patient cancelled", "1", ""])
+    got = codes.normalise_attendance(values).tolist()
+    assert got[:9] == ["attended", "attended", "cancelled", "cancelled", "missed", "missed",
+                       "attended", "missed", "cancelled"]  # fmt: skip
+    assert got[9] == codes.INVALID and pd.isna(got[10])

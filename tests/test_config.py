@@ -132,3 +132,38 @@ def test_a_disclosure_typo_is_reported_once(tmp_path):
         load_config(write(tmp_path, raw))
     assert not isinstance(err.value, ConfigErrors)
     assert err.value.code == "CFG003" and "Did you mean 'rounding'?" in str(err.value)
+
+
+def test_an_appointments_section_is_checked_whole(tmp_path):
+    raw = sample_raw()
+    raw["appointments"] = {
+        "path": "no_such_file.csv",
+        "columns": {"referral_id": "Ref", "when": "Date"},
+        "values": {"attendance": "attended"},
+    }
+    with pytest.raises(ConfigErrors) as err:
+        load_config(write(tmp_path, raw))
+    found = {(e.code, e.fields.get("key")) for e in err.value.errors}
+    assert ("CFG006", "appointments.path") in found
+    assert ("CFG004", "appointments.columns.appointment_date") in found
+    assert ("CFG004", "appointments.columns.attendance") in found
+    assert ("CFG005", "appointments.values") in found
+    assert any(e.code == "CFG003" and "'when'" in str(e) for e in err.value.errors)
+
+
+def test_an_appointments_file_stands_in_for_the_counts(tmp_path):
+    raw = sample_raw()
+    for key in ("appointments_offered", "first_appointment_date"):
+        raw["columns"].pop(key)
+    raw["appointments"] = {
+        "path": raw["extract"]["path"],
+        "columns": {"referral_id": "Ref", "appointment_date": "Date", "attendance": "Status"},
+        "values": {"attendance": {"Rebooked": "cancelled", "Gone": "TODO"}},
+    }
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, raw))
+    assert "appointments.values.attendance.Gone" in str(err.value)
+    raw["appointments"]["values"]["attendance"].pop("Gone")
+    cfg = load_config(write(tmp_path, raw))
+    assert cfg.has("appointments_offered") and cfg.has("first_appointment_date")
+    assert cfg.appointments_values == {"Rebooked": "cancelled"}

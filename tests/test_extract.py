@@ -243,7 +243,7 @@ def test_lsoa_2011_codes_are_matched_through_the_lookup(tmp_path, reference_dir,
     converted = prepare(load_config(cfg))
     assert converted.issue("VAL007") is None
     assert converted.issue("VAL011").count == 2
-    assert "2 of them in areas that were split" in converted.issue("VAL011").message
+    assert "2 of them are in areas that were split" in converted.issue("VAL011").message
     assert converted.data["imd_decile"].eq(1).all()
 
 
@@ -275,3 +275,185 @@ def test_sample_file_is_copied_not_modified(tmp_path):
     prepare(load_config(config_for(tmp_path, tmp_path / "x.csv")))
     assert sorted(p.name for p in SAMPLE.iterdir()) == before
     assert np.array_equal(sorted(p.name for p in tmp_path.iterdir()), ["service.yml", "x.csv"])
+
+
+# ----------------------------------------------------------------------------- appointments
+
+EXAMPLE = SAMPLE / "appointments_example"
+
+
+def test_the_appointments_example_agrees_with_the_sample(sample_raw):
+    """The worked example's counts, derived from its appointments, are the sample's own."""
+    import sys
+
+    sys.path.insert(0, str(SAMPLE))
+    import make_appointments
+
+    for name, table in make_appointments.build().items():  # the stored files are current
+        stored = pd.read_csv(EXAMPLE / name, dtype=str, keep_default_na=False)
+        pd.testing.assert_frame_equal(stored, table.reset_index(drop=True).astype(str))
+    prepared = prepare(load_config(EXAMPLE / "service.yml"))
+    assert prepared.appointments["rows_read"] == prepared.appointments["rows_used"]
+    head = sample_raw.head(make_appointments.N_REFERRALS)
+    counts = head[["Appts Offered", "Appts Attended", "Appts DNA"]].apply(pd.to_numeric)
+    ok = counts["Appts Offered"] >= counts["Appts Attended"] + counts["Appts DNA"]
+    for column, source in (
+        ("appointments_offered", "Appts Offered"),
+        ("appointments_attended", "Appts Attended"),
+        ("appointments_dna", "Appts DNA"),
+    ):
+        assert prepared.data[column].sum() == counts.loc[ok, source].sum(), column
+    # Each referral's columns are those the sample's referral file gives it.
+    own = prepare(load_config(SAMPLE / "sample_service.yml")).data.head(len(prepared.data))
+    assert prepared.account.rows_used == make_appointments.N_REFERRALS
+    whole = own["appointments_offered"].notna().to_numpy()
+    for column in (
+        "appointments_offered",
+        "appointments_attended",
+        "appointments_dna",
+        "first_appointment_date",
+        "wait_days",
+    ):
+        pd.testing.assert_series_equal(
+            prepared.data[column][whole], own[column][whole], check_dtype=False
+        )
+    # The DNA rate the steps read is the sample's own.
+    data = prepared.data
+    rate = data["appointments_dna"].sum() / data["appointments_offered"].sum()
+    assert rate == counts.loc[ok, "Appts DNA"].sum() / counts.loc[ok, "Appts Offered"].sum()
+
+
+def _appointments_config(tmp_path: Path, rows: list[tuple], **values) -> Path:
+    referrals = tmp_path / "referrals.csv"
+    pd.DataFrame(
+        {
+            "Referral Ref": ["R1", "R2"],
+            "Date Referral Received": ["01/06/2023", "02/06/2023"],
+            "Age at Referral": ["40", "50"],
+            "Gender": ["1", "2"],
+            "Ethnic Category": ["A", "H"],
+        }
+    ).to_csv(referrals, index=False)
+    appts = tmp_path / "appts.csv"
+    pd.DataFrame(rows, columns=["Ref", "When", "Status"]).to_csv(appts, index=False)
+    cfg = config_for(
+        tmp_path,
+        referrals,
+        columns={
+            "referral_id": "Referral Ref",
+            "referral_date": "Date Referral Received",
+            "age": "Age at Referral",
+            "sex": "Gender",
+            "ethnicity": "Ethnic Category",
+        },
+        appointments={
+            "path": str(appts),
+            "columns": {"referral_id": "Ref", "appointment_date": "When", "attendance": "Status"},
+            **({"values": {"attendance": values}} if values else {}),
+        },
+    )
+    return cfg
+
+
+def test_every_appointment_row_is_accounted_for(tmp_path):
+    cfg = _appointments_config(
+        tmp_path,
+        [
+            ("R1", "05/06/2023 09:30", "5 - Attended on time"),
+            ("R1", "12/06/2023 09:30", "Did not attend"),
+            ("R1", "12/06/2023 09:30", "Did not attend"),  # the same row twice
+            ("R2", "not a date", "Seen"),
+            ("R2", "45090", "Rebooked"),  # 2023-06-12 as an Excel serial day
+            ("R3", "05/06/2023", "5"),  # no such referral
+            ("", "05/06/2023", "5"),  # no referral ID
+        ],
+    )
+    prepared = prepare(load_config(cfg))
+    a = prepared.appointments
+    assert a["rows_read"] == 7 and a["rows_used"] == 3
+    assert a["excluded"] == {"APP001": 2, "APP002": 1, "APP003": 1}
+    assert prepared.issue("APP001").rows == [7, 8]
+    assert prepared.issue("APP002").example == "Rebooked"
+    assert "'Status' in appts.csv" in prepared.issue("APP002").message
+    assert prepared.issue("APP003").rows == [4]
+    assert prepared.issue("APP004").rows == [5] and prepared.issue("APP004").example == "not a date"
+    data = prepared.data
+    assert data["appointments_offered"].tolist() == [2, 1]
+    assert data["appointments_attended"].tolist() == [1, 1]
+    assert data["appointments_dna"].tolist() == [1, 0]
+    # R2's only attended appointment has no readable date: no first contact.
+    assert data["first_appointment_date"].iloc[0] == pd.Timestamp("2023-06-05")
+    assert pd.isna(data["first_appointment_date"].iloc[1])
+
+
+def test_a_mapped_attendance_value_is_counted(tmp_path):
+    rows = [("R1", "05/06/2023", "Rebooked"), ("R2", "05/06/2023", "Rebooked")]
+    prepared = prepare(load_config(_appointments_config(tmp_path, rows, Rebooked="cancelled")))
+    assert prepared.issue("APP002") is None
+    assert prepared.data["appointments_offered"].tolist() == [1, 1]
+    assert prepared.data["appointments_attended"].tolist() == [0, 0]
+
+
+def test_an_attendance_mapping_must_name_an_outcome(tmp_path):
+    from equity_helpers.errors import ConfigError
+
+    rows = [("R1", "05/06/2023", "Rebooked")]
+    with pytest.raises(ConfigError) as err:
+        load_config(_appointments_config(tmp_path, rows, Rebooked="moved"))
+    assert "appointments.values.attendance.Rebooked" in str(err.value)
+    assert "attended, cancelled, missed" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- value shapes
+
+
+def test_footer_lines_are_told_from_data():
+    from equity_helpers.extract import footer_count
+
+    data = [["R1", "01/02/2024", "A", "E01000001"], ["R2", "02/02/2024", "B", ""]]
+    assert footer_count(data, 4) == 0
+    assert footer_count(data + [["Total records: 2"]], 4) == 1
+    footer = [["Total", "2", "", ""], ["Report run 01/12/2026 by someone"], [], ["Notes, see"]]
+    assert footer_count(data + footer, 4) == 4
+    # A last row with only an ID is data, not a footer.
+    assert footer_count(data + [["R3", "", "", ""]], 4) == 0
+
+
+def test_dates_in_the_shapes_systems_write_them():
+    got = parse_dates(
+        pd.Series(["27/11/2024 14:32", "2024-11-27T14:32:00", "45623", "45623.5", "12345678"])
+    )
+    assert got.iloc[0] == pd.Timestamp("2024-11-27 14:32")
+    assert got.iloc[1] == pd.Timestamp("2024-11-27 14:32")
+    assert got.iloc[2] == pd.Timestamp("2024-11-27")
+    assert got.iloc[3] == pd.Timestamp("2024-11-27 12:00")
+    assert pd.isna(got.iloc[4])
+
+
+def test_nhs_numbers_are_known_by_their_values(tmp_path, sample_raw):
+    from equity_helpers.extract import holds_nhs_numbers
+
+    assert holds_nhs_numbers(pd.Series(["943 476 5919", "9434765870", "943-476-5919"]))
+    assert not holds_nhs_numbers(pd.Series(["LC100000", "45623", "E01000001"]))
+    small = sample_raw.head(5).rename(columns={"NHS Number": "Ref 2"})
+    small["Free Text Comments"] = "seen at home"
+    path = tmp_path / "renamed.csv"
+    small.to_csv(path, index=False)
+    prepared = prepare(load_config(config_for(tmp_path, path)))
+    assert "Ref 2" in prepared.dropped_identifiers
+    assert prepared.free_text == ["Free Text Comments"]
+
+
+def test_a_last_value_with_a_line_break_is_not_taken_for_a_footer(tmp_path, sample_raw):
+    small = sample_raw.head(3).copy()
+    small["Discharge Reason"] = ["Completed", "Completed", "Other"]
+    small["Religion"] = ["", "", "first line\nsecond line"]
+    small = small[[c for c in small.columns if c != "Religion"] + ["Religion"]]  # last
+    path = tmp_path / "quoted.csv"
+    small.to_csv(path, index=False)
+    text = path.read_text()
+    path.write_text(text + "Total records: 3\n")
+    prepared = prepare(load_config(config_for(tmp_path, path)))
+    assert prepared.account.rows_read == 3
+    assert prepared.data["religion"].iloc[2] == "first line\nsecond line"
+    assert prepared.issue("EXT014").rows == [6]

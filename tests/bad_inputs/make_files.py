@@ -80,6 +80,12 @@ def csv_files() -> None:
     write("crlf.csv", text(three, nl="\r\n"))
     write("colon.csv", text(three, ":"))
     write("title_line.csv", "Long COVID referrals report\n" + text(three))
+    write(
+        "footer_lines.csv",
+        "Long COVID referrals report\n"
+        + text(three)
+        + "Total records: 3\nReport run 01/12/2026 by the information team\n\nNotes: none\n",
+    )
     ragged = text(three).splitlines()
     ragged[2] = ",".join(ragged[2].split(",")[:4])
     write("ragged.csv", "\n".join(ragged) + "\n")
