@@ -121,7 +121,7 @@ def test_standardised_view_on_the_sample_is_in_words(sample):
     assert (shown["Age-standardised ratio"] <= shown["95% upper"]).all()
     assert result.values["standardised_sentence"] in result.findings
     assert "Allowing for age" in result.values["standardised_sentence"]
-    chart = result.charts["standardised"]
+    chart = result.charts["standardised_ratios"]
     assert chart.people == "people" and chart.data["people"].gt(0).all()
     # Ethnic groups: the census gives no ethnic group by age, so the page says it is crude.
     assert "crude" in result.values["eth_crude_note"]
@@ -214,7 +214,7 @@ def test_local_fifths_view_and_its_sii_on_the_sample(sample):
     assert "local fifths" in result.values["local_fifths_sii_sentence"]
     assert "national fifths" in result.values["national_fifths_sii_sentence"]
     assert result.values["local_fifths_sentence"] in result.findings
-    assert result.charts["local_fifths"].people == "people"
+    assert result.charts["fifths_rates"].people == "people"
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -244,7 +244,7 @@ def _local_fifths(service, result: StepResult) -> None:
         numbers=("Referrals per 1,000 people",),
         export="referrals_by_local_fifth",
     )
-    result.charts["local_fifths"] = Chart(
+    result.charts["fifths_rates"] = Chart(
         "line_chart",
         both.assign(people=both["_referrals"]),
         {
@@ -253,9 +253,10 @@ def _local_fifths(service, result: StepResult) -> None:
             "series": "Fifths",
             "title": "Referrals per 1,000 people, by national and local fifth",
             "ylabel": "Referrals per 1,000 people",
+            "legend_below": 2,
         },
     )
-    result.charts["local_fifths"].people = "people"  # the referrals behind each point
+    result.charts["fifths_rates"].people = "people"  # the referrals behind each point
     sii = {scheme: fifths_sii(t) for scheme, t in tables.items()}
     for scheme, key in zip(FIFTHS, ("national", "local"), strict=True):
         result.values[f"{key}_fifths_sii"] = number_or_nan(sii[scheme]["sii"])
@@ -325,7 +326,7 @@ def run(service) -> StepResult:
         _local_fifths(service, result)
     else:
         result.notes["deciles"] = why_not
-        result.notes["local_fifths"] = why_not
+        result.notes["local_fifths"] = result.notes["fifths_rates"] = why_not
         result.values["decile1_sentence"] = "No comparison by decile was possible."
         result.values["local_fifths_sentence"] = "No comparison by local fifth was possible."
         for key in ("national", "local"):

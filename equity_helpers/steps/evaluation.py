@@ -187,7 +187,7 @@ def gap_spc(gap: pd.DataFrame, direction: str, change) -> pd.DataFrame | None:
     return spc
 
 
-def _limits_words(spc: pd.DataFrame) -> str:
+def _limits_words(spc: pd.DataFrame, change) -> str:
     def part(seg):
         r = seg.iloc[0]
         return (
@@ -197,9 +197,14 @@ def _limits_words(spc: pd.DataFrame) -> str:
 
     segments = [seg for _, seg in spc.groupby("segment")]
     if len(segments) == 1:
+        why = (
+            "no change date is set"
+            if change is None
+            else "there are not two months on each side of the change"
+        )
         return (
             f"The limits use every month together: {part(segments[0])}. They are not worked out "
-            "again at the change, because there are not two months on each side of it."
+            f"again, because {why}."
         )
     return (
         f"Before the change: {part(segments[0])}. From the change on, the limits are worked "
@@ -225,7 +230,7 @@ def _gap_chart(result: StepResult, service, f: dict, m, change) -> None:
         "spc_gap",
         spc,
         {
-            "title": f"Gap in {m.short.lower()}: focus group minus everyone else, by month",
+            "title": f"Monthly gap in {m.short.lower()}, focus group minus the rest",
             "ylabel": "Gap (percentage points)",
             "change": change,
         },
@@ -238,7 +243,7 @@ def _gap_chart(result: StepResult, service, f: dict, m, change) -> None:
         or "There is no target for the gap, so there is no assurance icon: the chart cannot say "
         "whether a target will be met."
     )
-    v["gap_spc_limits"] = _limits_words(spc)
+    v["gap_spc_limits"] = _limits_words(spc, change)
     hidden = len(spc.attrs["hidden_months"])
     if hidden:
         v["gap_spc_limits"] += (

@@ -206,12 +206,13 @@ def _standardised(service, result: StepResult) -> None:
     result.values["eth_crude_note"] = ETHNIC_CRUDE
     areas = expected_by_area(service)
     if areas is None:
-        result.notes["standardised"] = (
+        result.notes["standardised"] = result.notes["standardised_ratios"] = (
             NO_LSOA
             if "in_catchment" not in service.data
             else f"Age-standardised ratios need {CENSUS_FILES['age_group']}."
         )
         result.values["standardised_sentence"] = "No age-standardised comparison was possible."
+        result.values["standardised_left_out"] = ""
         return
     c = service.catchment
     imd = service.imd.set_index("lsoa_code")
@@ -245,12 +246,12 @@ def _standardised(service, result: StepResult) -> None:
     chart = both.assign(
         label=[f"{f}: {g}" for f, g in zip(both["Field"], both["group"], strict=True)]
     )
-    result.charts["standardised"] = Chart(
+    result.charts["standardised_ratios"] = Chart(
         "crude_and_standardised",
         chart[["label", "crude", "standardised", "lower", "upper", "people"]],
-        {"title": "Representation ratio, crude and age-standardised"},
+        {"title": "Crude and age-standardised ratios"},
     )
-    result.charts["standardised"].people = "people"  # the referrals behind each point
+    result.charts["standardised_ratios"].people = "people"  # the referrals behind each point
     result.values["standardised_sentence"] = _difference_sentence(both)
     left_out = areas.attrs["left_out"]
     result.values["standardised_left_out"] = (
