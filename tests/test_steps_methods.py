@@ -107,6 +107,12 @@ def test_a_group_with_too_few_referrals_gets_no_ratio():
     assert out.loc["G1", "standardised"] > 0
 
 
+def test_no_ratio_at_all_when_the_whole_total_is_too_small_to_show():
+    areas, groups = _areas([[1, 2], [2, 1]], [[1000, 1000], [9000, 1000]])
+    out = who_uses_the_service.standardised_ratios(areas, groups, DisclosureRule())
+    assert out[["referrals", "crude", "standardised", "lower", "upper"]].isna().all().all()
+
+
 def test_standardised_view_on_the_sample_is_in_words(sample):
     result = who_uses_the_service.run(sample)
     table = result.tables["standardised"].frame

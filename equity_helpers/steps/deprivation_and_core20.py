@@ -129,15 +129,18 @@ SII_REPETITIONS = 20_000
 FIFTHS = ("National fifths", "Local fifths")
 
 
-def fifths_by_area(service) -> pd.DataFrame:
+def fifths_by_area(service) -> pd.DataFrame | None:
     """Each catchment area's people, referrals, national IMD fifth and local fifth.
 
     Local fifths rank the catchment's own areas by national IMD rank and split its people
     into five equal parts (:func:`equity_helpers.stats.local_quintiles`, population-weighted;
-    1 = most deprived). Referrals are those from inside the catchment.
+    1 = most deprived). Referrals are those from inside the catchment. None when the census
+    file gives no people for the catchment's areas.
     """
     c = service.catchment
     people = c["total"] if "total" in c else c[BROAD_GROUPS].sum(axis=1)
+    if not people.fillna(0).sum() > 0:
+        return None
     rank = service.imd.set_index("lsoa_code")["imd_rank"].reindex(c["lsoa_code"]).to_numpy()
     local = stats.local_quintiles(c["lsoa_code"], rank, people.fillna(0), most_deprived="low")
     data = service.data
@@ -172,7 +175,7 @@ def fifths_table(areas: pd.DataFrame, scheme: str, rule) -> pd.DataFrame:
             "Fifth": [
                 f"{i}{' (most deprived)' if i == 1 else ' (least deprived)' if i == 5 else ''}"
                 for i in range(1, 6)
-            ],  # fmt: skip
+            ],
             "People living there": g["people"].round().astype("int64").to_numpy(),
             "% of people": np.round(100 * g["people"].to_numpy() / total, 1) if total else np.nan,
             "Referrals": published.to_numpy(),
@@ -231,9 +234,24 @@ def _sii_words(s: dict, scheme: str) -> str:
     )
 
 
+def _no_local_fifths(result: StepResult, why: str) -> None:
+    result.notes["local_fifths"] = result.notes["fifths_rates"] = why
+    result.values["local_fifths_sentence"] = "No comparison by local fifth was possible."
+    for key in ("national", "local"):
+        result.values[f"{key}_fifths_sii"] = float("nan")
+        result.values[f"{key}_fifths_sii_sentence"] = "No slope could be fitted."
+
+
 def _local_fifths(service, result: StepResult) -> None:
     """Local fifths beside national fifths, each with its SII of referrals per 1,000 people."""
     areas = fifths_by_area(service)
+    if areas is None:
+        _no_local_fifths(
+            result,
+            "The census file gives no people for the catchment's areas, so local fifths "
+            "cannot be made.",
+        )
+        return
     tables = {scheme: fifths_table(areas, scheme, service.rule) for scheme in FIFTHS}
     both = pd.concat(tables.values(), ignore_index=True)
     result.tables["local_fifths"] = Table(
@@ -326,12 +344,8 @@ def run(service) -> StepResult:
         _local_fifths(service, result)
     else:
         result.notes["deciles"] = why_not
-        result.notes["local_fifths"] = result.notes["fifths_rates"] = why_not
         result.values["decile1_sentence"] = "No comparison by decile was possible."
-        result.values["local_fifths_sentence"] = "No comparison by local fifth was possible."
-        for key in ("national", "local"):
-            result.values[f"{key}_fifths_sii"] = float("nan")
-            result.values[f"{key}_fifths_sii_sentence"] = "No slope could be fitted."
+        _no_local_fifths(result, why_not)
 
     c20 = core20(service)
     if "n" in c20 and c20["n"]:

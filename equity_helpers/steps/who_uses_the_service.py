@@ -155,7 +155,8 @@ def standardised_ratios(areas: pd.DataFrame, groups: pd.Series, rule) -> pd.Data
     )
     g = g[g["population"] > 0]
     published = control_counts(g["observed"].astype("int64"), rule)
-    pub_total = int(control_counts(int(g["observed"].sum()), rule) or 0)
+    pub_total = control_counts(int(g["observed"].sum()), rule)
+    pub_total = 0 if pd.isna(pub_total) else int(pub_total)
     obs = published.fillna(0).astype(float)
     ok = people_publishable(g["observed"].to_numpy(), rule) & published.notna().to_numpy()
     out = pd.DataFrame(
