@@ -173,7 +173,7 @@ def fifths_table(areas: pd.DataFrame, scheme: str, rule) -> pd.DataFrame:
         {
             "Fifths": scheme,
             "Fifth": [
-                f"{i}{' (most deprived)' if i == 1 else ' (least deprived)' if i == 5 else ''}"
+                f"Fifth {i}{' (most deprived)' if i == 1 else ' (least deprived)' if i == 5 else ''}"
                 for i in range(1, 6)
             ],
             "People living there": g["people"].round().astype("int64").to_numpy(),
