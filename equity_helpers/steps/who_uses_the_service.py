@@ -236,12 +236,13 @@ def _standardised(service, result: StepResult) -> None:
             "lower": "95% lower",
             "upper": "95% upper",
         }
-    )[STANDARDISED_COLUMNS]
+    )[STANDARDISED_COLUMNS].copy()
+    for column in STANDARDISED_COLUMNS[3:]:  # ratios to two decimal places; * where hidden
+        shown[column] = [f"{v:.2f}" if is_number(v) else "*" for v in shown[column]]
     result.tables["standardised"] = Table(
         shown,
         "Representation ratios before (crude) and after allowing for age (age-standardised)",
         counts=("Referrals",),
-        numbers=("Crude ratio", "Age-standardised ratio", "95% lower", "95% upper"),
         export="representation_age_standardised",
     )
     chart = both.assign(
