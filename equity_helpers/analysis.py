@@ -521,11 +521,15 @@ def two_way(
     return wide
 
 
-def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code") -> pd.DataFrame:
+def area_funnel(
+    data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code", overdispersed: bool = False
+) -> pd.DataFrame:
     """Missed-appointment rate by home area, placed against funnel limits.
 
     Areas whose missed-appointment count is hidden by disclosure control are left
-    out (their number is reported in ``attrs['hidden']``).
+    out (their number is reported in ``attrs['hidden']``). With ``overdispersed`` the
+    limits are widened for real variation between areas (Spiegelhalter 2005), estimated
+    from every area, hidden or not; ``attrs['phi']`` and ``attrs['tau2']`` hold the estimate.
     """
     df = data[data.get("in_catchment", True) & data[area].notna()]
     df = df[df["appointments_offered"].notna() & df["appointments_dna"].notna()]
@@ -533,7 +537,15 @@ def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code
     g = grouped[["appointments_dna", "appointments_offered"]].sum().astype("int64")
     g["_people"] = grouped.size()
     g = g[g["appointments_offered"] > 0].reset_index()
-    pts = stats.funnel_points(g, "appointments_dna", "appointments_offered", multiplier=100)
+    # The adjustment needs two areas or more and some variation to measure.
+    adjust = (
+        overdispersed
+        and len(g) >= 2
+        and 0 < g["appointments_dna"].sum() < g["appointments_offered"].sum()
+    )
+    pts = stats.funnel_points(
+        g, "appointments_dna", "appointments_offered", multiplier=100, overdispersed=adjust
+    )
     hidden = (
         control_counts(g["appointments_dna"], rule).isna()
         | control_counts(g["appointments_offered"], rule).isna()
@@ -543,6 +555,9 @@ def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code
     shown["offered"] = control_counts(shown["appointments_offered"], rule)
     shown.attrs["hidden"] = int(hidden.sum())
     shown.attrs["baseline"] = float(pts["baseline"].iloc[0]) if len(pts) else np.nan
+    if adjust:
+        estimate = stats.overdispersion(g["appointments_dna"], g["appointments_offered"])
+        shown.attrs.update(phi=estimate["phi"], tau2=estimate["tau2"])
     return shown.drop(columns=["appointments_dna", "_people"])
 
 

@@ -264,6 +264,20 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, *, title: str, ax=No
     return ax
 
 
+def funnel_plot_adjusted(
+    points: pd.DataFrame, limits: pd.DataFrame, plain: pd.DataFrame, *, title: str, ax=None
+):
+    """A funnel plot (:func:`funnel_plot`) with limits widened for over-dispersion, and the
+    plain limits drawn too as thin grey lines so readers can see how much they moved."""
+    ax = funnel_plot(points, limits, title=title, ax=ax)
+    n = plain["n"].to_numpy()
+    for side in ("lower", "upper"):
+        ax.plot(n, plain[f"{side}95_0cl"], color="#888888", linestyle="-", linewidth=0.8,
+                label="95% limits before widening" if side == "lower" else None)  # fmt: skip
+    ax.legend(frameon=False, fontsize=8, loc="upper right")
+    return ax
+
+
 def spc_chart(spc: pd.DataFrame, x, *, title: str, ylabel: str, ax=None):
     """An XmR chart in the Making Data Count style, with special causes marked."""
     ax = _new(ax, height=3.8)
@@ -380,6 +394,64 @@ def spc_with_change(spc: pd.DataFrame, *, title: str, ylabel: str, change=None, 
     return ax
 
 
+def crude_and_standardised(table: pd.DataFrame, label: str = "label", *, title: str, ax=None):
+    """Crude and age-standardised ratios side by side, with the standardised 95% interval.
+
+    ``table`` has ``label``, ``crude``, ``standardised``, ``lower`` and ``upper``; a missing
+    ratio (too few people to show) is marked ``*``.
+
+    >>> t = pd.DataFrame({"label": ["A", "B"], "crude": [0.8, None],
+    ...                   "standardised": [0.9, None], "lower": [0.7, None], "upper": [1.1, None]})
+    >>> ax = crude_and_standardised(t, title="Example")
+    """
+    ax = _new(ax, height=max(2.4, 0.45 * len(table) + 1.4))
+    labels = table[label].astype(str).tolist()[::-1]
+    y = np.arange(len(labels))
+
+    def column(name):
+        return pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float)[::-1]
+
+    crude, std, lo, hi = (column(c) for c in ("crude", "standardised", "lower", "upper"))
+    ok = ~np.isnan(std)
+    ax.errorbar(
+        std[ok], y[ok], xerr=[std[ok] - lo[ok], hi[ok] - std[ok]], fmt="none", ecolor="black",
+        capsize=3,
+    )  # fmt: skip
+    ax.scatter(std[ok], y[ok], marker="s", s=40, color=OKABE_ITO[0], zorder=3,
+               label="age-standardised (with 95% interval)")  # fmt: skip
+    shown = ~np.isnan(crude)
+    ax.scatter(crude[shown], y[shown] + 0.2, marker="o", s=36, facecolor="white",
+               edgecolor=OKABE_ITO[1], linewidth=1.5, zorder=3, label="crude")  # fmt: skip
+    for yi, v in zip(y, std, strict=True):
+        ax.text(v if not np.isnan(v) else 1, yi - 0.35, f"{v:.2f}" if not np.isnan(v) else "*",
+                fontsize=8, ha="center")  # fmt: skip
+    ax.axvline(1, color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(y, labels)
+    ax.legend(loc="best", frameon=False, fontsize=8)
+    _style(ax, title, "Representation ratio (1 = referred in line with the area's people)", None)
+    return ax
+
+
+def spc_gap(spc: pd.DataFrame, *, title: str, ylabel: str, change=None, ax=None):
+    """An XmR chart of a gap (:func:`spc_with_change`) whose limits restart at the change.
+
+    The mean and process limits are drawn segment by segment, so the step where the
+    limits were worked out again shows as a break, not a slope. A line marks no gap (0).
+    """
+    blank = spc.assign(mean=np.nan, upper_process_limit=np.nan, lower_process_limit=np.nan)
+    blank.attrs = spc.attrs
+    ax = spc_with_change(blank, title=title, ylabel=ylabel, change=change, ax=ax)
+    for _, seg in spc.groupby("segment"):
+        ax.plot(seg["date"], seg["mean"], color="black", linewidth=1)
+        for side in ("upper", "lower"):
+            ax.plot(seg["date"], seg[f"{side}_process_limit"], color="black", linestyle="--",
+                    linewidth=1)  # fmt: skip
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    ax.annotate("No gap", (0.99, 0), xycoords=("axes fraction", "data"), ha="right",
+                va="bottom", fontsize=8, color="#555555")  # fmt: skip
+    return ax
+
+
 def draw(chart, ax=None):
     """Draw a step's chart (:class:`equity_helpers.steps.Chart`) with the function it names.
 
@@ -393,6 +465,9 @@ def draw(chart, ax=None):
         ax = _new(None, height=max(2.2, 0.45 * len(chart.data) + 1.2))
     if chart.plot == "funnel_plot":
         ax = funnel_plot(chart.data, options.pop("limits"), ax=ax, **options)
+    elif chart.plot == "funnel_plot_adjusted":
+        limits, plain = options.pop("limits"), options.pop("plain")
+        ax = funnel_plot_adjusted(chart.data, limits, plain, ax=ax, **options)
     elif chart.plot == "line_chart":
         ax = line_chart(chart.data, options.pop("x"), options.pop("y"), ax=ax, **options)
     elif chart.plot == "paired_bars":

@@ -334,10 +334,21 @@ def test_funnel_count_above_998(run_notebook, referrals) -> None:
     areas = inside.groupby("lsoa")[["dna", "offered"]].sum()
     areas = areas[areas["offered"] > 0]
     base = areas["dna"].sum() / areas["offered"].sum()
+    # Limits widened for over-dispersion (Spiegelhalter 2005), estimated from every area:
+    # z-scores winsorised at the 10th and 90th percentiles, then the between-area variance.
+    s2 = base * (1 - base) / areas["offered"]
+    z = (areas["dna"] / areas["offered"] - base) / np.sqrt(s2)
+    k, w = len(z), 1 / s2
+    phi = float(np.mean(np.clip(z, *np.quantile(z, [0.1, 0.9])) ** 2))
+    tau2 = max(0.0, (k * phi - (k - 1)) / (w.sum() - (w**2).sum() / w.sum()))
+    assert glued["funnel_phi"] == pytest.approx(phi) and tau2 > 0
     shown = areas[~(areas["dna"].map(_hidden) | areas["offered"].map(_hidden))]
-    limit = base + Z998 * np.sqrt(base * (1 - base) / shown["offered"])
-    assert glued["funnel_above_998"] == int((shown["dna"] / shown["offered"] > limit).sum())
+    rate = shown["dna"] / shown["offered"]
+    limit = base + Z998 * np.sqrt(base * (1 - base) / shown["offered"] + tau2)
+    assert glued["funnel_above_998"] == int((rate > limit).sum())
     assert glued["funnel_above_998"] > 0
+    plain = base + Z95 * np.sqrt(base * (1 - base) / shown["offered"])
+    assert glued["funnel_plain_above_95"] == int((rate > plain).sum())
 
 
 @pytest.mark.slow

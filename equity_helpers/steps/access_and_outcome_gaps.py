@@ -286,10 +286,36 @@ def _gradient(result: StepResult, data, rule, measures) -> None:
     )
 
 
+def _dispersion_sentence(phi: float, tau2: float) -> str:
+    """The over-dispersion estimate in words."""
+    if tau2 > 0:
+        return (
+            "Areas vary more than chance alone would explain: limits widened. The dispersion "
+            f"ratio is {phi:.2f} (about 1 or less means chance alone), and the extra variation "
+            f"between areas (tau squared) is {tau2:.2g}, so the wider limits allow for it."
+        )
+    return (
+        f"Areas vary no more than chance alone would explain (dispersion ratio {phi:.2f}), "
+        "so the usual limits are used and nothing is widened."
+    )
+
+
 def _funnel(result: StepResult, data, rule, measures) -> None:
     has_imd = _has_imd(data)
-    points = analysis.area_funnel(data, rule) if has_imd and "dna_rate" in measures else None
-    keys = ("funnel_above_998", "funnel_above_95", "funnel_areas", "funnel_hidden")
+    points = (
+        analysis.area_funnel(data, rule, overdispersed=True)
+        if has_imd and "dna_rate" in measures
+        else None
+    )
+    keys = (
+        "funnel_above_998",
+        "funnel_above_95",
+        "funnel_areas",
+        "funnel_hidden",
+        "funnel_plain_above_95",
+    )
+    result.values["funnel_phi"] = result.values["funnel_tau2"] = float("nan")
+    result.values["funnel_dispersion_sentence"] = "No areas could be compared."
     if points is None or not len(points):
         result.notes["funnel"] = (
             NO_LSOA
@@ -304,15 +330,36 @@ def _funnel(result: StepResult, data, rule, measures) -> None:
         return
     offered = points["offered"].astype(float)
     grid = np.linspace(float(offered.min()) * 0.7, float(offered.max()) * 1.05, 300)
-    limits = stats.funnel_limits(points.attrs["baseline"] / 100, grid, multiplier=100)
+    baseline = points.attrs["baseline"] / 100
+    tau2 = float(points.attrs.get("tau2", 0.0))
+    limits = stats.funnel_limits(baseline, grid, multiplier=100, tau2=tau2)
+    plain = stats.funnel_limits(baseline, grid, multiplier=100)
     result.charts["funnel"] = Chart(
-        "funnel_plot", points, {"limits": limits, "title": "Missed appointments, by home area"}
+        "funnel_plot_adjusted",
+        points,
+        {"limits": limits, "plain": plain, "title": "Missed appointments, by home area"},
     )
     position = points["funnel_position"].astype(str)
     result.values["funnel_above_998"] = int(position.eq("above 99.8%").sum())
     result.values["funnel_above_95"] = int(position.str.startswith("above").sum())
     result.values["funnel_areas"] = int(len(points))
     result.values["funnel_hidden"] = int(points.attrs["hidden"])
+    # Against the plain limits too, at each area's own number of appointments.
+    at_n = stats.funnel_limits(baseline, points["appointments_offered"].astype(float), 0.95)
+    result.values["funnel_plain_above_95"] = int(
+        (points["value"].to_numpy() / 100 > at_n["upper95_0cl"].to_numpy()).sum()
+    )
+    if "phi" in points.attrs:
+        result.values["funnel_phi"] = float(points.attrs["phi"])
+        result.values["funnel_tau2"] = tau2
+        result.values["funnel_dispersion_sentence"] = _dispersion_sentence(
+            points.attrs["phi"], tau2
+        )
+    else:
+        result.values["funnel_dispersion_sentence"] = (
+            "There are too few areas, or too little variation, to measure how much areas vary, "
+            "so the usual limits are used."
+        )
 
 
 def _two_way(result: StepResult, data, rule, measures) -> None:
@@ -417,6 +464,7 @@ def run(service) -> StepResult:
         v["drop_sentence"],
         v["wait_overall_sentence"],
         v["sii_summary"],
+        v["funnel_dispersion_sentence"],
         f"{v['n_credible_gaps']} gaps are bigger than chance; in {v['n_credible_gaps_worse']} "
         "of them a group fares worse than everyone else.",
         v["largest_gap_text"],

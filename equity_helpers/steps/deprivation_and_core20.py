@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .. import analysis, stats
-from ..privacy import control_counts, published_percentage
+from ..codes import BROAD_GROUPS
+from ..privacy import control_counts, people_publishable, published_percentage
 from ..wording import NO_LSOA, imd_words, is_number
 from .base import Chart, StepResult, Table, cached, number_or_nan
 
@@ -122,6 +124,183 @@ def _plus_groups(data: pd.DataFrame, rule) -> pd.DataFrame:
     )
 
 
+#: Simulations for the confidence limits of each SII (as analysis.sii_by_decile).
+SII_REPETITIONS = 20_000
+FIFTHS = ("National fifths", "Local fifths")
+
+
+def fifths_by_area(service) -> pd.DataFrame | None:
+    """Each catchment area's people, referrals, national IMD fifth and local fifth.
+
+    Local fifths rank the catchment's own areas by national IMD rank and split its people
+    into five equal parts (:func:`equity_helpers.stats.local_quintiles`, population-weighted;
+    1 = most deprived). Referrals are those from inside the catchment. None when the census
+    file gives no people for the catchment's areas.
+    """
+    c = service.catchment
+    people = c["total"] if "total" in c else c[BROAD_GROUPS].sum(axis=1)
+    if not people.fillna(0).sum() > 0:
+        return None
+    rank = service.imd.set_index("lsoa_code")["imd_rank"].reindex(c["lsoa_code"]).to_numpy()
+    local = stats.local_quintiles(c["lsoa_code"], rank, people.fillna(0), most_deprived="low")
+    data = service.data
+    referrals = data.loc[data["in_catchment"].fillna(False).astype(bool), "lsoa_code"]
+    return pd.DataFrame(
+        {
+            "lsoa_code": c["lsoa_code"].to_numpy(),
+            "people": people.fillna(0).to_numpy(dtype=float),
+            "National fifths": c["imd_quintile"].astype("Int64").to_numpy(),
+            "Local fifths": local.to_numpy(),
+            "referrals": referrals.value_counts().reindex(c["lsoa_code"]).fillna(0).to_numpy(),
+        }
+    )
+
+
+def fifths_table(areas: pd.DataFrame, scheme: str, rule) -> pd.DataFrame:
+    """People, referrals and referrals per 1,000 people in each fifth of one scheme.
+
+    The rate uses the published referral count (rule 3 in :mod:`equity_helpers.privacy`)
+    and is shown only for a fifth with more people referred than the threshold.
+    ``_referrals`` keeps the unrounded count (never shown).
+    """
+    g = areas.groupby(scheme)[["people", "referrals"]].sum().reindex(range(1, 6), fill_value=0)
+    published = control_counts(g["referrals"].astype("int64"), rule)
+    ok = people_publishable(g["referrals"].to_numpy(), rule) & (g["people"].to_numpy() > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = 1000 * published.fillna(0).to_numpy(dtype=float) / g["people"].to_numpy()
+    total = g["people"].sum()
+    return pd.DataFrame(
+        {
+            "Fifths": scheme,
+            "Fifth": [
+                f"Fifth {i}{' (most deprived)' if i == 1 else ' (least deprived)' if i == 5 else ''}"
+                for i in range(1, 6)
+            ],
+            "People living there": g["people"].round().astype("int64").to_numpy(),
+            "% of people": np.round(100 * g["people"].to_numpy() / total, 1) if total else np.nan,
+            "Referrals": published.to_numpy(),
+            "Referrals per 1,000 people": np.where(ok, np.round(rate, 1), np.nan),
+            "_referrals": g["referrals"].to_numpy(),
+            "_quintile": range(1, 6),
+        }
+    )
+
+
+def fifths_sii(table: pd.DataFrame) -> dict:
+    """SII of referrals per 1,000 people across one scheme's fifths (``phe_sii`` method).
+
+    ``sii`` is NaN with a reason in ``why_not`` when a fifth has no people or no shown rate.
+    """
+    t = table.dropna(subset=["Referrals per 1,000 people"])
+    t = t[(t["People living there"] > 0) & (t["Referrals per 1,000 people"] > 0)]
+    if len(t) < 5:
+        return {
+            "sii": float("nan"),
+            "why_not": "a fifth has no people, or too few referrals to show",
+        }
+    out = stats.sii(
+        pd.DataFrame(
+            {
+                "q": t["_quintile"],
+                "x": t["Referrals"].astype(float),
+                "n": t["People living there"].astype(float),
+            }
+        ),
+        x="x",
+        n="n",
+        population="n",
+        quantile="q",
+        value_type=1,
+        multiplier=1000,
+        repetitions=SII_REPETITIONS,
+        rii=False,
+    ).iloc[0]
+    return {
+        "sii": float(out["sii"]),
+        "lower": float(out["sii_lower95_0cl"]),
+        "upper": float(out["sii_upper95_0cl"]),
+        "why_not": "",
+    }
+
+
+def _sii_words(s: dict, scheme: str) -> str:
+    if not is_number(s["sii"]):
+        return f"On {scheme.lower()} no slope could be fitted: {s['why_not']}."
+    side = "least" if s["sii"] > 0 else "most"
+    return (
+        f"On {scheme.lower()} the slope index of inequality is {s['sii']:.1f} referrals per "
+        f"1,000 people (95% interval {s['lower']:.1f} to {s['upper']:.1f}): the fitted rate is "
+        f"higher at the {side} deprived end."
+    )
+
+
+def _no_local_fifths(result: StepResult, why: str) -> None:
+    result.notes["local_fifths"] = result.notes["fifths_rates"] = why
+    result.values["local_fifths_sentence"] = "No comparison by local fifth was possible."
+    for key in ("national", "local"):
+        result.values[f"{key}_fifths_sii"] = float("nan")
+        result.values[f"{key}_fifths_sii_sentence"] = "No slope could be fitted."
+
+
+def _local_fifths(service, result: StepResult) -> None:
+    """Local fifths beside national fifths, each with its SII of referrals per 1,000 people."""
+    areas = fifths_by_area(service)
+    if areas is None:
+        _no_local_fifths(
+            result,
+            "The census file gives no people for the catchment's areas, so local fifths "
+            "cannot be made.",
+        )
+        return
+    tables = {scheme: fifths_table(areas, scheme, service.rule) for scheme in FIFTHS}
+    both = pd.concat(tables.values(), ignore_index=True)
+    result.tables["local_fifths"] = Table(
+        both.drop(columns=["_quintile", "_referrals"]),
+        "People and referrals in each deprivation fifth: national and local fifths",
+        counts=("People living there", "Referrals"),
+        percents=("% of people",),
+        numbers=("Referrals per 1,000 people",),
+        export="referrals_by_local_fifth",
+    )
+    result.charts["fifths_rates"] = Chart(
+        "line_chart",
+        both.assign(people=both["_referrals"]),
+        {
+            "x": "Fifth",
+            "y": "Referrals per 1,000 people",
+            "series": "Fifths",
+            "title": "Referrals per 1,000 people, by national and local fifth",
+            "ylabel": "Referrals per 1,000 people",
+            "legend_below": 2,
+        },
+    )
+    result.charts["fifths_rates"].people = "people"  # the referrals behind each point
+    sii = {scheme: fifths_sii(t) for scheme, t in tables.items()}
+    for scheme, key in zip(FIFTHS, ("national", "local"), strict=True):
+        result.values[f"{key}_fifths_sii"] = number_or_nan(sii[scheme]["sii"])
+        result.values[f"{key}_fifths_sii_sentence"] = _sii_words(sii[scheme], scheme)
+    national = tables["National fifths"]["% of people"]
+    result.values["local_fifths_sentence"] = (
+        f"Ranked against all of England, {national.iloc[0]:.1f}% of the catchment's people live "
+        f"in the most deprived fifth and {national.iloc[4]:.1f}% in the least deprived fifth. "
+        "Local fifths rank the catchment's own areas, so each holds about a fifth of its "
+        "people and the comparison is between the most and least deprived people who live here."
+    )
+    a, b = sii["National fifths"]["sii"], sii["Local fifths"]["sii"]
+    if is_number(a) and is_number(b):
+        result.values["local_fifths_sentence"] += (
+            f" The slope is {abs(b):.1f} referrals per 1,000 people on local fifths against "
+            f"{abs(a):.1f} on national fifths: "
+            + (
+                "about the same, so national fifths describe this catchment well."
+                if abs(b - a) < 0.1 * max(abs(a), abs(b))
+                else "local fifths show a steeper gradient within the catchment."
+                if abs(b) > abs(a)
+                else "local fifths show a gentler gradient within the catchment."
+            )
+        )
+
+
 @cached
 def run(service) -> StepResult:
     """IMD decile profile, the Core20 share against the catchment, where Core20 areas are."""
@@ -162,9 +341,11 @@ def run(service) -> StepResult:
                 else "too few referrals to show."
             )
         )
+        _local_fifths(service, result)
     else:
         result.notes["deciles"] = why_not
         result.values["decile1_sentence"] = "No comparison by decile was possible."
+        _no_local_fifths(result, why_not)
 
     c20 = core20(service)
     if "n" in c20 and c20["n"]:
@@ -231,4 +412,12 @@ def run(service) -> StepResult:
     result.values["n_plus_rows"] = len(plus)
     result.findings = [result.values["decile1_sentence"], result.values["core20_verdict"]]
     result.findings.append(result.values["core20_sentence"])
+    result.findings += [
+        result.values[k]
+        for k in (
+            "local_fifths_sentence",
+            "national_fifths_sii_sentence",
+            "local_fifths_sii_sentence",
+        )
+    ]
     return result

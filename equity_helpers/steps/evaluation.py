@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from .. import analysis
+from .. import analysis, stats
 from ..measures import MEASURES
+from ..privacy import control_counts, people_publishable
 from ..wording import group_phrase
 from .base import Chart, StepResult, Table, cached
 
@@ -123,6 +125,133 @@ def _words(s) -> str:
     return s.attrs["variation_words"] if s is not None else "not available"
 
 
+def monthly_gap(data: pd.DataFrame, name: str, mask: pd.Series, rule) -> pd.DataFrame:
+    """Each month's gap: the focus group's measure minus everyone else's, in percentage points.
+
+    Months where either side has nothing to count are left out. A month is ``hidden`` when
+    either side's counts are hidden under the rule or either side has too few people
+    (rule 1 in :mod:`equity_helpers.privacy`); ``people`` is the smaller side's number of
+    people (for the chart guard; never shown).
+    """
+    focus = analysis.monthly_rate(data, name, mask)
+    rest = analysis.monthly_rate(data, name, ~mask)
+    x, _ = MEASURES[name].counts(data)
+    counted = data.loc[x.index]
+    inside = mask.loc[x.index].to_numpy(dtype=bool)
+    people = pd.DataFrame(
+        {
+            "focus_people": counted[inside].groupby("referral_month").size(),
+            "rest_people": counted[~inside].groupby("referral_month").size(),
+        }
+    )
+    g = focus.merge(rest, on="month", suffixes=("_focus", "_rest"))
+    g = g[(g["_n_focus"] > 0) & (g["_n_rest"] > 0)]
+    g = g.merge(people, left_on="month", right_index=True, how="left").fillna(
+        {"focus_people": 0, "rest_people": 0}
+    )
+    hidden = np.zeros(len(g), dtype=bool)
+    for column in ("_x_focus", "_n_focus", "_x_rest", "_n_rest"):
+        hidden |= control_counts(g[column].astype("int64"), rule).isna().to_numpy()
+    for column in ("focus_people", "rest_people"):
+        hidden |= ~people_publishable(g[column].astype("int64").to_numpy(), rule)
+    return pd.DataFrame(
+        {
+            "month": g["month"].to_numpy(),
+            "value": (g["value_focus"] - g["value_rest"]).to_numpy(dtype=float),
+            "hidden": hidden,
+            "people": np.minimum(g["focus_people"], g["rest_people"]).to_numpy(dtype="int64"),
+        }
+    ).sort_values("month", ignore_index=True)
+
+
+def gap_spc(gap: pd.DataFrame, direction: str, change) -> pd.DataFrame | None:
+    """An XmR chart of the monthly gap, with the limits worked out again from the change month.
+
+    The limits use every month (hidden months summarise with the rest, as in
+    :func:`equity_helpers.analysis.controlled_spc`); hidden months are then not plotted.
+    The limits restart (``rebase_at``) at the first month on or after the change date
+    when at least two months lie on each side. None with fewer than 2 months.
+    """
+    if len(gap) < 2:
+        return None
+    rebase = None
+    if change is not None:
+        after = gap["month"] >= pd.Timestamp(change).to_period("M").to_timestamp()
+        if after.sum() >= 2 and (~after).sum() >= 2:
+            rebase = [gap.loc[after, "month"].iloc[0]]
+    spc = stats.spc_xmr(gap["value"], gap["month"], direction, rebase_at=rebase)
+    spc["people"] = gap["people"].to_numpy()
+    spc["value"] = spc["value"].mask(gap["hidden"].to_numpy())
+    spc.attrs["hidden_months"] = list(gap.loc[gap["hidden"], "month"])
+    spc.attrs["rebased"] = rebase is not None
+    return spc
+
+
+def _limits_words(spc: pd.DataFrame, change) -> str:
+    def part(seg):
+        r = seg.iloc[0]
+        return (
+            f"a mean gap of {r['mean']:.1f} points, with limits from "
+            f"{r['lower_process_limit']:.1f} to {r['upper_process_limit']:.1f}"
+        )
+
+    segments = [seg for _, seg in spc.groupby("segment")]
+    if len(segments) == 1:
+        why = (
+            "no change date is set"
+            if change is None
+            else "there are not two months on each side of the change"
+        )
+        return (
+            f"The limits use every month together: {part(segments[0])}. They are not worked out "
+            f"again, because {why}."
+        )
+    return (
+        f"Before the change: {part(segments[0])}. From the change on, the limits are worked "
+        f"out again: {part(segments[-1])}."
+    )
+
+
+def _gap_chart(result: StepResult, service, f: dict, m, change) -> None:
+    """The monthly gap as an XmR chart, rebased at the change, with its icons in words."""
+    v = result.values
+    keys = ("gap_spc_variation", "gap_spc_assurance", "gap_spc_limits")
+    if not (f["has_measure"] and f["ok"]):
+        result.notes["spc_gap"] = "*No gap chart: see the note at the top of this page.*"
+        v.update(dict.fromkeys(keys, "not available"))
+        return
+    gap = monthly_gap(service.data, f["measure"], f["mask"], service.rule)
+    spc = gap_spc(gap, m.direction, change)
+    if spc is None:
+        result.notes["spc_gap"] = "*There are not enough months to draw this chart.*"
+        v.update(dict.fromkeys(keys, "not available"))
+        return
+    result.charts["spc_gap"] = Chart(
+        "spc_gap",
+        spc,
+        {
+            "title": f"Monthly gap in {m.short.lower()}, focus group minus the rest",
+            "ylabel": "Gap (percentage points)",
+            "change": change,
+        },
+    )
+    result.charts["spc_gap"].people = "people"  # the smaller side's people in each month
+    icons = stats.spc_icons(spc)
+    v["gap_spc_variation"] = icons["variation_text"]
+    v["gap_spc_assurance"] = (
+        icons["assurance_text"]
+        or "There is no target for the gap, so there is no assurance icon: the chart cannot say "
+        "whether a target will be met."
+    )
+    v["gap_spc_limits"] = _limits_words(spc, change)
+    hidden = len(spc.attrs["hidden_months"])
+    if hidden:
+        v["gap_spc_limits"] += (
+            f" {hidden} month(s) are not plotted because the numbers behind them are too small "
+            "to show; they still count towards the limits."
+        )
+
+
 @cached
 def run(service) -> StepResult:
     """Gap before and after the change with its interval, and SPC charts of the measure."""
@@ -212,8 +341,11 @@ def run(service) -> StepResult:
         else int(focus_spc["point_type"].eq("special_cause_improvement").sum())
     )
     v["spc_icon_referrals"] = _words(referrals)
+    _gap_chart(result, service, f, m, change)
     result.data["focus"] = f
     result.findings = [f"The verdict on the gap is: {verdict}."]
+    if "spc_gap" in result.charts:
+        result.findings.append(f"Monthly gap: {v['gap_spc_variation']}")
     if "gap_change" in v:
         result.findings.append(
             f"The gap for {f['phrase']} changed by {v['gap_change']:+.1f} points (95% interval "
