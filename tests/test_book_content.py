@@ -1019,3 +1019,18 @@ def test_contacts_filter_shows_only_matching_cards(built_book: Path) -> None:
     assert dementia == ["contact-derby-dementia-action-forum"]
     assert count == f"Showing 1 of {len(every)} entries."
     assert width <= 390, f"The contacts page scrolls sideways on a phone ({width}px wide)"
+
+
+def test_troubleshooting_page_adds_nothing_the_catalogue_already_says() -> None:
+    """The catalogue tables are the only place a message is explained; a hand-written
+    entry with the same title would drift from the message the tool prints."""
+    from equity_helpers.errors import CATALOGUE
+
+    source = (BOOK_SOURCE / "using" / "troubleshooting.md").read_text(encoding="utf-8")
+    own = source.split("## Other things that can go wrong", 1)[-1].lower()
+    repeated = [
+        f"{code} ({message.title})"
+        for code, message in CATALOGUE.items()
+        if message.title.lower() in own
+    ]
+    assert not repeated, f"Hand-written entries repeat catalogue messages: {repeated}"
