@@ -7,9 +7,9 @@ reads the same in greyscale. Hidden (suppressed) values are marked with ``*``.
 
 Charts are drawn as SVG, with their text kept as text (:data:`STYLE`): sharp on any
 screen and on paper, and the same size in every chart. :data:`TEXT`, the smallest size,
-is 10 points: 13 CSS pixels when the chart is shown at its own size, which is never
-smaller than the page's small print (the book's stylesheet never shrinks a chart below
-it; on a phone the chart scrolls sideways in its own box instead).
+is 11 points: 14.7 CSS pixels when the chart is shown at its own size, a little more
+than the book's small print (14.4 pixels). The book's stylesheet never shows a chart
+smaller than its own size: on a phone the chart scrolls sideways in its own box.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ HIDDEN_NOTE = (
 HIDDEN_NOTE_WRAPPED = HIDDEN_NOTE.replace(" rule, ", " rule,\n")
 
 #: Text sizes in points. Every word on a chart uses one of these.
-TITLE = 13
-TEXT = 10
+TITLE = 14
+TEXT = 11
 #: The default chart size in inches; a chart is shown at this size, or the page's width.
 WIDTH = 6.5
 
