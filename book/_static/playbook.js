@@ -10,7 +10,21 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   markCallouts();
   setUpDirectoryFilter();
+  labelReflowCells();
 });
+
+// On a phone, a table marked `reflow-table` shows each row as a small card. Each cell
+// carries its column's name, which the stylesheet writes in front of the cell.
+function labelReflowCells() {
+  document.querySelectorAll("table.reflow-table").forEach((table) => {
+    const names = Array.from(table.querySelectorAll("thead th")).map((th) => th.textContent.trim());
+    table.querySelectorAll("tbody tr").forEach((row) => {
+      Array.from(row.children).forEach((cell, column) => {
+        if (names[column]) cell.setAttribute("data-label", names[column]);
+      });
+    });
+  });
+}
 
 // Give every "Key question" and "Try it with data" callout its own style, even
 // where a page (such as a notebook) does not set the class itself.
