@@ -49,7 +49,9 @@ STYLE = {
     "svg.fonttype": "none",
     # The same chart gets the same element ids, run after run.
     "svg.hashsalt": "equity-playbook",
-    # Where a PNG is still made (saved by hand), it is sharp enough to print.
+    # Where a chart needs pixels (the shaded cells of a heatmap inside its SVG, or a PNG
+    # saved by hand), there are enough of them to print sharply.
+    "figure.dpi": 200,
     "savefig.dpi": 200,
 }
 

@@ -239,3 +239,23 @@ def test_notebooks_show_charts_as_svg():
     finally:
         del shell.kernel
         InteractiveShell.clear_instance()
+
+
+def test_pixels_inside_an_svg_chart_are_print_resolution():
+    """A heatmap's shaded cells are an image inside the SVG: at least 200 pixels an inch."""
+    import base64
+    import struct
+
+    wide = pd.DataFrame(np.arange(20.0).reshape(4, 5), index=list("abcd"), columns=list("vwxyz"))
+    ax = P.heatmap(wide, title="T", value_label="%")
+    buffer = io.StringIO()
+    ax.figure.savefig(buffer, format="svg", dpi=ax.figure.dpi)  # as the notebook's display does
+    images = re.findall(
+        r'<image xlink:href="data:image/png;base64,([^"]+)"[^>]*?width="([\d.]+)"',
+        buffer.getvalue(),
+    )
+    assert images
+    for data, width_pt in images:
+        png = base64.b64decode(data)
+        pixels = struct.unpack(">I", png[16:20])[0]
+        assert pixels / (float(width_pt) / 72) >= 200
