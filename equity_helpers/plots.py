@@ -34,6 +34,8 @@ TITLE = 14
 TEXT = 11
 #: The default chart size in inches; a chart is shown at this size, or the page's width.
 WIDTH = 6.5
+#: The longest title line, in characters, that fits across a chart of :data:`WIDTH`.
+TITLE_CHARACTERS = 52
 
 #: The shared look of every chart, and how notebooks show them.
 STYLE = {
@@ -74,8 +76,15 @@ def use_style() -> None:
 use_style()
 
 
+def _title(title: str) -> str:
+    """A long title on two lines, so it never makes the chart wider than its plot."""
+    import textwrap
+
+    return textwrap.fill(title, TITLE_CHARACTERS)
+
+
 def _style(ax, title: str, xlabel: str | None, ylabel: str | None) -> None:
-    ax.set_title(title, loc="left", fontsize=TITLE, fontweight="bold")
+    ax.set_title(_title(title), loc="left", fontsize=TITLE, fontweight="bold")
     if xlabel:
         ax.set_xlabel(xlabel)
     if ylabel:
@@ -465,7 +474,7 @@ def heatmap(wide: pd.DataFrame, *, title: str, value_label: str, ax=None):
     ax.set_yticks(range(v.shape[0]), [str(r) for r in wide.index])
     ax.set_xlabel(wide.columns.name or "")
     ax.set_ylabel(wide.index.name or "")
-    ax.set_title(title, loc="left", fontsize=TITLE, fontweight="bold")
+    ax.set_title(_title(title), loc="left", fontsize=TITLE, fontweight="bold")
     plt.colorbar(im, ax=ax, label=value_label)
     return ax
 
