@@ -4,6 +4,12 @@ Every function takes ``ax=None`` and returns the matplotlib Axes. Colours come f
 Okabe-Ito palette (safe for the common kinds of colour blindness), and every series
 also differs by marker, line style or hatching, and is labelled directly, so a chart
 reads the same in greyscale. Hidden (suppressed) values are marked with ``*``.
+
+Charts are drawn as SVG, with their text kept as text (:data:`STYLE`): sharp on any
+screen and on paper, and the same size in every chart. :data:`TEXT`, the smallest size,
+is 11 points: 14.7 CSS pixels when the chart is shown at its own size, a little more
+than the book's small print (14.4 pixels). The book's stylesheet never shows a chart
+smaller than its own size: on a phone the chart scrolls sideways in its own box.
 """
 
 from __future__ import annotations
@@ -20,10 +26,65 @@ MDC = {"improvement": "#289DE0", "concern": "#E46C0A", "neutral": "#490092", "co
 HIDDEN_NOTE = (
     "* hidden: too few people to show under the small-number rule, or to protect a hidden figure"
 )
+#: The same note on two lines, to fit under a chart at the chart's text size.
+HIDDEN_NOTE_WRAPPED = HIDDEN_NOTE.replace(" rule, ", " rule,\n")
+
+#: Text sizes in points. Every word on a chart uses one of these.
+TITLE = 14
+TEXT = 11
+#: The default chart size in inches; a chart is shown at this size, or the page's width.
+WIDTH = 6.5
+#: The longest title line, in characters, that fits across a chart of :data:`WIDTH`.
+TITLE_CHARACTERS = 52
+
+#: The shared look of every chart, and how notebooks show them.
+STYLE = {
+    "font.size": TEXT,
+    "axes.titlesize": TITLE,
+    "axes.labelsize": TEXT,
+    "xtick.labelsize": TEXT,
+    "ytick.labelsize": TEXT,
+    "legend.fontsize": TEXT,
+    "figure.titlesize": TITLE,
+    # SVG keeps its text as text: crisp at any zoom, found by the browser's search,
+    # and checked by the privacy tests like any other published words.
+    "svg.fonttype": "none",
+    # The same chart gets the same element ids, run after run.
+    "svg.hashsalt": "equity-playbook",
+    # Where a chart needs pixels (the shaded cells of a heatmap inside its SVG, or a PNG
+    # saved by hand), there are enough of them to print sharply.
+    "figure.dpi": 200,
+    "savefig.dpi": 200,
+}
+
+
+def use_style() -> None:
+    """Apply :data:`STYLE`, and have notebooks show charts as SVG rather than PNG."""
+    plt.rcParams.update(STYLE)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython comes with the notebooks
+        shell = None
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("svg")
+
+
+use_style()
+
+
+def _title(title: str) -> str:
+    """A long title on two lines, so it never makes the chart wider than its plot."""
+    import textwrap
+
+    return textwrap.fill(title, TITLE_CHARACTERS)
 
 
 def _style(ax, title: str, xlabel: str | None, ylabel: str | None) -> None:
-    ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
+    ax.set_title(_title(title), loc="left", fontsize=TITLE, fontweight="bold")
     if xlabel:
         ax.set_xlabel(xlabel)
     if ylabel:
@@ -33,7 +94,32 @@ def _style(ax, title: str, xlabel: str | None, ylabel: str | None) -> None:
     ax.set_axisbelow(True)
 
 
-def _new(ax, height: float = 3.6, width: float = 7.5):
+def _spread(values: list[float], gap: float) -> list[float]:
+    """Label positions for sorted ``values``, each at least ``gap`` above the one below,
+    kept centred on the values they label."""
+    if not values:
+        return []
+    placed = [values[0]]
+    for v in values[1:]:
+        placed.append(max(v, placed[-1] + gap))
+    # Moving every label by the same amount keeps the gaps; this keeps them centred.
+    shift = sum(p - v for p, v in zip(placed, values, strict=True)) / len(values)
+    return [p - shift for p in placed]
+
+
+def _dates(ax) -> None:
+    """Month labels that never run into each other: at most six, written briefly."""
+    import matplotlib.dates as mdates
+
+    start, end = ax.get_xlim()
+    months = max(1.0, (end - start) / 30.4)
+    step = next((k for k in (1, 2, 3, 4, 6, 12) if months / k <= 6), int(months // 6) + 1)
+    locator = mdates.MonthLocator(interval=step)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _new(ax, height: float = 3.6, width: float = WIDTH):
     if ax is None:
         _, ax = plt.subplots(figsize=(width, height), layout="constrained")
     return ax
@@ -63,6 +149,8 @@ def bar_ci(
     y = np.arange(len(labels))
     shown = ~np.isnan(vals)
     ax.barh(y[shown], vals[shown], color="#9ecae1", edgecolor="#08306b", hatch="//", linewidth=0.8)
+    # Each value is written past the end of its bar or interval, whichever is further right.
+    ends = vals.copy()
     if lower and upper:
         lo = pd.to_numeric(table[lower], errors="coerce").to_numpy(dtype=float)[::-1]
         hi = pd.to_numeric(table[upper], errors="coerce").to_numpy(dtype=float)[::-1]
@@ -76,33 +164,43 @@ def bar_ci(
             capsize=3,
             linewidth=1,
         )
-    top = np.nanmax(np.concatenate([vals[shown], [0]])) if shown.any() else 1
-    for yi, v in zip(y, vals, strict=True):
+        ends = np.fmax(vals, hi)
+    top = np.nanmax(np.concatenate([ends[shown], [0]])) if shown.any() else 1
+    # A white box behind each number, above the lines: a line never runs through a number.
+    box = {"fc": "white", "ec": "none", "pad": 0.5}
+    for yi, v, end in zip(y, vals, ends, strict=True):
         if np.isnan(v):
-            ax.text(0, yi, " *", va="center", ha="left", fontsize=11, fontweight="bold")
+            ax.text(0, yi, " *", va="center", ha="left", fontsize=TITLE, fontweight="bold")
         else:
-            ax.text(v, yi, f" {v:.1f}", va="bottom", ha="left", fontsize=8)
+            ax.annotate(
+                f"{v:.1f}",
+                (end, yi),
+                xytext=(5, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=TEXT,
+                bbox=box,
+                zorder=4,
+            )
     if reference is not None and np.isfinite(reference):
         ax.axvline(reference, color="black", linestyle="--", linewidth=1)
+        # In its own band above the top bar, clear of every bar and number.
         ax.text(
             reference,
-            len(labels) - 0.4,
+            len(labels) - 0.45,
             f" {reference_label} {reference:.1f}",
-            fontsize=8,
+            fontsize=TEXT,
             va="bottom",
+            bbox=box,
+            zorder=4,
         )
+        ax.set_ylim(-0.6, len(labels) + 0.35)
     ax.set_yticks(y, labels)
-    ax.set_xlim(0, max(top * 1.25, 1))
-    _style(ax, title, xlabel, None)
+    # Room for the longest interval and its number: no error bar is cut off.
+    ax.set_xlim(0, max(top * 1.2, 1))
     if (~shown).any():
-        ax.annotate(
-            HIDDEN_NOTE,
-            (0, 0),
-            xycoords="figure fraction",
-            xytext=(4, 2),
-            textcoords="offset points",
-            fontsize=7,
-        )
+        xlabel = f"{xlabel}\n{HIDDEN_NOTE_WRAPPED}"
+    _style(ax, title, xlabel, None)
     return ax
 
 
@@ -133,18 +231,18 @@ def paired_bars(
                 yi,
                 " *" if np.isnan(vi) else f" {vi:.1f}",
                 va="center",
-                fontsize=8,
+                fontsize=TEXT,
             )
     ax.set_yticks(y, labels)
     # The key goes under the chart, where it cannot hide a bar.
     handles, labels = ax.get_legend_handles_labels()
     if ax.figure.get_layout_engine() is not None:
         ax.figure.legend(
-            handles, labels, loc="outside lower center", ncols=2, frameon=False, fontsize=8
+            handles, labels, loc="outside lower center", ncols=2, frameon=False, fontsize=TEXT
         )
     else:
         ax.legend(
-            loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False, fontsize=8
+            loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, frameon=False, fontsize=TEXT
         )
     _style(ax, title, xlabel, None)
     return ax
@@ -181,17 +279,28 @@ def ratio_plot(table: pd.DataFrame, group: str = "group", *, title: str, ax=None
         zorder=3,
         label="under-represented (whole interval below 1)",
     )
+    # Each number sits just above its point on a white box, over the lines, so neither
+    # the interval nor the line at 1 runs through it.
     for yi, v in zip(y, r, strict=True):
-        ax.text(
-            v if not np.isnan(v) else 1,
-            yi + 0.15,
+        ax.annotate(
             f"{v:.2f}" if not np.isnan(v) else "*",
-            fontsize=8,
+            (v if not np.isnan(v) else 1, yi),
+            xytext=(0, 5),
+            textcoords="offset points",
+            fontsize=TEXT,
             ha="center",
+            va="bottom",
+            bbox={"fc": "white", "ec": "none", "pad": 0.3},
+            zorder=4,
         )
     ax.axvline(1, color="black", linestyle="--", linewidth=1)
     ax.set_yticks(y, labels)
-    ax.legend(loc="best", frameon=False, fontsize=8)
+    ax.set_ylim(-0.6, len(labels) - 0.1)
+    # The key goes under the chart, where it cannot hide a point.
+    if ax.figure.get_layout_engine() is not None:
+        ax.figure.legend(loc="outside lower center", ncols=1, frameon=False, fontsize=TEXT)
+    else:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False, fontsize=TEXT)
     _style(ax, title, "Representation ratio (1 = referred in proportion to population)", None)
     return ax
 
@@ -214,7 +323,9 @@ def line_chart(
         )
         last = sub.dropna(subset=[y]).tail(1)
         if name is not None and len(last):
-            ax.annotate(f" {name}", (last[x].iloc[0], last[y].iloc[0]), fontsize=8)
+            ax.annotate(f" {name}", (last[x].iloc[0], last[y].iloc[0]), fontsize=TEXT)
+    if pd.api.types.is_datetime64_any_dtype(df[x]):
+        _dates(ax)
     _style(ax, title, None, ylabel)
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)
     return ax
@@ -254,7 +365,8 @@ def funnel_plot(points: pd.DataFrame, limits: pd.DataFrame, *, title: str, ax=No
             label=lab,
             zorder=3,
         )
-    ax.legend(frameon=False, fontsize=8, loc="upper right")
+    # The key goes under the chart, where it cannot hide an area's point.
+    ax.legend(frameon=False, fontsize=TEXT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3)
     _style(
         ax,
         title,
@@ -313,7 +425,7 @@ def spc_chart(spc: pd.DataFrame, x, *, title: str, ylabel: str, ax=None):
                 label=lab,
                 zorder=3,
             )
-    ax.legend(frameon=False, fontsize=7, loc="upper left", ncols=2)
+    ax.legend(frameon=False, fontsize=TEXT, loc="upper left", ncols=2)
     _style(ax, title, None, ylabel)
     return ax
 
@@ -322,6 +434,7 @@ def pathway_chart(path: pd.DataFrame, *, title: str, ax=None):
     """Share of each group still in the pathway at each stage."""
     ax = _new(ax, height=4)
     stages = list(dict.fromkeys(path["stage"]))
+    ends: list[tuple[float, str]] = []
     for k, (g, sub) in enumerate(path.groupby("group", sort=False)):
         v = sub.set_index("stage").reindex(stages)["% of referred"].to_numpy(dtype=float)
         ax.plot(
@@ -333,9 +446,20 @@ def pathway_chart(path: pd.DataFrame, *, title: str, ax=None):
             label=str(g),
         )
         if not np.isnan(v[-1]):
-            ax.annotate(f" {g}", (len(stages) - 1, v[-1]), fontsize=8)
+            ends.append((v[-1], str(g)))
+    # Names at the end of each line, moved apart so that no two overprint.
+    ends.sort()
+    for (value, name), at in zip(ends, _spread([e[0] for e in ends], 5.0), strict=True):
+        ax.annotate(
+            f" {name}",
+            (len(stages) - 1, value),
+            xytext=(len(stages) - 1 + 0.04, at),
+            textcoords="data",
+            va="center",
+            fontsize=TEXT,
+        )
     ax.set_ylim(0, 105)
-    ax.legend(frameon=False, fontsize=8, loc="lower left", ncols=2)
+    ax.legend(frameon=False, fontsize=TEXT, loc="lower left", ncols=2)
     _style(ax, title, None, "% of those referred")
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)
     return ax
@@ -352,13 +476,19 @@ def heatmap(wide: pd.DataFrame, *, title: str, value_label: str, ax=None):
             text = "*" if np.isnan(val) else f"{val:.1f}"
             dark = not np.isnan(val) and val > np.nanpercentile(v, 60)
             ax.text(
-                j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black"
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=TEXT,
+                color="white" if dark else "black",
             )
     ax.set_xticks(range(v.shape[1]), [str(c) for c in wide.columns])
     ax.set_yticks(range(v.shape[0]), [str(r) for r in wide.index])
     ax.set_xlabel(wide.columns.name or "")
     ax.set_ylabel(wide.index.name or "")
-    ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
+    ax.set_title(_title(title), loc="left", fontsize=TITLE, fontweight="bold")
     plt.colorbar(im, ax=ax, label=value_label)
     return ax
 
@@ -370,6 +500,7 @@ def spc_with_change(spc: pd.DataFrame, *, title: str, ylabel: str, change=None, 
     how many months are left unplotted because their numbers are too small to show.
     """
     ax = spc_chart(spc, spc["date"], title=title, ylabel=ylabel, ax=ax)
+    _dates(ax)
     notes = (
         ["Trial limits: fewer than 12 months, so they will move"]
         if spc.attrs.get("trial_limits")
@@ -379,18 +510,10 @@ def spc_with_change(spc: pd.DataFrame, *, title: str, ylabel: str, change=None, 
     if hidden:
         notes.append(f"{len(hidden)} month(s) not plotted: numbers too small to show")
     if change is not None:
-        ax.axvline(change, color="black", linestyle=":", linewidth=1.2)
-        ax.annotate(
-            "Change began",
-            (change, 0.03),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, 0),
-            textcoords="offset points",
-            fontsize=8,
-            bbox={"fc": "white", "ec": "none", "pad": 1},
-        )
-    ax.set_xlabel("Month the referral was received" + ("\n" + "; ".join(notes) if notes else ""))
-    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=4)
+        # Named in the key under the chart, so no label sits on top of a point.
+        ax.axvline(change, color="black", linestyle=":", linewidth=1.2, label="Change began")
+    ax.set_xlabel("Month the referral was received" + ("\n" + "\n".join(notes) if notes else ""))
+    ax.legend(frameon=False, fontsize=TEXT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3)
     return ax
 
 
@@ -476,9 +599,10 @@ def draw(chart, ax=None):
         ax = globals()[chart.plot](chart.data, ax=ax, **options)
     if xlim is not None:
         ax.set_xlim(*xlim)
-    if legend_below:
+    # A chart that already has its key under it (paired_bars) does not get a second one.
+    if legend_below and not ax.figure.legends:
         ax.legend(
-            frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25),
+            frameon=False, fontsize=TEXT, loc="upper center", bbox_to_anchor=(0.5, -0.25),
             ncols=legend_below,
         )  # fmt: skip
     return ax

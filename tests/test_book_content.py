@@ -1019,3 +1019,71 @@ def test_contacts_filter_shows_only_matching_cards(built_book: Path) -> None:
     assert dementia == ["contact-derby-dementia-action-forum"]
     assert count == f"Showing 1 of {len(every)} entries."
     assert width <= 390, f"The contacts page scrolls sideways on a phone ({width}px wide)"
+
+
+def test_troubleshooting_page_adds_nothing_the_catalogue_already_says() -> None:
+    """The catalogue tables are the only place a message is explained; a hand-written
+    entry with the same title would drift from the message the tool prints."""
+    from equity_helpers.errors import CATALOGUE
+
+    source = (BOOK_SOURCE / "using" / "troubleshooting.md").read_text(encoding="utf-8")
+    own = source.split("## Other things that can go wrong", 1)[-1].lower()
+    repeated = [
+        f"{code} ({message.title})"
+        for code, message in CATALOGUE.items()
+        if message.title.lower() in own
+    ]
+    assert not repeated, f"Hand-written entries repeat catalogue messages: {repeated}"
+
+
+#: Attributes that hold a link or the address of something the page loads.
+LINK_ATTRIBUTES = re.compile(
+    r"""\b(href|src|action|poster|data|formaction|content)\s*=\s*("[^"]*"|'[^']*')""", re.IGNORECASE
+)
+
+
+def _root_absolute(value: str) -> bool:
+    """'/page.html' breaks at https://owner.github.io/repository/; '//host/x' and 'https:' do not."""
+    value = value.strip()
+    if value.lower().startswith(("0;", "1;")) or "url=" in value.lower():
+        value = value.split("=", 1)[-1].strip()  # <meta http-equiv="Refresh" content="0; url=...">
+    return value.startswith("/") and not value.startswith("//")
+
+
+@slow
+def test_the_built_site_works_from_a_sub_path(built_book: Path) -> None:
+    """GitHub Pages serves a project's site under /<repository>/, so no page, stylesheet
+    or script may point at the server's root."""
+    found = []
+    files = [
+        p
+        for p in built_book.rglob("*")
+        if p.suffix in (".html", ".css", ".js") and "_sources" not in p.parts
+    ]
+    assert len([p for p in files if p.suffix == ".html"]) >= 40
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".html":
+            for attribute, quoted in LINK_ATTRIBUTES.findall(text):
+                if attribute.lower() == "content" and "url=" not in quoted.lower():
+                    continue
+                if _root_absolute(quoted[1:-1]):
+                    found.append(f"{path.relative_to(built_book)}: {attribute}={quoted}")
+            for srcset in re.findall(r"""srcset\s*=\s*["']([^"']*)["']""", text):
+                found += [
+                    f"{path.relative_to(built_book)}: srcset {part}"
+                    for part in srcset.split(",")
+                    if _root_absolute(part.split()[0] if part.split() else "")
+                ]
+        for target in re.findall(r"""url\(\s*["']?(/[^/"')][^"')]*)""", text):
+            found.append(f"{path.relative_to(built_book)}: url({target})")
+    assert found == [], found[:20]
+
+
+def test_root_absolute_links_are_recognised() -> None:
+    assert _root_absolute("/book/intro.html")
+    assert _root_absolute("0; url=/book/intro.html")
+    assert not _root_absolute("book/intro.html")
+    assert not _root_absolute("../_static/playbook.css")
+    assert not _root_absolute("//cdn.example.org/x.js")
+    assert not _root_absolute("https://example.org/")

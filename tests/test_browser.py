@@ -238,7 +238,165 @@ def test_accessibility_of_every_page(site, page):
                 )
     (OUT / "accessibility.json").write_text(json.dumps(report, indent=2))
     assert report["pages"] >= 40
+    assert report["violations"] == 0, json.dumps(report, indent=1)[:3000]
     assert report["serious_or_critical"] == [], json.dumps(
         report["serious_or_critical"][:10], indent=1
     )
     assert report["heading_problems"] == [], report["heading_problems"][:10]
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def test_no_page_scrolls_sideways_on_a_phone(site, phone):
+    """At 390 px wide, no page of the book or the sample workbook is wider than the
+    screen: wide tables and charts scroll inside their own box."""
+    base, book, workbook = site
+    wide = []
+    checked = 0
+    for prefix, folder in (("book", book), ("workbook", workbook)):
+        for rel in all_pages(folder):
+            phone.goto(f"{base}/{prefix}/{rel}")
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            checked += 1
+            if width > PHONE["width"] + 1:
+                wide.append(f"{prefix}/{rel}: {width}px")
+    assert checked >= 40
+    assert wide == [], wide
+
+
+def test_home_page_table_becomes_one_card_per_part_on_a_phone(site, phone):
+    base, _, _ = site
+    phone.goto(f"{base}/book/book/intro.html")
+    rows = phone.locator("table.reflow-table tbody tr")
+    assert rows.count() == 5
+    cards = rows.evaluate_all(
+        """rows => rows.map(r => { const b = r.getBoundingClientRect();
+            return [getComputedStyle(r).display, b.left, b.right,
+                    r.querySelector('td').getAttribute('data-label')]; })"""
+    )
+    for display, left, right, label in cards:
+        assert display == "block"
+        assert left >= 0 and right <= PHONE["width"]
+        assert label == "Part"  # each cell is labelled with its column's name
+
+
+#: The size of the page's own small print: a <small> element in the article.
+SMALL_PRINT_JS = """() => {
+    const article = document.querySelector('article.bd-article') || document.querySelector('main');
+    const probe = document.createElement('small');
+    probe.textContent = 'x';
+    article.appendChild(probe);
+    const size = parseFloat(getComputedStyle(probe).fontSize);
+    probe.remove();
+    return size;
+}"""
+
+#: For each SVG chart on the page: its smallest text as shown, in CSS pixels
+#: (the SVG's font sizes are in its own units; the image's shown width scales them).
+CHART_TEXT_JS = """async () => {
+    const out = [];
+    for (const img of document.querySelectorAll('main img')) {
+        if (!img.currentSrc.endsWith('.svg')) continue;
+        const svg = await (await fetch(img.currentSrc)).text();
+        const box = svg.match(/viewBox="([-\\d. ]+)"/)[1].split(' ').map(Number);
+        const sizes = [...svg.matchAll(/font-size: ?([\\d.]+)px/g)].map(m => Number(m[1]));
+        const texts = (svg.match(/<text\\b/g) || []).length;
+        out.push({src: img.currentSrc.split('/').pop(), texts, sizes: sizes.length,
+                  smallest: Math.min(...sizes) * img.getBoundingClientRect().width / box[2]});
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, PHONE], ids=["1280", "390"])
+def test_chart_and_table_text_is_never_below_small_print(browser, site, viewport):
+    """Chart text (SVG text, as shown) and table text are at least the page's small print,
+    on a desktop and on a phone, in the book and in the workbook."""
+    base, book, workbook = site
+    context = browser.new_context(viewport=viewport, is_mobile=viewport["width"] < 500)
+    pg = context.new_page()
+    pages = [f"book/notebooks/{p.name}" for p in sorted((book / "notebooks").glob("*.html"))]
+    pages += [f"workbook/steps/{p.name}" for p in sorted((workbook / "steps").glob("*.html"))]
+    too_small, charts, png = [], 0, []
+    for url in pages:
+        pg.goto(f"{base}/{url}")
+        small = pg.evaluate(SMALL_PRINT_JS)
+        for chart in pg.evaluate(CHART_TEXT_JS):
+            charts += 1
+            assert chart["texts"] > 0 and chart["sizes"] > 0, f"{url}: chart text is not text"
+            if chart["smallest"] < small - 0.05:
+                too_small.append(f"{url} {chart['src']}: {chart['smallest']:.1f}px < {small}px")
+        png += [f"{url}: {s}" for s in pg.locator("main img[src$='.png']").evaluate_all(
+            "els => els.map(e => e.getAttribute('src'))")]  # fmt: skip
+        # A box that scrolls sideways can be reached, and scrolled, with the keyboard.
+        unreachable = pg.locator(".bd-article .cell_output").evaluate_all(
+            """els => els.filter(e => e.scrollWidth > e.clientWidth + 1
+                && e.getAttribute('tabindex') !== '0').length"""
+        )
+        if unreachable:
+            too_small.append(
+                f"{url}: {unreachable} sideways-scrolling box(es) not reachable by Tab"
+            )
+        cells = pg.locator("main td, main th").evaluate_all(
+            "els => els.map(e => parseFloat(getComputedStyle(e).fontSize))"
+        )
+        if cells and min(cells) < small - 0.05:
+            too_small.append(f"{url}: table text {min(cells)}px < {small}px")
+    context.close()
+    assert charts >= 20, f"only {charts} SVG charts found"
+    assert png == [], f"charts still drawn as PNG: {png[:5]}"
+    assert too_small == [], too_small[:10]
+
+
+def test_contacts_filter_works_by_keyboard_with_cards_on_a_phone(site, phone):
+    base, _, _ = site
+    phone.goto(f"{base}/book/book/reference/local-contacts.html")
+    shown = "els => els.filter(e => !e.hidden).map(e => e.id)"
+    every = phone.eval_on_selector_all(".directory-entry", shown)
+    assert len(every) > 20
+    # Cards: one column, each as wide as the list and inside the screen.
+    boxes = phone.locator(".directory-entry").evaluate_all(
+        "els => els.slice(0, 6).map(e => { const b = e.getBoundingClientRect(); return [b.left, b.right, b.top]; })"
+    )
+    lefts = {round(left) for left, _, _ in boxes}
+    assert len(lefts) == 1, "cards are not in one column on a phone"
+    assert all(right <= PHONE["width"] for _, right, _ in boxes)
+    assert [top for _, _, top in boxes] == sorted(top for _, _, top in boxes)
+
+    # Only the keyboard from here: Tab into the form, choose with the arrow keys, type words.
+    phone.locator("#directory-area").focus()
+    phone.keyboard.press("Shift+Tab")
+    for _ in range(10):
+        if phone.evaluate("document.activeElement.id") == "directory-area":
+            break
+        phone.keyboard.press("Tab")
+    assert phone.evaluate("document.activeElement.id") == "directory-area"
+    options = phone.eval_on_selector_all("#directory-area option", "els => els.map(e => e.value)")
+    for _ in range(options.index("bolsover")):
+        phone.keyboard.press("ArrowDown")
+    assert phone.input_value("#directory-area") == "bolsover"
+    bolsover = phone.eval_on_selector_all(".directory-entry", shown)
+    assert "contact-bolsover-cvs" in bolsover
+    assert "contact-community-action-derby" not in bolsover
+    assert len(bolsover) < len(every)
+    phone.keyboard.press("Tab")
+    assert phone.evaluate("document.activeElement.id") == "directory-need"
+    phone.keyboard.press("Tab")
+    assert phone.evaluate("document.activeElement.id") == "directory-words"
+    phone.keyboard.type("cvs")
+    both = phone.eval_on_selector_all(".directory-entry", shown)
+    assert "contact-bolsover-cvs" in both and len(both) < len(bolsover)
+    count = phone.inner_text(".directory-count")
+    assert count == f"Showing {len(both)} of {len(every)} entries."
+    # The count is announced to screen readers as it changes.
+    assert phone.get_attribute(".directory-count", "aria-live") == "polite"
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

@@ -450,7 +450,9 @@ def test_evaluation_without_change_date_shows_only_spc(run_notebook, tmp_path):
     assert glued["gap_verdict"].startswith("not measured")
     assert not {"gap_before", "gap_after", "gap_change"} & set(glued)
     assert glued["spc_icon_overall"] != "not available"
-    charts = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    charts = [
+        o for c in nb.cells for o in c.get("outputs", []) if "image/svg+xml" in o.get("data", {})
+    ]
     assert len(charts) == 4  # the gap, the measure, the focus group and referrals
     assert "not worked out again, because no change date is set" in glued["gap_spc_limits"]
 

@@ -93,7 +93,9 @@ def test_each_step_page_has_results_key_question_and_notes(sample_run):
         assert "synthetic sample service" not in text, info.name
         published = (folder / "notebooks" / f"{info.name}.ipynb").read_text(encoding="utf-8")
         assert "synthetic sample service" not in published, info.name
-        assert len(list((folder / "html" / "_images").glob("*.png"))) > 0
+        # Charts are SVG: sharp on screen and in print.
+        assert len(list((folder / "html" / "_images").glob("*.svg"))) > 0
+        assert not list((folder / "html" / "_images").glob("*.png"))
     completeness = visible_text(folder / "html" / "steps" / "data-completeness.html")
     # A glued figure appears in the narrative, with the service's own number.
     assert f"The extract held {glued['rows_read']} rows" in completeness

@@ -410,4 +410,6 @@ def setup(app):
     # Before the theme builds its header buttons (priority 501).
     app.connect("html-page-context", _offer_ipynb, priority=500)
     app.add_directive("message-catalogue", MessageCatalogue)
+    # The templates to take away (book/data/templates.yml): the Downloads page and .docx files.
+    app.setup_extension("playbook_templates")
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.3"}

@@ -10,7 +10,46 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   markCallouts();
   setUpDirectoryFilter();
+  labelReflowCells();
+  reachScrollBoxesByKeyboard();
 });
+
+// A chart or table wider than the column scrolls sideways inside its own box (on a phone,
+// mostly). Such a box can be reached with the Tab key and is named, so people who do not
+// use a mouse or touch can scroll it too (WCAG 2.1.1).
+function reachScrollBoxesByKeyboard() {
+  const boxes = document.querySelectorAll(".bd-article .cell_output");
+  const update = () => {
+    boxes.forEach((box) => {
+      if (box.scrollWidth > box.clientWidth + 1) {
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", "Wide output: scroll sideways to see all of it");
+      } else if (box.getAttribute("role") === "region") {
+        box.removeAttribute("tabindex");
+        box.removeAttribute("role");
+        box.removeAttribute("aria-label");
+      }
+    });
+  };
+  update();
+  // Charts take their size when they load; a phone can turn sideways.
+  window.addEventListener("load", update);
+  window.addEventListener("resize", update);
+}
+
+// On a phone, a table marked `reflow-table` shows each row as a small card. Each cell
+// carries its column's name, which the stylesheet writes in front of the cell.
+function labelReflowCells() {
+  document.querySelectorAll("table.reflow-table").forEach((table) => {
+    const names = Array.from(table.querySelectorAll("thead th")).map((th) => th.textContent.trim());
+    table.querySelectorAll("tbody tr").forEach((row) => {
+      Array.from(row.children).forEach((cell, column) => {
+        if (names[column]) cell.setAttribute("data-label", names[column]);
+      });
+    });
+  });
+}
 
 // Give every "Key question" and "Try it with data" callout its own style, even
 // where a page (such as a notebook) does not set the class itself.
