@@ -409,10 +409,6 @@ def test_tables_escape_cells_labels_and_caption_once():
     assert visible(html_out).count(NAME) == 2
     assert visible(html_out).count(label) == 2
     assert "&amp;lt;" not in html_out and "&amp;#" not in html_out
-    wide = pd.DataFrame({label: [1.0]}, index=pd.Index([NAME], name=label))
-    html_out = D.wide_table(wide, caption="x").to_html()
-    assert not live_markup(html_out)
-    assert visible(html_out).count(label) == 2 and NAME in visible(html_out)
 
 
 def test_a_text_note_in_a_number_column_is_shown():
