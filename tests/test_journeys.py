@@ -130,6 +130,7 @@ def test_init_marks_what_it_could_not_guess(starter):
     assert not [k for k in todo if k.startswith("columns.")]
 
 
+@pytest.mark.slow
 def test_the_analyst_journey(tmp_path, starter, second):
     path = starter["path"]
 

@@ -209,6 +209,7 @@ def _html_dir(result) -> Path:
 # ----------------------------------------------------------------------------- files
 
 
+@pytest.mark.slow
 def test_no_built_file_holds_live_markup(planted):
     found = {}
     files = [p for p in planted.out_dir.rglob("*") if p.is_file()]
@@ -242,6 +243,7 @@ def test_no_built_file_holds_live_markup(planted):
     assert not found, found
 
 
+@pytest.mark.slow
 def test_the_payloads_reached_the_pages(planted):
     """Guard: the checks above mean something only if the planted strings got through."""
     html_dir = _html_dir(planted)
@@ -260,6 +262,7 @@ def test_the_payloads_reached_the_pages(planted):
     assert "letter.txt" in pages["readability.html"]
 
 
+@pytest.mark.slow
 def test_exported_tables_cannot_run_as_formulas(planted):
     seen = 0
     for path in (planted.out_dir / "tables").glob("*.xlsx"):

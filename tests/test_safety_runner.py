@@ -183,6 +183,7 @@ def test_run_refuses_a_folder_it_did_not_make(tmp_path):
     assert sorted(p.name for p in precious.rglob("*")) == ["2025.md", "notes.txt", "plans"]
 
 
+@pytest.mark.slow
 def test_a_failed_publish_keeps_the_last_good_workbook(tmp_path, monkeypatch):
     out = tmp_path / "out"
     first = run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
@@ -240,6 +241,7 @@ def test_prepared_files_are_private(tmp_path, monkeypatch):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_patient_data_and_no_processes(tmp_path, slow_notebooks):
     out = tmp_path / "out"
     proc, family = start_slow_run(tmp_path, slow_notebooks, out)
@@ -350,6 +352,7 @@ def test_fingerprint_covers_letters_and_file_contents(tmp_path):
     assert input_fingerprint(load_config(config)) != before
 
 
+@pytest.mark.slow
 def test_force_runs_every_step_again(tmp_path):
     out = tmp_path / "out"
     run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
@@ -358,6 +361,7 @@ def test_force_runs_every_step_again(tmp_path):
     assert [s.status for s in again.steps] == ["ok"]
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_entry_is_run_again(tmp_path):
     out = tmp_path / "out"
     run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
@@ -372,6 +376,7 @@ def test_a_damaged_cache_entry_is_run_again(tmp_path):
     assert result.headlines()["rows_used"]
 
 
+@pytest.mark.slow
 def test_an_edited_letter_is_scored_again(tmp_path):
     config = write_config(tmp_path / "cfg", own_letters=True)
     out = tmp_path / "out"
@@ -395,6 +400,7 @@ def test_an_edited_letter_is_scored_again(tmp_path):
 # ----------------------------------------------------------------------------- 4. collisions and concurrency
 
 
+@pytest.mark.slow
 def test_services_whose_names_look_alike_get_their_own_folders(tmp_path):
     a = write_config(tmp_path / "a", "A & B")
     b = write_config(tmp_path / "b", "A / B")
@@ -414,6 +420,7 @@ def test_services_whose_names_look_alike_get_their_own_folders(tmp_path):
     assert all(r.reused for r in again)
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_folder_is_refused_clearly(tmp_path, slow_notebooks):
     out = tmp_path / "out"
     first, family = start_slow_run(tmp_path, slow_notebooks, out)
@@ -451,6 +458,7 @@ def test_a_second_run_into_the_same_folder_is_refused_clearly(tmp_path, slow_not
 # ----------------------------------------------------------------------------- 5. Ctrl-C
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_at_once_with_one_line(tmp_path, slow_notebooks):
     out = tmp_path / "out"
     proc, family = start_slow_run(tmp_path, slow_notebooks, out)
@@ -496,6 +504,7 @@ def _files_holding(folder: Path, needles: list[str]) -> dict[str, list[str]]:
     return hits
 
 
+@pytest.mark.slow
 def test_published_files_hold_no_machine_paths(tmp_path):
     notebooks = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", notebooks)
