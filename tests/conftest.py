@@ -16,7 +16,13 @@ TEST_OUTPUT = ROOT / "test-output"
 SAMPLE_CONFIG = ROOT / "sample_data" / "sample_service.yml"
 
 #: Fixtures that build the book, a workbook or run notebooks: a test using one is slow.
-SLOW_FIXTURES = {"built_book", "sample_workbook", "sample_folder", "run_notebook"}
+SLOW_FIXTURES = {
+    "built_book",
+    "sample_workbook",
+    "sample_folder",
+    "run_notebook",
+    "sample_one_step",
+}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -166,6 +172,27 @@ def sample_folder(sample_workbook) -> Path:
     if proc.returncode != 0 or not (folder / "manifest.json").is_file():
         pytest.fail("The sample workbook did not build:\n" + (proc.stdout + proc.stderr)[-4000:])
     return folder
+
+
+@pytest.fixture(scope="session")
+def sample_one_step(tmp_path_factory):
+    """An output folder holding the sample's one-step workbook (data completeness) and its
+    step cache, built once. Returns a function that copies it to a new folder and returns
+    the copy (``<out>``; the workbook is ``<out>/<slug>``), for tests whose first run is
+    this one: a copy is the same files as a run of its own, without the minute it takes.
+    """
+    from equity_helpers.workbook import run_workbook
+
+    built = tmp_path_factory.mktemp("one-step") / "out"
+    result = run_workbook(SAMPLE_CONFIG, built, jobs=1, steps=["data-completeness"])
+    if not result.ok:
+        pytest.fail(f"The sample's one-step workbook did not build: {result.failures}")
+
+    def copy(to: Path) -> Path:
+        shutil.copytree(built, to, symlinks=True)
+        return to
+
+    return copy
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -23,13 +23,14 @@ import yaml
 from equity_helpers.config import load_config
 from equity_helpers.errors import WorkbookError
 from equity_helpers.service import input_fingerprint, prepare_to_file
-from equity_helpers.workbook import run_many, run_workbook
+from equity_helpers.workbook import run_many, run_workbook, slugify
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("equity-workbook")
 SAMPLE_CFG = ROOT / "sample_data" / "sample_service.yml"
 ONE_STEP = ["data-completeness"]
 SAMPLE_NAME = "Derbyshire Long COVID Rehabilitation Service (synthetic example)"
+SAMPLE_SLUG = slugify(SAMPLE_NAME)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -184,10 +185,10 @@ def test_run_refuses_a_folder_it_did_not_make(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_publish_keeps_the_last_good_workbook(tmp_path, monkeypatch):
-    out = tmp_path / "out"
-    first = run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
-    final = first.out_dir
+def test_a_failed_publish_keeps_the_last_good_workbook(tmp_path, monkeypatch, sample_one_step):
+    out = sample_one_step(tmp_path / "out")  # as after a first run of the step
+    final = out / SAMPLE_SLUG
+    assert (final / "manifest.json").is_file()
     before = {p.relative_to(final): p.read_bytes() for p in final.rglob("*") if p.is_file()}
     assert before
 
@@ -353,18 +354,17 @@ def test_fingerprint_covers_letters_and_file_contents(tmp_path):
 
 
 @pytest.mark.slow
-def test_force_runs_every_step_again(tmp_path):
-    out = tmp_path / "out"
-    run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
+def test_force_runs_every_step_again(tmp_path, sample_one_step):
+    out = sample_one_step(tmp_path / "out")  # as after a first run of the step
+    assert run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP).reused  # the guard
     again = run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP, force=True)
     assert not again.reused
     assert [s.status for s in again.steps] == ["ok"]
 
 
 @pytest.mark.slow
-def test_a_damaged_cache_entry_is_run_again(tmp_path):
-    out = tmp_path / "out"
-    run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
+def test_a_damaged_cache_entry_is_run_again(tmp_path, sample_one_step):
+    out = sample_one_step(tmp_path / "out")  # as after a first run of the step
     cached = [p for p in (out / ".cache").rglob("*.ipynb")]
     assert cached
     for p in cached:  # as a full disk leaves them

@@ -42,10 +42,10 @@ def test_several_services_one_failing(tmp_path):
     assert f"<td>{rows_used}</td>" in index
 
 
-def test_baseline_adds_change_since(tmp_path):
-    first = run_workbook(SAMPLE_CFG, tmp_path / "before", jobs=1, steps=ONE_STEP)
+def test_baseline_adds_change_since(tmp_path, sample_one_step):
+    first = sample_one_step(tmp_path / "before")  # an earlier run's output folder
     kept = tmp_path / "baseline"
-    shutil.copytree(first.out_dir, kept)
+    shutil.copytree(next(p for p in first.iterdir() if not p.name.startswith(".")), kept)
     manifest = json.loads((kept / "manifest.json").read_text())
     manifest["headlines"]["ethnicity_recorded_pct"] -= 5.0  # as if recording was worse then
     (kept / "manifest.json").write_text(json.dumps(manifest))
