@@ -30,14 +30,7 @@ from .config import (
     load_config,
     resolve_path,
 )
-from .errors import (
-    ConfigError,
-    ConfigErrors,
-    ExtractError,
-    PlaybookError,
-    WorkbookError,
-    render,
-)
+from .errors import ConfigError, ConfigErrors, ExtractError, PlaybookError, WorkbookError
 from .extract import IDENTIFIER_PATTERN, parse_dates, prepare, read_extract
 from .reference import OFFICIAL_SOURCES, check_files, load_lsoa_lookup
 
@@ -390,6 +383,11 @@ def _proposals(field: str, values: pd.Series) -> tuple[list[tuple[str, str, str]
         else:
             out.append((raw, str(code), "known"))
     return out, max(0, len(counts) - _MAX_VALUES)
+
+
+def propose_values(field: str, values: pd.Series) -> dict[str, str]:
+    """Distinct values of a coded field with the code each maps to (TODO where unknown)."""
+    return {raw: code for raw, code, _ in _proposals(field, values)[0]}
 
 
 def _read(extract: Path) -> tuple[pd.DataFrame, int | None]:
@@ -751,12 +749,8 @@ def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
     except PlaybookError as exc:
         return [exc], "The config is valid, but the extract cannot be used:\n\n" + str(exc)
     acc = prepared.account
-    text = (
+    return [], (
         f"Ready to run. {acc.rows_read:,} rows read, {acc.rows_used:,} will be analysed.\n"
         f"{len(prepared.issues)} data-quality notes; see them with "
         f"'equity-workbook prepare --config {config_path}'."
     )
-    relaxed = cfg.disclosure.warning()
-    if relaxed:  # it does not stop the run, but the person must know before sharing
-        text += "\n\n" + render("CFG008", detail=relaxed)
-    return [], text

@@ -143,6 +143,14 @@ def _config(tmp_path, disclosure: dict | None) -> Path:
     return path
 
 
+def _check(config: Path, capsys) -> tuple[int, str]:
+    """`equity-workbook check CONFIG`: its exit status and what it prints."""
+    from equity_helpers.cli import main
+
+    status = main(["check", str(config)])
+    return status, capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("disclosure", "words"),
     [
@@ -151,18 +159,14 @@ def _config(tmp_path, disclosure: dict | None) -> Path:
     ],
     ids=["relaxed", "off"],
 )
-def test_check_warns_when_disclosure_is_relaxed_or_off(tmp_path, disclosure, words):
-    from equity_helpers.init import check
-
-    problems, report = check(_config(tmp_path, disclosure))
-    assert problems == []  # a warning: it does not stop the run
+def test_check_warns_when_disclosure_is_relaxed_or_off(tmp_path, capsys, disclosure, words):
+    status, report = _check(_config(tmp_path, disclosure), capsys)
+    assert status == 0  # a warning: it does not stop the run
     assert report.startswith("Ready to run.")
     assert f"{CATALOGUE['CFG008'].title} [CFG008]" in report and words in report
 
 
-def test_check_is_quiet_about_the_nhs_rule(tmp_path):
-    from equity_helpers.init import check
-
-    problems, report = check(_config(tmp_path, None))
-    assert problems == [] and report.startswith("Ready to run.")
+def test_check_is_quiet_about_the_nhs_rule(tmp_path, capsys):
+    status, report = _check(_config(tmp_path, None), capsys)
+    assert status == 0 and report.startswith("Ready to run.")
     assert "CFG008" not in report
