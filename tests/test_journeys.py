@@ -10,10 +10,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
-import io
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +20,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from equity_helpers.cli import main
 from equity_helpers.errors import CATALOGUE
 from equity_helpers.init import guess_columns
 
@@ -45,6 +41,12 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     It runs in this process (the same ``main`` the command calls), which spares a Python
     start per call; `run` goes through the real command, in :func:`run_command`.
     """
+    import contextlib
+    import io
+    import os
+
+    from equity_helpers.cli import main
+
     out, err = io.StringIO(), io.StringIO()
     before = os.getcwd()
     os.chdir(cwd)
