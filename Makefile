@@ -48,7 +48,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 test: setup browser-deps lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 book: setup
 	$(BIN)/jupyter-book build . -n -W --keep-going

@@ -77,6 +77,14 @@ def cmd_check(args) -> int:
     from .init import check
 
     problems, report = check(args.config)
+    if not problems:
+        from .config import load_config
+        from .errors import render
+
+        # Not a problem (the run goes ahead), but the person must know before sharing.
+        relaxed = load_config(args.config).disclosure.warning()
+        if relaxed:
+            report += "\n\n" + render("CFG008", detail=relaxed)
     print(report)
     return 2 if problems else 0
 

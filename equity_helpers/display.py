@@ -41,16 +41,6 @@ def table(df: pd.DataFrame, *, caption: str, counts=(), percents=(), numbers=(),
     )
 
 
-def wide_table(wide: pd.DataFrame, *, caption: str):
-    """A two-way table of percentages with ``*`` for hidden cells."""
-    shown = wide.apply(lambda col: [_pct(v) for v in col]).astype(str)
-    return (
-        safe_table(shown.style)
-        .set_caption(html_text(caption))
-        .set_table_attributes('class="playbook-table"')
-    )
-
-
 def disclosure_notice(rule: DisclosureRule) -> Markdown:
     """The small-number rule in one sentence, and a loud warning when it is relaxed."""
     text = f"**Small numbers.** {rule.describe()}"

@@ -86,8 +86,8 @@ _ENTRIES = [
         "warning",
         "Disclosure control is relaxed or off",
         "{detail}",
-        "Do not share this workbook outside your organisation. Set disclosure.threshold "
-        "back to 7 and disclosure.rounding to 5 before sharing.",
+        "Do not share this workbook outside your organisation. Before sharing, set "
+        "disclosure.enabled to true, disclosure.threshold to 7 and disclosure.rounding to 5.",
     ),
     _m(
         "CFG009",
@@ -483,10 +483,27 @@ _ENTRIES = [
     _m(
         "RDB001",
         "error",
-        "The letters folder cannot be read",
+        "A letter or a folder of letters cannot be read",
         "{detail}",
-        "Put the letters as .txt, .md or .docx files in the folder named by "
-        "readability.before and readability.after in the config.",
+        "Check the letter or folder named, and the folders set as readability.before and "
+        "readability.after in the config.",
+    ),
+    # --- disclosure control ----------------------------------------------------------------
+    _m(
+        "DSC001",
+        "error",
+        "Disclosure control was given figures it cannot use",
+        "{detail}",
+        "This is a fault in how a table was built, not in your extract. Report it with the "
+        "step's log; the other steps are still in the workbook.",
+    ),
+    _m(
+        "DSC002",
+        "error",
+        "A table about to be published still holds small counts",
+        "{detail}",
+        "Nothing was published from this table. Report it: every table must go through "
+        "disclosure control before it is published.",
     ),
 ]
 

@@ -58,6 +58,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import PlaybookError
+
 logger = logging.getLogger("equity_helpers")
 
 __all__ = [
@@ -100,8 +102,15 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
-class DisclosureError(Exception):
-    """Base class for every disclosure-control error."""
+class DisclosureError(PlaybookError):
+    """Base class for every disclosure-control error: a catalogue message, with ``detail``."""
+
+    #: The catalogue code of the subclass's message.
+    CODE = "DSC001"
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(self.CODE, detail=detail)
 
 
 class DisclosureConfigError(DisclosureError, ValueError):
@@ -121,7 +130,8 @@ class DisclosureConfigError(DisclosureError, ValueError):
         self.key = key
         self.value = value
         self.allowed = allowed
-        super().__init__(f"'{key}' is {value!r}, which is not allowed. Use {allowed}.")
+        self.detail = f"'{key}' is {value!r}, which is not allowed."
+        PlaybookError.__init__(self, "CFG005", key=key, value=value, allowed=allowed)
 
 
 class DisclosureInputError(DisclosureError, ValueError):
@@ -130,6 +140,8 @@ class DisclosureInputError(DisclosureError, ValueError):
 
 class DisclosureLeakError(DisclosureError):
     """A table about to be exported still holds unprotected small counts."""
+
+    CODE = "DSC002"
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,7 +233,9 @@ class DisclosureRule:
         >>> DisclosureRule.from_config({"rounding": 0})
         Traceback (most recent call last):
         ...
-        equity_helpers.privacy.DisclosureConfigError: 'disclosure.rounding' is 0, which is not allowed. Use a whole number from 1 to 100.
+        equity_helpers.privacy.DisclosureConfigError: A config setting has a value the playbook cannot use [CFG005]
+          'disclosure.rounding' is 0, which is not allowed.
+          What to do: Use one of: a whole number from 1 to 100.
         """  # noqa: E501
         if mapping is None:
             return cls()

@@ -35,6 +35,8 @@ from pathlib import Path
 import pandas as pd
 from textstat.textstat import textstatistics
 
+from .errors import PlaybookError
+
 logger = logging.getLogger("equity_helpers")
 
 __all__ = [
@@ -69,8 +71,12 @@ _DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
 _WORD = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 
 
-class ReadabilityInputError(ValueError):
-    """A document or folder cannot be read for scoring."""
+class ReadabilityInputError(PlaybookError, ValueError):
+    """A document or folder cannot be read for scoring (catalogue code RDB001)."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__("RDB001", detail=detail)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,7 +376,7 @@ def score_folder(folder: str | Path) -> pd.DataFrame:
         try:
             score = score_text(text)
         except ReadabilityInputError as exc:
-            raise ReadabilityInputError(f"{name}: {exc}") from exc
+            raise ReadabilityInputError(f"{name}: {exc.detail}") from exc
         rows.append({"document": name, **score.as_dict()})
     logger.info("Scored %d document(s) in %s.", len(rows), folder)
     return pd.DataFrame(rows, columns=_COLUMNS)

@@ -196,7 +196,8 @@ def number(value, fmt: str = ".1f", missing: str = "not available") -> str:
 
 
 def too_few(rule) -> str:
-    """How few people the small-number rule hides, in words: "fewer than 8 people".
+    """How few people the small-number rule hides, in words ("fewer than 8 people" under
+    NHS England's rule, which hides 1 to 7; the number follows the configured threshold).
 
     >>> from equity_helpers.privacy import DisclosureRule
     >>> too_few(DisclosureRule(threshold=10))

@@ -13,6 +13,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
 TEST_OUTPUT = ROOT / "test-output"
+SAMPLE_CONFIG = ROOT / "sample_data" / "sample_service.yml"
+
+#: Fixtures that build the book, a workbook or run notebooks: a test using one is slow.
+SLOW_FIXTURES = {
+    "built_book",
+    "sample_workbook",
+    "sample_folder",
+    "run_notebook",
+    "sample_one_step",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark as slow every test that builds the book or a workbook, or starts Chromium.
+
+    So ``pytest -m "not slow"`` is the fast loop, whatever a new test forgets to say.
+    (Runs before pytest deselects by mark.)
+    """
+    for item in items:
+        if item.get_closest_marker("browser") or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -63,21 +85,28 @@ def built_book() -> Path:
 
 
 @pytest.fixture(scope="session")
-def run_notebook():
-    """Run a notebook under papermill, as the workbook does, and cache the result.
+def run_notebook(request):
+    """A notebook executed under papermill, as the workbook runs it, cached for the session.
 
     Usage: ``nb, glued = run_notebook("data-completeness", config_path=...)``.
-    Returns the executed notebook and the values it glued.
+    Returns the executed notebook and the values it glued. A workbook step asked for with
+    no parameters is the notebook the shared sample workbook ran (so each step runs once
+    per session, not once per test file); any other is run here.
     """
     import nbformat
     import papermill as pm
 
-    from equity_helpers.notebooks import read_glued, to_notebook
+    from equity_helpers.notebooks import NOTEBOOKS, read_glued, to_notebook
 
+    steps = {info.name for info in NOTEBOOKS}
     cache: dict = {}
 
     def _run(name: str, **params):
         key = (name, tuple(sorted(params.items())))
+        if key not in cache and name in steps and not params:
+            published = request.getfixturevalue("sample_folder") / "notebooks" / f"{name}.ipynb"
+            nb = nbformat.read(published, as_version=4)
+            cache[key] = (nb, read_glued(nb))
         if key not in cache:
             out_dir = TEST_OUTPUT / "notebooks"
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +145,7 @@ def sample_workbook():
             str(cli),
             "run",
             "--config",
-            str(ROOT / "sample_data" / "sample_service.yml"),
+            str(SAMPLE_CONFIG),
             "--out",
             str(out),
             "--jobs",
@@ -127,6 +156,43 @@ def sample_workbook():
         cwd=ROOT,
     )
     return out, proc, time.perf_counter() - start
+
+
+@pytest.fixture(scope="session")
+def sample_folder(sample_workbook) -> Path:
+    """The sample's published workbook folder (``<out>/<slug>``), from the one shared build.
+
+    For tests that only read the workbook: never write into it, copy it first.
+    """
+    from equity_helpers.config import load_config
+    from equity_helpers.workbook import slugify
+
+    out, proc, _ = sample_workbook
+    folder = out / slugify(load_config(SAMPLE_CONFIG).service_name)
+    if proc.returncode != 0 or not (folder / "manifest.json").is_file():
+        pytest.fail("The sample workbook did not build:\n" + (proc.stdout + proc.stderr)[-4000:])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sample_one_step(tmp_path_factory):
+    """An output folder holding the sample's one-step workbook (data completeness) and its
+    step cache, built once. Returns a function that copies it to a new folder and returns
+    the copy (``<out>``; the workbook is ``<out>/<slug>``), for tests whose first run is
+    this one: a copy is the same files as a run of its own, without the minute it takes.
+    """
+    from equity_helpers.workbook import run_workbook
+
+    built = tmp_path_factory.mktemp("one-step") / "out"
+    result = run_workbook(SAMPLE_CONFIG, built, jobs=1, steps=["data-completeness"])
+    if not result.ok:
+        pytest.fail(f"The sample's one-step workbook did not build: {result.failures}")
+
+    def copy(to: Path) -> Path:
+        shutil.copytree(built, to, symlinks=True)
+        return to
+
+    return copy
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -46,7 +46,7 @@ IMD = ROOT / "sample_data" / "reference" / "imd2025_file7_synthetic.csv"
 BASE = yaml.safe_load((CORPUS / "base_config.yml").read_text(encoding="utf-8"))
 HEADER = list(BASE["columns"].values())
 
-EXAMPLES = int(os.environ.get("EQUITY_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("EQUITY_FUZZ_EXAMPLES", "15"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -242,6 +242,7 @@ def test_the_scan_finds_every_kind_of_planted_value(planted) -> None:
     assert find_identifiers("Referrals analysed: 5,974; E01900109; 2022-04-01", planted) == []
 
 
+@pytest.mark.slow
 def test_the_workbook_was_built(workbook) -> None:
     out = workbook.out_dir
     assert workbook.error is None
@@ -253,6 +254,7 @@ def test_the_workbook_was_built(workbook) -> None:
     assert account["rows_read"] == account["rows_used"] + sum(account["excluded"].values())
 
 
+@pytest.mark.slow
 def test_no_identifier_in_any_output(workbook, planted) -> None:
     """No referral ID, NHS number, name, date of birth, postcode, address or phone anywhere."""
     files = output_files(workbook.out_dir)
@@ -268,6 +270,7 @@ def test_no_identifier_in_any_output(workbook, planted) -> None:
     )
 
 
+@pytest.mark.slow
 def test_published_pages_do_not_name_the_extract_folder(workbook, planted) -> None:
     """The HTML pages, tables and manifest do not show where the extract sits on the machine."""
     out = workbook.out_dir
@@ -318,6 +321,7 @@ def test_is_count_column() -> None:
     assert not is_count_column("3", "Missed appointments (%) by ethnic group and IMD quintile")
 
 
+@pytest.mark.slow
 def test_every_csv_starts_with_the_rule(workbook, planted) -> None:
     rule = planted["rule"]
     csvs = sorted((workbook.out_dir / "tables").glob("*.csv"))
@@ -328,6 +332,7 @@ def test_every_csv_starts_with_the_rule(workbook, planted) -> None:
         assert f"# {rule.describe()}" in header, f"{path.name} does not state the rule: {header}"
 
 
+@pytest.mark.slow
 def test_every_xlsx_states_the_rule(workbook, planted) -> None:
     rule = planted["rule"]
     books = sorted((workbook.out_dir / "tables").glob("*.xlsx"))
@@ -337,6 +342,7 @@ def test_every_xlsx_states_the_rule(workbook, planted) -> None:
         assert rule.describe() in header, f"{path.name} does not state the rule: {header}"
 
 
+@pytest.mark.slow
 def test_exported_tables_have_no_small_counts(workbook, planted) -> None:
     rule = planted["rule"]
     found = {}
@@ -360,6 +366,7 @@ def _html_tables(html: str) -> list[pd.DataFrame]:
         return []
 
 
+@pytest.mark.slow
 def test_notebook_and_page_tables_have_no_small_counts(workbook, planted) -> None:
     """HTML tables in the executed notebooks' outputs and in the workbook's pages."""
     rule = planted["rule"]
@@ -386,6 +393,7 @@ def test_notebook_and_page_tables_have_no_small_counts(workbook, planted) -> Non
     assert not found, f"counts from 1 to {rule.hidden_up_to} in HTML tables: {found}"
 
 
+@pytest.mark.slow
 def test_tables_have_no_unnamed_index_column(workbook) -> None:
     found = []
     for path in sorted((workbook.out_dir / "tables").glob("*.csv")):

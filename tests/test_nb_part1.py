@@ -1,7 +1,7 @@
 """The Part 1 notebooks (Steps 1, 3 and 4) run, and their headline figures are right.
 
-Each notebook is run on the synthetic sample under papermill, as the workbook runs it.
-The figures it glues are checked against an independent computation done here with
+Each notebook is the one the shared sample workbook ran under papermill (the
+``sample_folder`` fixture; the book build runs them again, standalone). The figures it glues are checked against an independent computation done here with
 plain pandas, straight from the raw sample files (not through ``equity_helpers``):
 the extract is read as text and the loader's exclusions are mirrored by hand.
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import html
+import json
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ import pytest
 from equity_helpers.config import load_config
 from equity_helpers.errors import CATALOGUE, WorkbookError
 from equity_helpers.pdf import collect_parts, print_html, print_pdf
-from equity_helpers.workbook import HEADLINES, run_workbook
+from equity_helpers.workbook import HEADLINES, StepResult, WorkbookResult
 
 pytestmark = [pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,14 +131,22 @@ def read_cells(page: Path) -> CellText:
 
 
 @pytest.fixture(scope="module")
-def printed(tmp_path_factory):
-    """The sample service's workbook, built with --pdf once; its pages' text and its HTML."""
+def printed(sample_folder, tmp_path_factory):
+    """The shared sample workbook printed once, as `--pdf` prints it; its pages' text.
+
+    The PDF is printed with the runner's own ``print_pdf`` from the published HTML into a
+    folder of its own (the shared workbook is only read). `--pdf` through the runner is
+    checked in test_workbook_options.py.
+    """
     need_tools()
-    out = tmp_path_factory.mktemp("print") / "out"
-    result = run_workbook(SAMPLE_CFG, out, jobs=2, pdf=True)
+    cfg = load_config(SAMPLE_CFG)
+    manifest = json.loads((sample_folder / "manifest.json").read_text(encoding="utf-8"))
+    steps = [StepResult(**s) for s in manifest["steps"]]
+    result = WorkbookResult(cfg.service_name, sample_folder.name, sample_folder, steps)
     assert result.ok, [s.message for s in result.failures]
-    pdf = result.pdf
-    assert pdf is not None and pdf.is_file() and pdf == result.out_dir / "workbook.pdf"
+    pdf = print_pdf(sample_folder / "html", tmp_path_factory.mktemp("print") / "workbook.pdf", cfg)
+    assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
+    result.pdf = pdf
     pages = [page_text(pdf, n) for n in range(1, page_count(pdf) + 1)]
     # Pages for a person to look at: the cover, the first step and the longest table.
     shutil.rmtree(PNG_DIR, ignore_errors=True)
@@ -258,14 +267,14 @@ def test_the_pdf_names_no_machine_path(printed):
 
 
 @pytest.mark.slow
-def test_notes_tables_leave_room_to_write(printed):
+def test_notes_tables_leave_room_to_write(printed, tmp_path):
     """The blank rows of each step's notes table are at least 2.5 cm tall on paper."""
     from playwright.sync_api import sync_playwright
 
     result, _ = printed
     html_dir = (result.out_dir / "html").resolve()
     cfg = load_config(SAMPLE_CFG)
-    page_file = result.out_dir.parent / "print-check.html"
+    page_file = tmp_path / "print-check.html"
     page_file.write_text(print_html(html_dir, collect_parts(html_dir), cfg, dt.date.today()))
     with sync_playwright() as p:
         browser = p.chromium.launch(

@@ -23,13 +23,14 @@ import yaml
 from equity_helpers.config import load_config
 from equity_helpers.errors import WorkbookError
 from equity_helpers.service import input_fingerprint, prepare_to_file
-from equity_helpers.workbook import run_many, run_workbook
+from equity_helpers.workbook import run_many, run_workbook, slugify
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("equity-workbook")
 SAMPLE_CFG = ROOT / "sample_data" / "sample_service.yml"
 ONE_STEP = ["data-completeness"]
 SAMPLE_NAME = "Derbyshire Long COVID Rehabilitation Service (synthetic example)"
+SAMPLE_SLUG = slugify(SAMPLE_NAME)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -183,10 +184,11 @@ def test_run_refuses_a_folder_it_did_not_make(tmp_path):
     assert sorted(p.name for p in precious.rglob("*")) == ["2025.md", "notes.txt", "plans"]
 
 
-def test_a_failed_publish_keeps_the_last_good_workbook(tmp_path, monkeypatch):
-    out = tmp_path / "out"
-    first = run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
-    final = first.out_dir
+@pytest.mark.slow
+def test_a_failed_publish_keeps_the_last_good_workbook(tmp_path, monkeypatch, sample_one_step):
+    out = sample_one_step(tmp_path / "out")  # as after a first run of the step
+    final = out / SAMPLE_SLUG
+    assert (final / "manifest.json").is_file()
     before = {p.relative_to(final): p.read_bytes() for p in final.rglob("*") if p.is_file()}
     assert before
 
@@ -240,6 +242,7 @@ def test_prepared_files_are_private(tmp_path, monkeypatch):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_patient_data_and_no_processes(tmp_path, slow_notebooks):
     out = tmp_path / "out"
     proc, family = start_slow_run(tmp_path, slow_notebooks, out)
@@ -350,17 +353,18 @@ def test_fingerprint_covers_letters_and_file_contents(tmp_path):
     assert input_fingerprint(load_config(config)) != before
 
 
-def test_force_runs_every_step_again(tmp_path):
-    out = tmp_path / "out"
-    run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
+@pytest.mark.slow
+def test_force_runs_every_step_again(tmp_path, sample_one_step):
+    out = sample_one_step(tmp_path / "out")  # as after a first run of the step
+    assert run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP).reused  # the guard
     again = run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP, force=True)
     assert not again.reused
     assert [s.status for s in again.steps] == ["ok"]
 
 
-def test_a_damaged_cache_entry_is_run_again(tmp_path):
-    out = tmp_path / "out"
-    run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP)
+@pytest.mark.slow
+def test_a_damaged_cache_entry_is_run_again(tmp_path, sample_one_step):
+    out = sample_one_step(tmp_path / "out")  # as after a first run of the step
     cached = [p for p in (out / ".cache").rglob("*.ipynb")]
     assert cached
     for p in cached:  # as a full disk leaves them
@@ -372,6 +376,7 @@ def test_a_damaged_cache_entry_is_run_again(tmp_path):
     assert result.headlines()["rows_used"]
 
 
+@pytest.mark.slow
 def test_an_edited_letter_is_scored_again(tmp_path):
     config = write_config(tmp_path / "cfg", own_letters=True)
     out = tmp_path / "out"
@@ -395,6 +400,7 @@ def test_an_edited_letter_is_scored_again(tmp_path):
 # ----------------------------------------------------------------------------- 4. collisions and concurrency
 
 
+@pytest.mark.slow
 def test_services_whose_names_look_alike_get_their_own_folders(tmp_path):
     a = write_config(tmp_path / "a", "A & B")
     b = write_config(tmp_path / "b", "A / B")
@@ -414,6 +420,7 @@ def test_services_whose_names_look_alike_get_their_own_folders(tmp_path):
     assert all(r.reused for r in again)
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_folder_is_refused_clearly(tmp_path, slow_notebooks):
     out = tmp_path / "out"
     first, family = start_slow_run(tmp_path, slow_notebooks, out)
@@ -451,6 +458,7 @@ def test_a_second_run_into_the_same_folder_is_refused_clearly(tmp_path, slow_not
 # ----------------------------------------------------------------------------- 5. Ctrl-C
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_at_once_with_one_line(tmp_path, slow_notebooks):
     out = tmp_path / "out"
     proc, family = start_slow_run(tmp_path, slow_notebooks, out)
@@ -496,6 +504,7 @@ def _files_holding(folder: Path, needles: list[str]) -> dict[str, list[str]]:
     return hits
 
 
+@pytest.mark.slow
 def test_published_files_hold_no_machine_paths(tmp_path):
     notebooks = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", notebooks)

@@ -321,6 +321,30 @@ def test_without_home_areas_each_view_says_why(edge):
     assert math.isnan(deprivation_and_core20.run(service).values["core20_ratio"])
 
 
+def test_areas_that_match_no_deprivation_data(tmp_path):
+    """If no home area is in the IMD file, the deprivation views say so instead of failing."""
+    imd = tmp_path / "imd.csv"
+    imd.write_text(
+        "lsoa21cd,lad24cd,imd_rank,imd_decile\n"
+        + "".join(f"E0100000{i},E06000015,{i * 100},{i}\n" for i in range(1, 10))
+    )
+    cfg = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    cfg["extract"]["path"] = str(SAMPLE / cfg["extract"]["path"])
+    cfg["reference"] = {"imd_edition": 2025, "imd_path": str(imd)}
+    cfg.pop("readability")
+    path = tmp_path / "service.yml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    service = open_service(str(path))
+    for name in ("deprivation-and-core20", "access-and-outcome-gaps", "evaluation"):
+        check_result(steps.STEPS[name].run(service), name)
+    deprivation = deprivation_and_core20.run(service)
+    assert "home area (LSOA) codes" in deprivation.notes["core20"]
+    assert math.isnan(deprivation.values["core20_ratio"])
+    gaps = access_and_outcome_gaps.run(service)
+    assert "home area (LSOA) codes" in gaps.notes["gradient"]
+    assert gaps.values["dna_overall_pct"] > 0  # what needs no home area is still measured
+
+
 def test_ethnicity_all_invalid_still_shows_age_sex_and_deprivation(edge):
     result = who_uses_the_service.run(edge("ethnicity-all-invalid"))
     assert {"age_group", "sex_label", "imd_quintile"} <= set(result.charts)

@@ -54,7 +54,7 @@ def run(service) -> StepResult:
         else:
             scores = _scores(before_dir, after_dir)
     except readability.ReadabilityInputError as exc:
-        problem = str(exc)
+        problem = f"{exc.detail} [{exc.code}]"
     result.values["n_documents"] = 0 if scores is None else len(scores)
     if problem or scores is None:
         note = f"**There are no letters to score yet.** {md_text(problem)}\n\n{HOW_TO_ADD}"
