@@ -133,6 +133,11 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _warm_up() -> None:
+    """Load what running a notebook needs, in a worker, before its first notebook comes."""
+    import papermill  # noqa: F401
+
+
 def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str, float]:
     """Run one notebook with papermill (in a worker process). Returns status, message, seconds."""
     import papermill as pm
@@ -166,6 +171,35 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
         os.close(saved)
 
 
+def work_out_results(cfg: ServiceConfig, prepared: Path, names: list[str], path: Path) -> list[str]:
+    """Run each named step's ``run`` once in this process and write the results to ``path``.
+
+    The steps a step builds on (the summary reads the gaps and the evaluation) are worked
+    out once too and written with them. A step that fails here is left out: its notebook
+    works it out again and reports the error on its own page. Returns the steps written.
+    """
+    from ..service import open_service
+    from ..steps import STEPS
+    from ..steps.base import save_results
+
+    service = open_service(str(cfg.path), str(prepared))
+    for name in names:
+        if name not in STEPS:
+            continue
+        start = time.perf_counter()
+        try:
+            STEPS[name].run(service)
+        except Exception as exc:  # noqa: BLE001 - reported by the step's own notebook
+            log.info("%s could not be worked out ahead: %s", name, exc)
+            continue
+        log.debug("%s worked out in %.2f s", name, time.perf_counter() - start)
+    try:
+        return save_results(service, path)
+    except OSError as exc:  # a full disk: each notebook works its step out itself
+        log.warning("The step results were not written for the notebooks: %s", exc)
+        return []
+
+
 def _missing_columns(info: NotebookInfo, columns: set[str]) -> list[str]:
     return [c for c in info.needs if c not in columns]
 
@@ -183,12 +217,14 @@ def run_steps(
     notebook_dir: Path = NOTEBOOK_DIR,
     force: bool = False,
     roots: list[tuple[str, str]] | None = None,
+    while_notebooks_run: Callable[[], object] | None = None,
 ) -> list[StepResult]:
     """Run the notebooks for one service in parallel; reuse unchanged finished steps.
 
     A step's result is reused only when nothing it reads has changed (the extract, the
     config, every reference file and letter, the package and the step's notebook) and the
-    kept copy is whole. ``force`` runs every step again.
+    kept copy is whole. ``force`` runs every step again. ``while_notebooks_run`` is called
+    once the notebooks are handed to the workers (the pipeline gets the HTML build ready).
     """
     import nbformat
     import pyarrow.parquet as pq
@@ -239,17 +275,33 @@ def run_steps(
     pool = None
     try:
         # Workers start with Ctrl-C held back: the run, not each worker, answers it.
+        workers = max(1, min(jobs, len(todo)))
         with _SigintHeld():
             pool = cf.ProcessPoolExecutor(
-                max_workers=max(1, min(jobs, len(todo))),
+                max_workers=workers,
                 mp_context=ctx,
                 initializer=_worker_init,
                 initargs=(os.getpid(),),
             )
+            # The workers start and load papermill while this process works out the steps.
+            for _ in range(workers):
+                pool.submit(_warm_up)
+        # Every step is worked out once, here; the notebooks take the results from the file.
+        shared = work / "step-results.pickle"
+        start = time.perf_counter()
+        if work_out_results(cfg, prepared, [job[0].name for job in todo], shared):
+            for job in todo:
+                job[3]["results_path"] = str(shared)
+        progress(
+            f"Worked out the steps in {time.perf_counter() - start:.1f} s; running the notebooks"
+        )
+        with _SigintHeld():
             futures = {
                 pool.submit(_execute, str(job[1]), str(job[2]), job[3], str(work)): job
                 for job in todo
             }
+        if while_notebooks_run is not None:
+            while_notebooks_run()
         for fut in cf.as_completed(futures):
             info, src, tgt, params, entry, step_tables = futures[fut]
             try:
