@@ -29,6 +29,8 @@ def write_index(results: list[WorkbookResult], out: Path) -> Path:
                 "failed: " + html_text((r.error or "").splitlines()[0])
                 if r.error
                 else f"{len(r.failures)} step(s) failed"
+                if r.failures
+                else "complete, but the PDF was not printed"
             )
         )
         cells = "".join(f"<td>{html_text(_fmt(h[k])) if k in h else '-'}</td>" for k in keys)

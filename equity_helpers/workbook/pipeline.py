@@ -38,7 +38,7 @@ from .folders import (
 from .index import write_index
 from .paths import _machine_roots, sanitise_paths, scrub_text
 from .results import StepResult, WorkbookResult, slugify
-from .site import assemble
+from .site import assemble, preload
 
 log = logging.getLogger("equity_helpers")
 
@@ -170,6 +170,7 @@ def _run_locked(
             notebook_dir=notebook_dir,
             force=force,
             roots=roots,
+            while_notebooks_run=preload,
         )
         progress("Assembling the HTML workbook")
         html_dir = assemble(
@@ -201,12 +202,18 @@ def _run_locked(
         result = WorkbookResult(cfg.service_name, name, final, results)
         if pdf:
             progress("Printing the PDF with headless Chromium")
-            result.pdf = print_pdf(staged / "html", staged / "workbook.pdf", cfg)
+            try:
+                result.pdf = print_pdf(staged / "html", staged / "workbook.pdf", cfg)
+            except WorkbookError as exc:
+                # The HTML workbook is still published; the run reports the PDF's failure.
+                result.pdf_error = str(exc)
+                progress("The PDF was not printed; the HTML workbook is published without it.")
         manifest = {
             "made_by": MADE_BY,
             **identity,
             "run_key": run_key,
-            "complete": True,
+            # A workbook without the PDF asked for is built again next time.
+            "complete": result.pdf_error is None,
             "date": dt.date.today().isoformat(),
             "account": meta["account"],
             "headlines": result.headlines(),

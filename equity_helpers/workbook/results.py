@@ -34,6 +34,8 @@ class WorkbookResult:
     seconds: float = 0.0
     pdf: Path | None = None
     error: str | None = None
+    #: Why the PDF asked for was not printed (the HTML workbook was published all the same).
+    pdf_error: str | None = None
 
     @property
     def html_index(self) -> Path:
@@ -45,7 +47,7 @@ class WorkbookResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.failures
+        return self.error is None and not self.failures and self.pdf_error is None
 
     def headlines(self) -> dict:
         glued = {}
