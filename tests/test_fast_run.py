@@ -163,8 +163,10 @@ def test_two_services_in_turn_each_get_their_own_figures(tmp_path):
     sys.path.insert(0, str(ROOT / "tests"))
     import second_service
 
-    extract = second_service.make_extract(tmp_path / "second")
-    second_cfg = second_service.write_config(tmp_path / "second", extract)
+    folder = tmp_path / "second"
+    folder.mkdir()
+    extract = second_service.make_extract(folder)
+    second_cfg = second_service.write_config(folder, extract)
     results = run_many([SAMPLE_CFG, second_cfg], tmp_path / "out", jobs=2, steps=ONE_STEP)
     assert [r.ok for r in results] == [True, True]
     published = []
@@ -191,3 +193,28 @@ def test_a_pdf_that_cannot_be_printed_still_publishes_the_html(tmp_path, monkeyp
     # Not marked complete: the next run builds it again (and tries the PDF again).
     manifest = json.loads((result.out_dir / "manifest.json").read_text())
     assert manifest["complete"] is False
+
+
+def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch):
+    """On a busy machine a kernel can die before it answers; that is not the step's failure."""
+    from equity_helpers.workbook import execute
+
+    calls = []
+
+    def kernel_dies_first(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(pm, "execute_notebook", kernel_dies_first)
+    status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, ".")
+    assert (status, message, len(calls)) == ("ok", "", 2)
+
+    def kernel_always_dies(*args, **kwargs):
+        calls.append(args)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    calls.clear()
+    monkeypatch.setattr(pm, "execute_notebook", kernel_always_dies)
+    status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, ".")
+    assert status == "failed" and "Kernel died" in message and len(calls) == 2

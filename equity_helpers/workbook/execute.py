@@ -138,6 +138,10 @@ def _warm_up() -> None:
     import papermill  # noqa: F401
 
 
+#: How papermill reports a kernel that died while starting, before any cell ran.
+_KERNEL_NEVER_STARTED = "Kernel died before replying to kernel_info"
+
+
 def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str, float]:
     """Run one notebook with papermill (in a worker process). Returns status, message, seconds."""
     import papermill as pm
@@ -150,15 +154,23 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
         os.dup2(fh.fileno(), 2)
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            source,
-            output,
-            parameters=params,
-            cwd=cwd,
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=False,
-        )
+        for attempt in (1, 2):
+            try:
+                pm.execute_notebook(
+                    source,
+                    output,
+                    parameters=params,
+                    cwd=cwd,
+                    kernel_name="python3",
+                    progress_bar=False,
+                    log_output=False,
+                )
+                break
+            except RuntimeError as exc:
+                # A kernel that never started (on a busy machine two kernels can be given
+                # the same port) ran nothing of the notebook: start a new one, once.
+                if attempt == 2 or not str(exc).startswith(_KERNEL_NEVER_STARTED):
+                    raise
         return "ok", "", time.perf_counter() - start
     except pm.PapermillExecutionError as exc:
         detail = f"{exc.ename}: {exc.evalue}".strip()
