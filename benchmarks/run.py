@@ -233,7 +233,7 @@ def write_readme(results: dict) -> None:
         lines.append(
             f"| {n} | compute only (one process) | {c['total_s']:.1f} | - | "
             f"{c['import_s'] + c['prepare_s']:.1f} | {c['steps_s']:.1f} | - | - | "
-            f"{c['load_before']:.1f}-{c['load_after']:.1f} |"
+            f"{_loads([c])} |"
         )
     table = "\n".join(lines)
     block = (
