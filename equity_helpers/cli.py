@@ -63,8 +63,11 @@ def cmd_run(args) -> int:
         print(f"  Open: {r.html_index}")
         if r.pdf:
             print(f"  PDF: {r.pdf}")
+        if r.pdf_error:
+            status = 2
+            print("  The PDF was not printed:\n    " + r.pdf_error.replace("\n", "\n    "))
         if r.failures:
-            status = 1
+            status = max(status, 1)
             print(f"  {len(r.failures)} step(s) failed:")
             for s in r.failures:
                 print("  - " + s.message.replace("\n", "\n    "))

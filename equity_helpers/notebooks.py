@@ -10,9 +10,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jupytext
-import nbformat
+if TYPE_CHECKING:  # jupytext and nbformat take seconds to import: loaded where used
+    import nbformat
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -105,6 +106,8 @@ BY_NAME = {n.name: n for n in NOTEBOOKS}
 
 def to_notebook(name_or_path: str | Path) -> nbformat.NotebookNode:
     """Read a MyST markdown notebook (by name or path) as a notebook object."""
+    import jupytext
+
     path = Path(name_or_path)
     if not path.suffix:
         path = NOTEBOOK_DIR / f"{name_or_path}.md"
@@ -113,6 +116,8 @@ def to_notebook(name_or_path: str | Path) -> nbformat.NotebookNode:
 
 def read_glued(nb: nbformat.NotebookNode | str | Path) -> dict:
     """The values an executed notebook glued, by name (as Python values where possible)."""
+    import nbformat
+
     if not isinstance(nb, nbformat.NotebookNode):
         nb = nbformat.read(str(nb), as_version=4)
     out = {}
@@ -193,6 +198,8 @@ def count_logic(notebook_dir: str | Path = NOTEBOOK_DIR) -> dict[str, tuple[int,
 
     Run ``python -m equity_helpers.notebooks`` to print the counts.
     """
+    import jupytext
+
     return {p.stem: logic_lines(jupytext.read(p)) for p in sorted(Path(notebook_dir).glob("*.md"))}
 
 

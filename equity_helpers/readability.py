@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
-from textstat.textstat import textstatistics
+
+from .lazy import lazy_value
 
 from .errors import PlaybookError
 
@@ -59,10 +60,18 @@ READABLE_SUFFIXES = (".txt", ".md", ".docx")
 #: SMOG was designed for samples of 30 sentences; fewer makes it a rough guide only.
 SMOG_MIN_SENTENCES = 30
 
+
+def _textstat():
+    from textstat.textstat import textstatistics  # slow to import: loaded on first use
+
+    counter = textstatistics()
+    counter.set_rounding(False)
+    return counter
+
+
 # A private textstat object with its output rounding off, so the module's results do not
 # depend on (or change) settings of the shared ``textstat.textstat`` object.
-_TEXTSTAT = textstatistics()
-_TEXTSTAT.set_rounding(False)
+_TEXTSTAT = lazy_value(_textstat)
 
 _SENTENCE = re.compile(r"\b[^.!?]+[.!?]*", re.UNICODE)  # textstat's own sentence pattern
 _BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")

@@ -149,6 +149,8 @@ class Service:
     prepared_path: Path
     output_dir: Path | None = None
     _exports: list = field(default_factory=list)
+    #: The steps this service object worked out itself (not handed over by the runner).
+    computed_steps: list = field(default_factory=list)
 
     @property
     def rule(self) -> DisclosureRule:
@@ -222,6 +224,7 @@ def open_service(
     config_path: str | Path,
     prepared_path: str | Path | None = "",
     output_dir: str | Path | None = "",
+    results_path: str | Path | None = "",
 ) -> Service:
     """Load a service's config and prepared data (preparing it if needed).
 
@@ -234,6 +237,9 @@ def open_service(
         A prepared Parquet file made by the workbook runner. Blank: prepare (or reuse) here.
     output_dir : str or Path, optional
         Where summary tables are written. Blank: tables are shown, not written.
+    results_path : str or Path, optional
+        The step results the workbook runner worked out once for this run. Blank: each
+        step is worked out here when the notebook asks for it.
     """
     cfg = load_config(resolve_path(config_path))
     if prepared_path:
@@ -242,10 +248,15 @@ def open_service(
     else:
         path, meta = prepare_to_file(cfg)
         data, meta = read_prepared(path)
-    return Service(
+    service = Service(
         cfg=cfg,
         data=data,
         meta=meta,
         prepared_path=path,
         output_dir=Path(output_dir) if output_dir else None,
     )
+    if results_path and Path(results_path).is_file():
+        from .steps.base import load_results
+
+        load_results(service, results_path)
+    return service

@@ -67,7 +67,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import stats as _st
+
+from .lazy import lazy_module
+
+_st = lazy_module("scipy.stats")  # about a second to import: loaded on first use
 
 logger = logging.getLogger("equity_helpers")
 
@@ -102,7 +105,7 @@ SPC_MIN_POINTS = 12
 #: Length of a run for the trend and shift rules.
 SPC_RUN = 7
 #: phe_sii derives standard errors from 95% limits whatever the SII confidence level.
-_Z95 = float(_st.norm.ppf(0.975))
+_Z95 = 1.959963984540054  # float(scipy.stats.norm.ppf(0.975)), without importing SciPy
 
 _VALUE_TYPES = {0: "normal", 1: "rate", 2: "proportion"}
 _DIRECTIONS = {"increase": 1, "decrease": -1, "neutral": 0}

@@ -437,6 +437,9 @@ def test_the_command_reports_a_missing_chromium_without_a_traceback(tmp_path):
     assert "Traceback" not in output
     assert "[PDF001]" in output and CATALOGUE["PDF001"].title in output
     assert list((tmp_path / "out").rglob("*.pdf")) == []
+    # The HTML workbook is published all the same, and the run says so.
+    assert len(list((tmp_path / "out").glob("*/html/index.html"))) == 1
+    assert "The PDF was not printed" in output
 
 
 def test_the_book_prints_closed_folds_open(tmp_path):

@@ -11,6 +11,8 @@ workbook.
 from __future__ import annotations
 
 import functools
+import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,11 +74,9 @@ class StepResult:
 
     # -- for notebooks ---------------------------------------------------------------------
     def glue(self) -> None:
-        """Glue every value (``myst_nb.glue``) so the prose and the workbook can quote it."""
-        from myst_nb import glue
-
+        """Glue every value (as ``myst_nb.glue`` does) so the prose and the workbook can quote it."""
         for key, value in self.values.items():
-            glue(key, value, display=False)
+            glue(key, value)
 
     def show(self, name: str):
         """Show one view: a table, a chart, a list or a paragraph, or the note saying why not.
@@ -139,6 +139,25 @@ class StepResult:
         return out
 
 
+#: The prefix ``myst_nb.glue`` gives the output of a value glued without showing it.
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, value: Any) -> None:
+    """Glue a value without showing it: the same output as ``myst_nb.glue(name, value, False)``.
+
+    Importing ``myst_nb`` costs a notebook about a second (it loads ``nbformat``), for
+    three lines of work; the book and :func:`~equity_helpers.notebooks.read_glued` read
+    the output either way.
+    """
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display
+
+    mimebundle, metadata = format_display_data(value)
+    metadata["scrapbook"] = dict(name=name, mime_prefix=GLUE_PREFIX)
+    display({GLUE_PREFIX + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
+
+
 def number_or_nan(value) -> float:
     """A float for a glued figure: NaN stands for "not available" and is never put in words."""
     return float(value) if is_number(value) else float("nan")
@@ -182,6 +201,9 @@ def cached(step: Callable) -> Callable:
     """Run a step once per service object; later calls (say, from the summary) reuse it.
 
     Before the first step runs, small free-text groups are merged (:func:`protect_labels`).
+    Results handed over by the workbook runner (:func:`load_results`) are used as they
+    are. The steps this service object worked out itself are listed in
+    ``service.computed_steps``.
     """
 
     @functools.wraps(step)
@@ -191,6 +213,43 @@ def cached(step: Callable) -> Callable:
         key = step.__module__
         if key not in cache:
             cache[key] = seal(step(service), service.rule)
+            service.__dict__.setdefault("computed_steps", []).append(key.rsplit(".", 1)[-1])
         return cache[key]
 
     return run
+
+
+def save_results(service, path) -> list[str]:
+    """Write the step results this service object holds to one file, for its notebooks.
+
+    The workbook runner works out every step once, in one process, and hands the file to
+    each notebook's :func:`~equity_helpers.service.open_service`. The file belongs to one
+    service's run and lives in that run's private folder. A result that cannot be written
+    is left out (its notebook then works it out itself). Returns the steps written.
+    """
+    kept = {}
+    for key, result in service.__dict__.get("_step_results", {}).items():
+        try:
+            kept[key] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - an odd value costs only the reuse
+            continue
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump({"service": service.name, "results": kept}, fh)
+    os.replace(tmp, path)
+    return [key.rsplit(".", 1)[-1] for key in kept]
+
+
+def load_results(service, path) -> list[str]:
+    """Take the step results the workbook runner worked out (see :func:`save_results`).
+
+    Only results made for this same service are taken. Returns the steps taken.
+    """
+    with open(path, "rb") as fh:
+        saved = pickle.load(fh)  # the run's own file, in its private folder
+    if saved.get("service") != service.name:
+        return []
+    cache = service.__dict__.setdefault("_step_results", {})
+    for key, blob in saved["results"].items():
+        cache.setdefault(key, pickle.loads(blob))
+    return [key.rsplit(".", 1)[-1] for key in saved["results"]]

@@ -1,0 +1,227 @@
+"""The workbook's own pages: the front page, the step pages and the tables page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import yaml
+
+from ..config import ServiceConfig
+from ..errors import CATALOGUE
+from ..notebooks import NotebookInfo
+from ..safe_html import md_text
+from .cache import _versions
+from .paths import sanitise_paths
+from .results import HEADLINES, StepResult, _as_number, _fmt
+
+
+def _public_config(cfg: ServiceConfig) -> str:
+    """The config as run, with paths shortened to file names (no machine paths)."""
+
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [strip(v) for v in o]
+        if isinstance(o, str) and ("/" in o or "\\" in o):
+            return Path(o.replace("\\", "/")).name
+        return o
+
+    return yaml.safe_dump(strip(cfg.raw), sort_keys=False, allow_unicode=True)
+
+
+def _front_page(
+    cfg: ServiceConfig,
+    meta: dict,
+    steps: list[StepResult],
+    baseline: dict | None,
+    headlines: dict,
+    run_date: dt.date,
+) -> str:
+    rule = cfg.disclosure
+    lines = ["(workbook-front)=", f"# {md_text(cfg.service_name)}", ""]
+    warning = rule.warning()
+    if warning:
+        lines += ["```{warning}", md_text(warning), "```", ""]
+    lines += [
+        "This is the service's own health-inequalities workbook.",
+        "Each step runs one analysis of the playbook on the service's extract.",
+        "Read a step, talk about it as a team, and write your notes in the space at its end.",
+        "",
+        "| About this workbook | |",
+        "|---|---|",
+        f"| Organisation | {md_text(cfg.organisation) or '-'} |",
+        f"| Data period | {cfg.period_start:%d %B %Y} to {cfg.period_end:%d %B %Y} |",
+        f"| Date run | {run_date:%d %B %Y} |",
+        f"| Extract | {md_text(meta.get('source', ''))} |",
+        f"| Deprivation | IMD {cfg.imd_edition} |",
+        f"| Small-number rule | {md_text(rule.describe())} |",
+        "",
+        "## Row account",
+        "",
+        "Every row of the extract is accounted for.",
+        "",
+        "| | Rows |",
+        "|---|---:|",
+        f"| Rows read from the extract | {meta['account']['rows_read']:,} |",
+    ]
+    for code, n in meta["account"]["excluded"].items():
+        lines.append(f"| Left out: {CATALOGUE[code].title.lower()} | {n:,} |")
+    lines += [f"| Rows analysed | {meta['account']['rows_used']:,} |", ""]
+    if meta.get("dropped_identifiers"):
+        lines += [
+            "Identifier columns were found in the extract and not read: "
+            + ", ".join(md_text(c) for c in meta["dropped_identifiers"])
+            + ".",
+            "",
+        ]
+    lines += ["## Steps", "", "| Step | Status |", "|---|---|"]
+    words = {
+        "ok": "ran",
+        "reused": "ran (reused from an earlier run)",
+        "failed": "**failed**",
+        "skipped": "skipped: a column it needs is missing",
+    }
+    for s in steps:
+        # Step titles are the playbook's own text: a role's title is not Markdown.
+        lines.append(f"| {{doc}}`{s.title} <steps/{s.name}>` | {words[s.status]} |")
+    lines.append("")
+    if headlines:
+        lines += ["## Headline figures", ""]
+        if baseline:
+            lines += ["| Figure | Now | Baseline | Change |", "|---|---:|---:|---:|"]
+        else:
+            lines += ["| Figure | Value |", "|---|---:|"]
+        for key, label in HEADLINES:
+            if key not in headlines:
+                continue
+            now = headlines[key]
+            if baseline:
+                old = baseline.get(key)
+                change = ""
+                a, b = _as_number(now), _as_number(old)
+                if a is not None and b is not None:
+                    change = f"{a - b:+,.1f}"
+                lines.append(
+                    f"| {label} | {md_text(_fmt(now))} | "
+                    f"{md_text(_fmt(old)) if old is not None else '-'} | {change} |"
+                )
+            else:
+                lines.append(f"| {label} | {md_text(_fmt(now))} |")
+        lines.append("")
+    lines += [
+        "## Versions and config",
+        "",
+        "The workbook was made with these versions, and this config (paths shortened).",
+        "",
+        "| Package | Version |",
+        "|---|---|",
+    ]
+    for k, v in _versions().items():
+        lines.append(f"| {k} | {v} |")
+    # The config is included from its own file: a code block shows it as written, and
+    # the page's copied source then holds no user text unescaped.
+    lines += ["", "```{literalinclude} " + CONFIG_AS_RUN, ":language: yaml", "```", ""]
+    return "\n".join(lines)
+
+
+#: The config as run, shown on the front page (written beside the page, not published).
+CONFIG_AS_RUN = "config-as-run.yml"
+
+NOTES_CELL = """## Your team's notes
+
+Use this space in the notebook copy (`notebooks/{name}.ipynb`), or print this page and write on it.
+
+| What did we learn? | What will we do? | Who | By when |
+|---|---|---|---|
+| | | | |
+| | | | |
+"""
+
+
+#: Markdown cells tagged so speak of the synthetic sample; a service's workbook leaves them out.
+SAMPLE_NOTE_TAG = "sample-note"
+
+
+def for_the_service(nb):
+    """Leave out the cells that speak of the synthetic sample: this notebook ran on a service's data."""
+    nb.cells = [c for c in nb.cells if SAMPLE_NOTE_TAG not in c.metadata.get("tags", [])]
+    return nb
+
+
+def _step_notebook(
+    step: StepResult, info: NotebookInfo, dest: Path, roots: list[tuple[str, str]] | None = None
+) -> None:
+    """The executed notebook, framed for the workbook: guide's ask on top, notes space below."""
+    import nbformat
+
+    nb = sanitise_paths(nbformat.read(step.notebook, as_version=4), roots)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = set(cell.metadata.get("tags", []))
+        if tags & {"parameters", "injected-parameters"}:
+            tags.add("remove-cell")
+        elif not tags & {"remove-input", "remove-cell"}:
+            tags.add("hide-input")
+        cell.metadata["tags"] = sorted(tags)
+    intro = nbformat.v4.new_markdown_cell(
+        f"```{{admonition}} What the guide asks ({info.steps}, {info.part})\n:class: note\n"
+        f"{info.guide_asks}\n```"
+    )
+    first_heading = next(
+        (
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "markdown" and c.source.lstrip().startswith(("#", "("))
+        ),
+        0,
+    )
+    nb.cells.insert(first_heading + 1, intro)
+    nb.cells.append(nbformat.v4.new_markdown_cell(NOTES_CELL.format(name=step.name)))
+    # Cross-references to other notebooks resolve inside the workbook too (same labels);
+    # links to book pages do not, so they become plain text.
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = re.sub(
+                r"\{doc\}`(?:([^`<]*?)\s*<)?/book/[^`>]*>?`",
+                lambda m: (m.group(1) or "the playbook's book").strip(),
+                cell.source,
+            )
+    nbformat.write(nb, dest)
+
+
+def _problem_page(step: StepResult, info: NotebookInfo) -> str:
+    title = "This step did not run" if step.status == "failed" else "This step was skipped"
+    body = "\n".join(md_text(line.strip()) for line in step.message.splitlines())
+    return (
+        f"(nb:{step.name})=\n# {md_text(info.title)}\n\n"
+        f"```{{admonition}} What the guide asks ({info.steps}, {info.part})\n:class: note\n"
+        f"{info.guide_asks}\n```\n\n```{{admonition}} {title}\n:class: warning\n{body}\n```\n\n"
+        f"**Key question:** {info.key_question}\n\n" + NOTES_CELL.format(name=step.name)
+    )
+
+
+def _tables_page(tables: list[Path], rule_text: str) -> str:
+    lines = [
+        "(workbook-tables)=",
+        "# Summary tables",
+        "",
+        "These tables hold the figures behind each step, under the small-number rule.",
+        md_text(rule_text),
+        "Each table comes as CSV and as Excel.",
+        "",
+    ]
+    for p in sorted(tables):
+        if p.suffix == ".csv":
+            xlsx = p.with_suffix(".xlsx")
+            lines.append(
+                f"- {md_text(p.stem.replace('_', ' ').capitalize())}: "
+                f"{{download}}`CSV <tables/{p.name}>`"
+                + (f", {{download}}`Excel <tables/{xlsx.name}>`" if xlsx.exists() else "")
+            )
+    if len(lines) == 7:
+        lines.append("No summary tables were written.")
+    return "\n".join(lines) + "\n"

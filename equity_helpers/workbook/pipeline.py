@@ -1,0 +1,289 @@
+"""One service's run, from config to published workbook, and several services in turn."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from ..config import ServiceConfig, load_config, resolve_path
+from ..errors import PlaybookError, WorkbookError
+from ..notebooks import NOTEBOOK_DIR
+from ..pdf import print_pdf
+from ..service import input_fingerprint, prepare_to_file
+from .cache import _code_hash, _package_hash
+from .execute import _SigintIgnored, run_steps
+from .folders import (
+    MADE_BY,
+    RUN_PREFIX,
+    RunInterrupted,
+    _choose_folder,
+    _clean_other_stale_publishes,
+    _clean_stale_publish,
+    _clean_stale_runs,
+    _identity,
+    _Lock,
+    _owned_manifest,
+    _publish,
+)
+from .index import write_index
+from .paths import _machine_roots, sanitise_paths, scrub_text
+from .results import StepResult, WorkbookResult, slugify
+from .site import assemble, preload
+
+log = logging.getLogger("equity_helpers")
+
+
+def run_workbook(
+    config_path: str | Path,
+    out: str | Path = "workbooks",
+    *,
+    jobs: int | None = None,
+    baseline: str | Path | None = None,
+    pdf: bool = False,
+    force: bool = False,
+    steps: list[str] | None = None,
+    progress: Callable[[str], None] = lambda m: log.info(m),
+    notebook_dir: str | Path | None = None,
+) -> WorkbookResult:
+    """Build one service's workbook. Raises ConfigError or ExtractError before any notebook runs.
+
+    The run only ever replaces a workbook folder it made (marked in its ``manifest.json``);
+    any other folder in the way stops the run (RUN005). One run at a time builds a given
+    workbook (RUN006). The prepared data stays in a private temporary folder, never in
+    ``out``, and is deleted when the run ends; a later run deletes what a killed run left.
+    """
+    started = time.perf_counter()
+    notebook_dir = Path(notebook_dir) if notebook_dir else NOTEBOOK_DIR
+    cfg = load_config(resolve_path(config_path))
+    out = Path(out).resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
+    _clean_stale_runs(Path(tempfile.gettempdir()))
+    _clean_other_stale_publishes(out)
+    identity = _identity(cfg)
+    name = _choose_folder(out, cfg, identity)
+    lock = _Lock(out / ".cache" / name / ".lock")
+    if not lock.acquire():
+        raise WorkbookError("RUN006", path=str(out / name))
+    try:
+        return _run_locked(
+            cfg,
+            out,
+            name,
+            identity,
+            started=started,
+            jobs=jobs,
+            baseline=baseline,
+            pdf=pdf,
+            force=force,
+            steps=steps,
+            progress=progress,
+            notebook_dir=notebook_dir,
+        )
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    cfg: ServiceConfig,
+    out: Path,
+    name: str,
+    identity: dict,
+    *,
+    started: float,
+    jobs: int | None,
+    baseline: str | Path | None,
+    pdf: bool,
+    force: bool,
+    steps: list[str] | None,
+    progress: Callable[[str], None],
+    notebook_dir: Path,
+) -> WorkbookResult:
+    """The run itself, while this process holds the workbook folder's lock."""
+    final = out / name
+    _clean_stale_publish(out, name)
+    fingerprint = input_fingerprint(cfg)
+    run_key = hashlib.sha256(
+        f"{fingerprint}{_code_hash(notebook_dir)}{_package_hash()}{steps}{bool(pdf)}".encode()
+    ).hexdigest()[:20]
+    baseline_figures = _read_baseline(baseline) if baseline else None
+    old = _owned_manifest(final)
+    if (
+        not force
+        and baseline is None
+        and old is not None
+        and old.get("run_key") == run_key
+        and old.get("complete")
+        and (final / "html" / "index.html").is_file()
+    ):
+        progress("Nothing has changed since the last run: the workbook was reused.")
+        steps_done = [StepResult(**s) for s in old["steps"]]
+        return WorkbookResult(
+            cfg.service_name,
+            name,
+            final,
+            steps_done,
+            reused=True,
+            seconds=time.perf_counter() - started,
+            pdf=final / "workbook.pdf" if (final / "workbook.pdf").exists() else None,
+        )
+
+    # Row-level data lives only here: a folder of this user's own (0700), outside ``out``.
+    work = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-"))
+    work_lock = _Lock(work / ".lock")
+    work_lock.acquire()
+    roots = _machine_roots(
+        (work, "."), (out, "<output folder>"), (cfg.path.parent, "<config folder>")
+    )
+    try:
+        progress(f"Checking and preparing the extract for {cfg.service_name}")
+        prepared, meta = prepare_to_file(cfg, work / "prepared.parquet")
+        acc = meta["account"]
+        progress(
+            f"Read {acc['rows_read']:,} rows; {acc['rows_used']:,} used, "
+            f"{acc['rows_read'] - acc['rows_used']:,} left out with reasons"
+        )
+        results = run_steps(
+            cfg,
+            prepared,
+            work,
+            jobs=jobs or os.cpu_count() or 1,
+            cache=out / ".cache" / name / "steps",
+            fingerprint=fingerprint,
+            progress=progress,
+            steps=steps,
+            notebook_dir=notebook_dir,
+            force=force,
+            roots=roots,
+            while_notebooks_run=preload,
+        )
+        progress("Assembling the HTML workbook")
+        html_dir = assemble(
+            cfg,
+            meta,
+            results,
+            work,
+            baseline=baseline_figures,
+            run_date=dt.date.today(),
+            roots=roots,
+        )
+        staged = work / "publish"
+        staged.mkdir()
+        shutil.move(str(html_dir), staged / "html")
+        shutil.copytree(work / "tables", staged / "tables")
+        (staged / "notebooks").mkdir()
+        import nbformat
+
+        for s in results:
+            if s.status in ("ok", "reused"):
+                nb = nbformat.read(work / "notebooks" / f"{s.name}.ipynb", as_version=4)
+                nbformat.write(sanitise_paths(nb, roots), staged / "notebooks" / f"{s.name}.ipynb")
+        shutil.copytree(
+            work / "logs",
+            staged / "logs",
+            ignore=shutil.ignore_patterns("*.source.ipynb", "*.tables"),
+        )
+        _sanitise_logs(staged / "logs", roots)
+        result = WorkbookResult(cfg.service_name, name, final, results)
+        if pdf:
+            progress("Printing the PDF with headless Chromium")
+            try:
+                result.pdf = print_pdf(staged / "html", staged / "workbook.pdf", cfg)
+            except WorkbookError as exc:
+                # The HTML workbook is still published; the run reports the PDF's failure.
+                result.pdf_error = str(exc)
+                progress("The PDF was not printed; the HTML workbook is published without it.")
+        manifest = {
+            "made_by": MADE_BY,
+            **identity,
+            "run_key": run_key,
+            # A workbook without the PDF asked for is built again next time.
+            "complete": result.pdf_error is None,
+            "date": dt.date.today().isoformat(),
+            "account": meta["account"],
+            "headlines": result.headlines(),
+            "steps": [asdict(s) for s in results],
+        }
+        for s in manifest["steps"]:
+            s["notebook"] = None
+        (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        # Publish: the old workbook is replaced only now, when the new one is complete.
+        result.out_dir = _publish(staged, out, name)
+        result.seconds = time.perf_counter() - started
+        if result.pdf:
+            result.pdf = final / "workbook.pdf"
+        return result
+    except KeyboardInterrupt:
+        raise RunInterrupted() from None
+    except OSError as exc:
+        raise WorkbookError("RUN002", path=str(out), detail=exc.strerror or str(exc)) from None
+    finally:
+        with _SigintIgnored():
+            shutil.rmtree(work, ignore_errors=True)
+            work_lock.release()
+        log.info("Workbook run took %.1f s", time.perf_counter() - started)
+
+
+def _sanitise_logs(folder: Path, roots: list[tuple[str, str]]) -> None:
+    """Take machine paths out of the published logs (build output and failed notebooks)."""
+    import nbformat
+
+    for p in folder.rglob("*"):
+        if not p.is_file():
+            continue
+        if p.suffix == ".ipynb":
+            try:
+                nb = nbformat.read(p, as_version=4)
+            except Exception:  # not a whole notebook: keep nothing that may hold a path
+                p.unlink()
+                continue
+            nbformat.write(sanitise_paths(nb, roots), p)
+        else:
+            text = p.read_text(encoding="utf-8", errors="replace")
+            text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # terminal colours
+            p.write_text(scrub_text(text, roots), encoding="utf-8")
+
+
+def _read_baseline(path: str | Path) -> dict:
+    p = Path(path)
+    manifest = p / "manifest.json" if p.is_dir() else p
+    if not manifest.is_file():
+        raise WorkbookError(
+            "RUN002", path=str(p), detail="no manifest.json: give the folder of an earlier workbook"
+        )
+    return json.loads(manifest.read_text()).get("headlines", {})
+
+
+def run_many(
+    config_paths: list[str | Path], out: str | Path = "workbooks", **kwargs
+) -> list[WorkbookResult]:
+    """Build a workbook for each config; one service's failure does not stop the others."""
+    results = []
+    for path in config_paths:
+        try:
+            results.append(run_workbook(path, out, **kwargs))
+        except RunInterrupted:
+            raise  # Ctrl-C stops every service, not just this one
+        except PlaybookError as exc:
+            name = Path(path).stem
+            results.append(
+                WorkbookResult(name, slugify(name), Path(out) / slugify(name), [], error=str(exc))
+            )
+    if len(config_paths) > 1:
+        write_index(results, Path(out))
+    return results

@@ -1,0 +1,80 @@
+"""What a workbook run gives back: each step's result, the run's, and the headline figures."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..steps import headlines as step_headlines
+
+#: The headline figures shown on the front page and compared across runs and services.
+#: Each step declares its own (glue name, label) pairs in ``equity_helpers.steps``.
+HEADLINES = step_headlines()
+
+
+@dataclass
+class StepResult:
+    name: str
+    title: str
+    status: str  # "ok", "failed", "skipped" or "reused"
+    seconds: float = 0.0
+    message: str = ""
+    notebook: str | None = None
+    glued: dict = field(default_factory=dict)
+
+
+@dataclass
+class WorkbookResult:
+    service: str
+    slug: str
+    out_dir: Path
+    steps: list[StepResult]
+    reused: bool = False
+    seconds: float = 0.0
+    pdf: Path | None = None
+    error: str | None = None
+    #: Why the PDF asked for was not printed (the HTML workbook was published all the same).
+    pdf_error: str | None = None
+
+    @property
+    def html_index(self) -> Path:
+        return self.out_dir / "html" / "index.html"
+
+    @property
+    def failures(self) -> list[StepResult]:
+        return [s for s in self.steps if s.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.failures and self.pdf_error is None
+
+    def headlines(self) -> dict:
+        glued = {}
+        for s in self.steps:
+            glued.update(s.glued)
+        return {k: glued[k] for k, _ in HEADLINES if k in glued}
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "service"
+
+
+def _as_number(v) -> float | None:
+    """A headline figure as a number ("5,974" counts too), or None for text."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    try:
+        return float(str(v).replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v)
+    return str(v)

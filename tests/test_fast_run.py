@@ -1,0 +1,220 @@
+"""The fast workbook run: every step is worked out once, in the runner, and each notebook takes
+its results from the run's own file; a notebook run without that file works them out itself.
+Glued values look exactly as ``myst_nb.glue`` makes them. Two services run in turn each get
+their own figures, and a PDF that cannot be printed does not stop the HTML workbook."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from equity_helpers import open_service
+from equity_helpers.config import load_config
+from equity_helpers.notebooks import read_glued, to_notebook
+from equity_helpers.service import prepare_to_file
+from equity_helpers.steps import STEPS, data_completeness
+from equity_helpers.steps import base as steps_base
+from equity_helpers.workbook import run_many, run_workbook
+from equity_helpers.workbook.execute import work_out_results
+from equity_helpers.workbook.site import site_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CFG = ROOT / "sample_data" / "sample_service.yml"
+ONE_STEP = ["data-completeness"]
+
+
+@pytest.fixture(scope="module")
+def worked_out(tmp_path_factory):
+    """The sample prepared once and every step worked out once, as the runner does."""
+    folder = tmp_path_factory.mktemp("run")
+    cfg = load_config(SAMPLE_CFG)
+    prepared, _ = prepare_to_file(cfg, folder / "prepared.parquet")
+    written = work_out_results(cfg, prepared, list(STEPS), folder / "step-results.pickle")
+    return folder, prepared, written
+
+
+def test_the_runner_works_out_every_step_once_and_writes_them_all(worked_out):
+    folder, prepared, written = worked_out
+    assert sorted(written) == sorted(name.replace("-", "_") for name in STEPS)
+    service = open_service(str(SAMPLE_CFG), str(prepared), "", str(folder / "step-results.pickle"))
+    for module in STEPS.values():
+        module.run(service)
+    # Every result came from the file: this service object worked nothing out.
+    assert service.computed_steps == []
+
+
+def test_results_made_for_another_service_are_not_taken(worked_out, tmp_path):
+    folder, prepared, _ = worked_out
+    with open(folder / "step-results.pickle", "rb") as fh:
+        saved = pickle.load(fh)
+    saved["service"] = "Another service"
+    other = tmp_path / "other.pickle"
+    other.write_bytes(pickle.dumps(saved))
+    service = open_service(str(SAMPLE_CFG), str(prepared), "", str(other))
+    data_completeness.run(service)
+    assert service.computed_steps == ["data_completeness"]
+
+
+def _run_summary(tmp_path: Path, prepared: Path, results: str) -> tuple[list[str], dict]:
+    """Run the summary notebook with papermill, then ask its kernel what it worked out."""
+    nb = to_notebook(ROOT / "notebooks" / "summary-and-plan.md")
+    nb.cells.append(nbformat.v4.new_code_cell("print(sorted(service.computed_steps))"))
+    source = tmp_path / f"summary-{bool(results)}.ipynb"
+    nbformat.write(nb, source)
+    out = tmp_path / f"summary-{bool(results)}-run.ipynb"
+    pm.execute_notebook(
+        str(source),
+        str(out),
+        parameters={
+            "config_path": str(SAMPLE_CFG),
+            "prepared_path": str(prepared),
+            "output_dir": str(tmp_path / f"tables-{bool(results)}"),
+            "results_path": results,
+        },
+        cwd=str(ROOT),
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    done = nbformat.read(out, as_version=4)
+    printed = "".join(o.get("text", "") for o in done.cells[-1].outputs)
+    return eval(printed.strip()), read_glued(done)  # a printed list of names
+
+
+@pytest.mark.slow
+def test_the_summary_notebook_takes_the_runners_results(worked_out, tmp_path):
+    folder, prepared, _ = worked_out
+    computed, glued = _run_summary(tmp_path, prepared, str(folder / "step-results.pickle"))
+    # The summary's kernel worked out no step: not the summary, not the steps it builds on.
+    assert computed == []
+    # Without the file (in the book, in JupyterLab) the notebook works everything out itself,
+    # and finds the same figures.
+    computed_alone, glued_alone = _run_summary(tmp_path, prepared, "")
+    assert {"summary_and_plan", "access_and_outcome_gaps"} <= set(computed_alone)
+    assert glued and glued == glued_alone
+
+
+@pytest.mark.parametrize("value", [5974, 12.5, "Most people (95%) said so.", [1, 2], math.nan])
+def test_glue_gives_what_myst_nb_gives(value, monkeypatch):
+    import IPython.display
+    from myst_nb.ext import glue as myst_glue
+
+    ours, theirs = [], []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: ours.append((a, k)))
+    monkeypatch.setattr(myst_glue, "ipy_display", lambda *a, **k: theirs.append((a, k)))
+    steps_base.glue("figure", value)
+    myst_glue.glue("figure", value, display=False)
+    assert ours == theirs and len(ours) == 1
+
+
+def test_no_heavy_module_is_loaded_by_a_notebooks_first_lines():
+    """What every notebook imports loads neither SciPy, textstat nor myst_nb (nor nbformat)."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from equity_helpers import open_service\n"
+        "from equity_helpers.steps import summary_and_plan, readability\n"
+        "print(sorted(m for m in ('scipy', 'textstat', 'myst_nb', 'nbformat', 'sphinx')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_site_is_configured_from_the_books_config(tmp_path):
+    """The workbook's site takes the book's settings and changes only what differs."""
+    import yaml
+
+    cfg = load_config(SAMPLE_CFG)
+    book = yaml.safe_load((ROOT / "_config.yml").read_text())
+    book["sphinx"]["config"]["html_theme_options"]["show_navbar_depth"] = 4
+    book["parse"]["myst_enable_extensions"].append("linkify")
+    changed = tmp_path / "_config.yml"
+    changed.write_text(yaml.safe_dump(book))
+    (tmp_path / "book" / "_ext").mkdir(parents=True)
+    site = site_config(cfg, changed)
+    options = site["sphinx"]["config"]
+    # Taken from the book.
+    assert options["html_theme_options"]["show_navbar_depth"] == 4
+    assert "linkify" in site["parse"]["myst_enable_extensions"]
+    assert options["html_css_files"] == book["sphinx"]["config"]["html_css_files"]
+    # What differs for a workbook.
+    assert site["title"] == f"Workbook: {cfg.service_name}"
+    assert site["execute"] == {"execute_notebooks": "off"}
+    footer = cfg.disclosure.warning() or cfg.disclosure.describe()
+    assert options["html_theme_options"]["extra_footer"] == footer
+    assert site["html"]["extra_footer"] == footer
+    assert "equity_helpers.safe_html" in site["sphinx"]["extra_extensions"]
+    assert site["sphinx"]["local_extensions"] == {
+        "playbook_directives": str((tmp_path / "book" / "_ext").resolve())
+    }
+    assert "exclude_patterns" not in site
+
+
+@pytest.mark.slow
+def test_two_services_in_turn_each_get_their_own_figures(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    import second_service
+
+    folder = tmp_path / "second"
+    folder.mkdir()
+    extract = second_service.make_extract(folder)
+    second_cfg = second_service.write_config(folder, extract)
+    results = run_many([SAMPLE_CFG, second_cfg], tmp_path / "out", jobs=2, steps=ONE_STEP)
+    assert [r.ok for r in results] == [True, True]
+    published = []
+    for config, result in zip([SAMPLE_CFG, second_cfg], results, strict=True):
+        # Each service's figures, worked out on their own, in this process.
+        own = data_completeness.run(open_service(str(config))).values
+        figures = json.loads((result.out_dir / "manifest.json").read_text())["headlines"]
+        assert figures, result.service
+        for key, value in figures.items():
+            assert value == own[key], (result.service, key)
+        published.append(figures)
+    assert published[0]["rows_used"] != published[1]["rows_used"]
+
+
+@pytest.mark.slow
+def test_a_pdf_that_cannot_be_printed_still_publishes_the_html(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))  # no Chromium to be found
+    result = run_workbook(SAMPLE_CFG, tmp_path / "out", jobs=1, steps=ONE_STEP, pdf=True)
+    assert result.pdf is None and "[PDF001]" in (result.pdf_error or "")
+    assert not result.ok
+    assert result.html_index.is_file()
+    assert "Derbyshire Long COVID" in result.html_index.read_text()
+    assert list((tmp_path / "out").rglob("*.pdf")) == []
+    # Not marked complete: the next run builds it again (and tries the PDF again).
+    manifest = json.loads((result.out_dir / "manifest.json").read_text())
+    assert manifest["complete"] is False
+
+
+def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch):
+    """On a busy machine a kernel can die before it answers; that is not the step's failure."""
+    from equity_helpers.workbook import execute
+
+    calls = []
+
+    def kernel_dies_first(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(pm, "execute_notebook", kernel_dies_first)
+    status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, ".")
+    assert (status, message, len(calls)) == ("ok", "", 2)
+
+    def kernel_always_dies(*args, **kwargs):
+        calls.append(args)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    calls.clear()
+    monkeypatch.setattr(pm, "execute_notebook", kernel_always_dies)
+    status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, ".")
+    assert status == "failed" and "Kernel died" in message and len(calls) == 2
