@@ -34,9 +34,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .lazy import lazy_value
-
 from .errors import PlaybookError
+from .lazy import lazy_value
 
 logger = logging.getLogger("equity_helpers")
 
