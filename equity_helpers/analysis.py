@@ -18,6 +18,7 @@ from .privacy import (
     DisclosureRule,
     control_counts,
     control_table,
+    one_person_dominates,
     people_publishable,
     percent_of_published,
     published_percentage,
@@ -403,18 +404,25 @@ def measure(
 ) -> pd.DataFrame:
     """One of the standard measures (see :mod:`equity_helpers.measures`) by group.
 
-    Returns the columns of :func:`group_proportion`. A measure counted in appointments
-    is also hidden for a group of too few people, since the rule protects people.
+    Returns the columns of :func:`group_proportion`, with the raw ``_people`` (people
+    counted) and ``_top`` (the most one person adds to the denominator). A measure counted
+    in appointments is also hidden for a group of too few people, since the rule protects
+    people, and for a group where one person has more than half the appointments (rule 6
+    in :mod:`equity_helpers.privacy`).
     """
     m = measure_registry.get(name)
     order = order if order is not None else group_order(by)
     x, n = m.counts(data)
     counted = pd.DataFrame({"g": data[by].loc[x.index], "_mx": x, "_mn": n})
     out = group_proportion(counted, "g", None, rule=rule, order=order, weights=("_mx", "_mn"))
+    grouped = counted.groupby(counted["g"].astype("string").fillna("Not known"))
+    people = grouped.size().reindex(out["group"]).fillna(0).astype("int64")
+    top = grouped["_mn"].max().reindex(out["group"]).fillna(0).astype("int64")
+    out["_people"] = people.to_numpy()
+    out["_top"] = top.to_numpy()
     if m.unit != "people" and len(out):
-        people = counted.groupby(counted["g"].astype("string").fillna("Not known")).size()
-        people = people.reindex(out["group"]).fillna(0).astype("int64").reset_index(drop=True)
-        few = control_counts(people, rule).isna().to_numpy()
+        few = control_counts(people.reset_index(drop=True), rule).isna().to_numpy().copy()
+        few |= one_person_dominates(out["_top"].to_numpy(), out["_n"].to_numpy(), rule)
         for c in ("n", "x", "pct", "lower", "upper"):
             out[c] = out[c].mask(few)
     return out
@@ -425,20 +433,29 @@ def available_measures(data: pd.DataFrame) -> list[str]:
     return measure_registry.available(data)
 
 
-def sii_by_decile(data: pd.DataFrame, name: str, repetitions: int = 20_000) -> pd.DataFrame | None:
+def sii_by_decile(
+    data: pd.DataFrame,
+    name: str,
+    repetitions: int = 20_000,
+    rule: DisclosureRule | None = None,
+) -> pd.DataFrame | None:
     """Slope and relative index of inequality of a measure across IMD deciles.
 
     Uses the service's own activity in each decile as the population weights (the
-    people the measure is about), as is usual for service-level measures.
+    people the measure is about), as is usual for service-level measures. With a
+    ``rule``, only deciles whose rate is published under it are used, so the index says
+    nothing about a decile that is hidden.
     """
     t = measure(
         data.assign(imd=data["imd_decile"].astype("string")),
         name,
         "imd",
-        DisclosureRule(enabled=False),
+        rule or DisclosureRule(enabled=False),
         order=[str(i) for i in range(1, 11)],
     )
     t = t[t["group"].isin([str(i) for i in range(1, 11)])]
+    if rule is not None:
+        t = t[t["pct"].notna()]
     t = t[(t["_n"] > 0) & (t["_x"] > 0) & (t["_x"] < t["_n"])]
     if len(t) < 5:
         return None
@@ -513,37 +530,56 @@ def two_way(
     parts = t["group"].str.split(" | ", regex=False, expand=True)
     t[label(row)], t[label(col)] = parts[0], parts[1]
     wide = t.pivot(index=label(row), columns=label(col), values="pct")
+    people = t.pivot(index=label(row), columns=label(col), values="_people")
     ro, co = group_order(row), group_order(col)
     if ro:
         wide = wide.reindex([r for r in ro if r in wide.index])
     if co:
         wide = wide[[c for c in co if c in wide.columns]]
+    # People behind each cell, for the chart guard (raw: never shown).
+    wide.attrs["people"] = people.reindex(index=wide.index, columns=wide.columns).fillna(0)
     return wide
 
 
 def area_funnel(data: pd.DataFrame, rule: DisclosureRule, area: str = "lsoa_code") -> pd.DataFrame:
     """Missed-appointment rate by home area, placed against funnel limits.
 
-    Areas whose missed-appointment count is hidden by disclosure control are left
-    out (their number is reported in ``attrs['hidden']``).
+    Areas whose missed-appointment count is hidden by disclosure control, that hold too
+    few people, or where one person has more than half the appointments, are left out
+    (their number is reported in ``attrs['hidden']``). Each area's rate, its place against
+    the limits and the overall rate come from the published counts of the areas shown
+    (rule 3 in :mod:`equity_helpers.privacy`). The raw ``_n`` (appointments offered),
+    ``_people`` and ``_top`` are kept for the chart guard, which drops them.
     """
     df = data[data.get("in_catchment", True) & data[area].notna()]
     df = df[df["appointments_offered"].notna() & df["appointments_dna"].notna()]
     grouped = df.groupby(area)
     g = grouped[["appointments_dna", "appointments_offered"]].sum().astype("int64")
     g["_people"] = grouped.size()
+    g["_top"] = grouped["appointments_offered"].max().astype("int64")
     g = g[g["appointments_offered"] > 0].reset_index()
-    pts = stats.funnel_points(g, "appointments_dna", "appointments_offered", multiplier=100)
     hidden = (
-        control_counts(g["appointments_dna"], rule).isna()
-        | control_counts(g["appointments_offered"], rule).isna()
-        | pd.Series(~people_publishable(g["_people"].to_numpy(), rule))  # rule 1: people
+        control_counts(g["appointments_dna"], rule).isna().to_numpy()
+        | control_counts(g["appointments_offered"], rule).isna().to_numpy()
+        | ~people_publishable(g["_people"].to_numpy(), rule)  # rule 1: people
+        | one_person_dominates(g["_top"].to_numpy(), g["appointments_offered"].to_numpy(), rule)
     )
-    shown = pts[~hidden.to_numpy()].copy()
-    shown["offered"] = control_counts(shown["appointments_offered"], rule)
+    kept = g[~hidden].reset_index(drop=True)
+    published = kept.assign(
+        appointments_dna=_published(kept["appointments_dna"], rule),
+        appointments_offered=_published(kept["appointments_offered"], rule),
+    )
+    if len(published):
+        shown = stats.funnel_points(
+            published, "appointments_dna", "appointments_offered", multiplier=100
+        )
+    else:
+        shown = published.assign(value=np.nan, baseline=np.nan, funnel_position=pd.NA)
+    shown["offered"] = control_counts(kept["appointments_offered"], rule)
+    shown["_n"] = kept["appointments_offered"].to_numpy()
     shown.attrs["hidden"] = int(hidden.sum())
-    shown.attrs["baseline"] = float(pts["baseline"].iloc[0]) if len(pts) else np.nan
-    return shown.drop(columns=["appointments_dna", "_people"])
+    shown.attrs["baseline"] = float(shown["baseline"].iloc[0]) if len(shown) else np.nan
+    return shown.drop(columns=["appointments_dna", "appointments_offered"])
 
 
 # ----------------------------------------------------------------------------- Step 9: pathway
@@ -675,13 +711,28 @@ def gap_change_summary(table: pd.DataFrame) -> dict:
 
 
 def monthly_rate(data: pd.DataFrame, name: str, mask: pd.Series | None = None) -> pd.DataFrame:
-    """Monthly value of a measure (percent) with its numerator and denominator."""
+    """Monthly value of a measure (percent) with its numerator and denominator.
+
+    Also the raw ``_people`` (people counted that month) and ``_top`` (the most one person
+    adds to the denominator), which the chart guard uses to hide months.
+    """
     d = data if mask is None else data[mask.to_numpy(dtype=bool)]
+    m = measure_registry.get(name)
     rows = []
     for month, sub in d.groupby("referral_month"):
-        x, n = _x_n(sub, name)
-        rows.append({"month": month, "_x": x, "_n": n, "value": 100 * x / n if n else np.nan})
-    return pd.DataFrame(rows, columns=["month", "_x", "_n", "value"])
+        x, n = m.counts(sub)
+        x, n_total = int(x.sum()), int(n.sum())
+        rows.append(
+            {
+                "month": month,
+                "_x": x,
+                "_n": n_total,
+                "value": 100 * x / n_total if n_total else np.nan,
+                "_people": len(n),
+                "_top": int(n.max()) if len(n) else 0,
+            }
+        )
+    return pd.DataFrame(rows, columns=["month", "_x", "_n", "value", "_people", "_top"])
 
 
 def monthly_referrals(data: pd.DataFrame) -> pd.DataFrame:

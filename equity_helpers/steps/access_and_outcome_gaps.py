@@ -7,8 +7,9 @@ import pandas as pd
 
 from .. import analysis, stats
 from ..measures import MEASURES
+from ..privacy import published_percentage
 from ..wording import NO_LSOA, group_name, imd_words, is_number, label, number, too_few
-from .base import Chart, StepResult, Table, cached, number_or_nan
+from .base import Chart, StepResult, Table, cached, number_or_nan, seal_chart
 
 HEADLINES = {
     "dna_overall_pct": "Missed appointments (%)",
@@ -31,8 +32,16 @@ def _rates(result: StepResult, data, rule, name: str, dim: str) -> pd.DataFrame:
     return t.assign(group=imd_words(t["group"], dim)) if dim == "imd_quintile" else t
 
 
-def _overall(t: pd.DataFrame) -> float:
-    return float(100 * t["_x"].sum() / t["_n"].sum()) if t["_n"].sum() else float("nan")
+def _overall(t: pd.DataFrame, rule) -> float:
+    """The rate across the groups whose rates are shown, from their published counts.
+
+    A hidden group is left out, so the overall rate cannot be set against the groups shown
+    to work out the hidden one's.
+    """
+    shown = t[t["pct"].notna()]
+    if not len(shown) or not shown["_n"].sum():
+        return float("nan")
+    return float(published_percentage(int(shown["_x"].sum()), int(shown["_n"].sum()), rule))
 
 
 def _highest(t: pd.DataFrame):
@@ -42,7 +51,13 @@ def _highest(t: pd.DataFrame):
 
 def _bars(result, key, t, title, xlabel, reference) -> None:
     result.charts[key] = Chart(
-        "bar_ci", t, {"title": title, "xlabel": xlabel, "reference": reference}
+        "bar_ci",
+        t,
+        {"title": title, "xlabel": xlabel, "reference": reference},
+        people="_people",
+        values=("pct", "lower", "upper"),
+        top="_top",
+        denominator="_n",
     )
 
 
@@ -50,7 +65,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
     dna_overall = float("nan")
     if "dna_rate" in measures:
         t = _rates(result, data, rule, "dna_rate", "ethnic_group")
-        dna_overall = _overall(t)
+        dna_overall = _overall(t, rule)
         _bars(
             result,
             "dna_ethnic_group",
@@ -95,7 +110,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
 
     if "drop_out_rate" in measures:
         t = _rates(result, data, rule, "drop_out_rate", "ethnic_group")
-        drop_overall = _overall(t)
+        drop_overall = _overall(t, rule)
         _bars(
             result,
             "drop_out_ethnic_group",
@@ -238,7 +253,11 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
 
 def _gradient(result: StepResult, data, rule, measures) -> None:
     has_imd = _has_imd(data)
-    sii = analysis.sii_by_decile(data, "dna_rate") if has_imd and "dna_rate" in measures else None
+    sii = (
+        analysis.sii_by_decile(data, "dna_rate", rule=rule)
+        if has_imd and "dna_rate" in measures
+        else None
+    )
     keys = ["dna_sii", "dna_sii_lower", "dna_sii_upper", "dna_rii"]
     if sii is None:
         result.notes["gradient"] = (
@@ -306,13 +325,21 @@ def _funnel(result: StepResult, data, rule, measures) -> None:
     grid = np.linspace(float(offered.min()) * 0.7, float(offered.max()) * 1.05, 300)
     limits = stats.funnel_limits(points.attrs["baseline"] / 100, grid, multiplier=100)
     result.charts["funnel"] = Chart(
-        "funnel_plot", points, {"limits": limits, "title": "Missed appointments, by home area"}
+        "funnel_plot",
+        points[["offered", "value", "funnel_position", "_n", "_people", "_top"]].copy(),
+        {"limits": limits, "title": "Missed appointments, by home area"},
+        people="_people",
+        values=("value", "funnel_position"),
+        top="_top",
+        denominator="_n",
     )
-    position = points["funnel_position"].astype(str)
+    result.charts["funnel"].data.attrs = dict(points.attrs)
+    shown = seal_chart(result.charts["funnel"], rule, "funnel").data
+    position = shown["funnel_position"].astype(str)
     result.values["funnel_above_998"] = int(position.eq("above 99.8%").sum())
     result.values["funnel_above_95"] = int(position.str.startswith("above").sum())
-    result.values["funnel_areas"] = int(len(points))
-    result.values["funnel_hidden"] = int(points.attrs["hidden"])
+    result.values["funnel_areas"] = int(shown["value"].notna().sum())
+    result.values["funnel_hidden"] = int(points.attrs["hidden"]) + shown.attrs["hidden_points"]
 
 
 def _two_way(result: StepResult, data, rule, measures) -> None:
@@ -321,6 +348,7 @@ def _two_way(result: StepResult, data, rule, measures) -> None:
         result.values["two_way_sentence"] = "No two-way view was possible."
         return
     wide = analysis.two_way(data, "dna_rate", "ethnic_group", "imd_quintile", rule)
+    people = wide.attrs.pop("people", None)
     wide = wide.drop(index=["Invalid"], columns=["Not known"], errors="ignore")
     if wide.empty:
         result.notes["two_way"] = "No referral has both an ethnic group and a home area recorded."
@@ -339,6 +367,7 @@ def _two_way(result: StepResult, data, rule, measures) -> None:
             "title": "Missed appointments (%), by ethnic group and IMD quintile",
             "value_label": "% of offered appointments missed",
         },
+        people=people,
     )
     cell = wide.stack().idxmax() if wide.notna().any().any() else None
     result.values["two_way_sentence"] = (

@@ -152,6 +152,8 @@ def run(service) -> StepResult:
                 "xlabel": "% of the total",
                 "title": "Referrals and population, by IMD decile",
             },
+            values=("% of referrals", "ratio", "lower", "upper"),
+            counts=("referrals",),
         )
         d1 = deciles.iloc[0]
         result.values["decile1_sentence"] = (

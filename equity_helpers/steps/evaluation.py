@@ -7,7 +7,7 @@ import pandas as pd
 from .. import analysis
 from ..measures import MEASURES
 from ..wording import group_phrase
-from .base import Chart, StepResult, Table, cached
+from .base import Chart, StepResult, Table, cached, seal_chart
 
 HEADLINES = {
     "gap_before": "Focus gap before the change (points)",
@@ -113,10 +113,25 @@ def _spc(result: StepResult, key: str, monthly, rule, title, ylabel, direction, 
     if s is None:
         result.notes[key] = "*There are not enough months to draw this chart.*"
         return None
-    result.charts[key] = Chart(
-        "spc_with_change", s, {"title": title, "ylabel": ylabel, "change": change}
-    )
-    return s
+    options = {"title": title, "ylabel": ylabel, "change": change}
+    if "_people" in monthly:
+        # A rate: each month is about its people; hidden when too few, or mostly one person.
+        by_month = monthly.set_index("month")
+        for column in ("_people", "_top", "_n"):
+            s[column] = s["date"].map(by_month[column]).fillna(0).to_numpy()
+        chart = Chart(
+            "spc_with_change",
+            s,
+            options,
+            people="_people",
+            values=("value", "point_type"),
+            top="_top",
+            denominator="_n",
+        )
+    else:  # a count of referrals: each month's count is rounded, and hidden when small
+        chart = Chart("spc_with_change", s, options, counts=("value",), values=("point_type",))
+    result.charts[key] = seal_chart(chart, rule, key)
+    return result.charts[key].data
 
 
 def _words(s) -> str:

@@ -102,6 +102,8 @@ def run(service) -> StepResult:
                     "title": f"{label(dim)}: referrals and population",
                     "xlabel": "% of the total",
                 },
+                values=("% of referrals", "ratio", "lower", "upper"),
+                counts=("referrals",),
             )
             result.values[f"{key}_sentence"] = _shortfall(rep[dim], dim)
         else:
@@ -126,7 +128,11 @@ def run(service) -> StepResult:
     )
     if len(ratios):
         result.charts["ratios"] = Chart(
-            "ratio_plot", ratios, {"title": "Representation ratio, by group"}
+            "ratio_plot",
+            ratios,
+            {"title": "Representation ratio, by group"},
+            values=("% of referrals", "ratio", "lower", "upper"),
+            counts=("referrals",),
         )
     else:
         result.notes["ratios"] = "No comparison could be made, so there are no ratios to show."
