@@ -863,12 +863,15 @@ def controlled_spc(
       published percentage. Months with nothing in the denominator have no value and are
       left out.
 
-    The limits and special-cause rules use every month, because they summarise many months
-    and leaving hidden months out would bias them. A month whose count (or either count
-    of its percentage) is hidden under the rule has its ``value`` set to NaN, so it is
-    not plotted; those months are listed in ``attrs["hidden_months"]``. ``attrs`` also
-    holds ``variation_icon``, ``variation_words`` and ``trial_limits`` (fewer than 12
-    months). Returns None when fewer than 2 months have a value.
+    A month is hidden when its count (or either count of its percentage) is hidden under
+    the rule, when it holds too few people (``_people``, if given), or when one person
+    gives more than half its denominator (``_top``, if given). A hidden month is left as
+    a gap: its ``value`` and ``point_type`` are NaN, and it is listed in
+    ``attrs["hidden_months"]``. The mean, limits and special-cause rules use only the
+    months shown: with a hidden month in them, the mean beside the months shown would give
+    its value away. ``attrs`` also holds ``variation_icon``, ``variation_words`` and
+    ``trial_limits`` (fewer than 12 months shown). Returns None when fewer than 2 months
+    can be shown.
     """
     m = monthly.sort_values("month").reset_index(drop=True)
     if {"_x", "_n"} <= set(m.columns):
@@ -878,6 +881,10 @@ def controlled_spc(
             control_counts(m["_x"].astype("int64"), rule).isna()
             | control_counts(m["_n"].astype("int64"), rule).isna()
         ).to_numpy()
+        if "_people" in m:  # rule 1: people; rule 6: no month mostly one person's
+            hidden = hidden | ~people_publishable(m["_people"].to_numpy(), rule)
+        if "_top" in m:
+            hidden = hidden | one_person_dominates(m["_top"].to_numpy(), m["_n"].to_numpy(), rule)
     else:
         if len(m):
             months = pd.date_range(m["month"].min(), m["month"].max(), freq="MS")
@@ -891,11 +898,22 @@ def controlled_spc(
         rounded = control_counts(exact, rule)
         hidden = rounded.isna().to_numpy()
         values = np.where(hidden, exact, rounded.fillna(0).astype("int64")).astype(float)
-    if len(values) < 2:
+    shown = ~np.asarray(hidden, dtype=bool)
+    if shown.sum() < 2:
         return None
-    spc = stats.spc_xmr(values, m["month"], improvement_direction)
-    spc["value"] = spc["value"].mask(hidden)
-    spc.attrs["hidden_months"] = list(m.loc[hidden, "month"])
+    spc = stats.spc_xmr(values[shown], m.loc[shown, "month"], improvement_direction)
+    attrs = dict(spc.attrs)
+    # Hidden months come back as gaps, with the mean and limits of the months around them.
+    spc = spc.set_index("date").reindex(pd.DatetimeIndex(m["month"], name="date"))
+    limits = [
+        c
+        for c in spc.columns
+        if c == "segment" or c == "trial_limits" or "mean" in c or c.endswith("_limit")
+    ]
+    spc[limits] = spc[limits].ffill().bfill()
+    spc = spc.reset_index()
+    spc.attrs = attrs
+    spc.attrs["hidden_months"] = list(m.loc[~shown, "month"])
     spc.attrs["variation_words"] = VARIATION_WORDS.get(
         spc.attrs["variation_icon"], spc.attrs["variation_icon"]
     )

@@ -441,6 +441,7 @@ _HEADINGS = {
     "point_type": "Variation",
     "stage": "Stage",
     "people": "People",
+    "referrals": "Referrals",
 }
 
 

@@ -509,8 +509,17 @@ def test_every_month_plotted_is_about_enough_people(crafted):
     offered = data["appointments_offered"]
     result = evaluation.run(service)
     focus = result.data["focus"]["mask"]
+    assert "spc_overall" in result.charts
     for key, mask in (("spc_overall", None), ("spc_focus", focus)):
+        if key not in result.charts:  # too few months with enough people: no chart at all
+            assert "not enough months" in result.notes[key]
+            continue
         chart = result.charts[key]
+        # The mean is of the months shown only: with a hidden month in it, the mean beside
+        # the months shown would give the hidden month's value away.
+        shown = chart.data["value"].dropna()
+        assert chart.data["mean"].nunique() == 1
+        assert chart.data["mean"].iloc[0] == pytest.approx(shown.mean()), key
         d = data if mask is None else data[mask.to_numpy(dtype=bool)]
         d = d[d["appointments_offered"].notna() & d["appointments_dna"].notna()]
         for _, point in chart.data.dropna(subset=["value"]).iterrows():

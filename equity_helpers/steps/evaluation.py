@@ -211,7 +211,7 @@ def run(service) -> StepResult:
     )
     v = result.values
     v["spc_icon_overall"] = _words(overall)
-    n_points = len(overall) if overall is not None else 0
+    n_points = int(overall["value"].notna().sum()) if overall is not None else 0
     v["spc_limits_note"] = (
         "These limits are trial limits: with fewer than 12 months they will move as months "
         "are added."
