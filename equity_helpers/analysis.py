@@ -866,7 +866,7 @@ def controlled_spc(
     A month is hidden when its count (or either count of its percentage) is hidden under
     the rule, when it holds too few people (``_people``, if given), or when one person
     gives more than half its denominator (``_top``, if given). A hidden month is left as
-    a gap: its ``value`` and ``point_type`` are NaN, and it is listed in
+    a gap: its ``value``, ``point_type``, mean and limits are NaN, and it is listed in
     ``attrs["hidden_months"]``. The mean, limits and special-cause rules use only the
     months shown: with a hidden month in them, the mean beside the months shown would give
     its value away. ``attrs`` also holds ``variation_icon``, ``variation_words`` and
@@ -903,14 +903,9 @@ def controlled_spc(
         return None
     spc = stats.spc_xmr(values[shown], m.loc[shown, "month"], improvement_direction)
     attrs = dict(spc.attrs)
-    # Hidden months come back as gaps, with the mean and limits of the months around them.
+    # Hidden months come back as gaps: every figure of theirs is NaN, the mean and limits too,
+    # so that nothing is shown in a row about a month of too few people.
     spc = spc.set_index("date").reindex(pd.DatetimeIndex(m["month"], name="date"))
-    limits = [
-        c
-        for c in spc.columns
-        if c == "segment" or c == "trial_limits" or "mean" in c or c.endswith("_limit")
-    ]
-    spc[limits] = spc[limits].ffill().bfill()
     spc = spc.reset_index()
     spc.attrs = attrs
     spc.attrs["hidden_months"] = list(m.loc[~shown, "month"])

@@ -639,7 +639,9 @@ def control_table(
         Apply secondary suppression: while a row or column whose total is published has
         exactly one hidden cell, or hidden cells its total pins at 1 each, also hide its
         smallest remaining non-zero cell (if there is none, hide the total). Only rows and
-        columns with a published total need it.
+        columns with a published total need it. When the rule does not round
+        (``rounding=1``), the total of every row and column holding a hidden cell is
+        hidden first, since exact totals that cross can pin hidden cells together.
 
     Returns
     -------

@@ -519,7 +519,10 @@ def test_every_month_plotted_is_about_enough_people(crafted):
         # the months shown would give the hidden month's value away.
         shown = chart.data["value"].dropna()
         assert chart.data["mean"].nunique() == 1
-        assert chart.data["mean"].iloc[0] == pytest.approx(shown.mean()), key
+        assert chart.data["mean"].dropna().iloc[0] == pytest.approx(shown.mean()), key
+        # A hidden month shows nothing at all, not even the mean or limits beside it.
+        gaps = chart.data[chart.data["value"].isna()]
+        assert gaps[["mean", "lower_process_limit", "upper_process_limit"]].isna().all(axis=None)
         d = data if mask is None else data[mask.to_numpy(dtype=bool)]
         d = d[d["appointments_offered"].notna() & d["appointments_dna"].notna()]
         for _, point in chart.data.dropna(subset=["value"]).iterrows():
@@ -563,7 +566,8 @@ def test_one_person_with_most_appointments_hides_the_group_rate(crafted):
     assert len(point) == 1
     assert point[["pct", "lower", "upper"]].isna().all(axis=None), point
     row = chart.table()[chart.data["group"].eq(label[0]).to_numpy()].iloc[0]
-    assert row.tolist()[1:] == ["hidden", "hidden", "hidden"]
+    # The rate, its interval and the counts behind them.
+    assert row.tolist()[1:] == ["hidden"] * 5
     table = result.tables["every_measure"].frame
     other = table[table["Group"].eq(label[0])]
     assert other["Missed appointments %"].isna().all()

@@ -49,13 +49,17 @@ def _highest(t: pd.DataFrame):
     return shown.loc[shown["pct"].idxmax()] if len(shown) else None
 
 
-def _bars(result, key, t, title, xlabel, reference) -> None:
+def _bars(result, key, t, title, xlabel, reference, name: str = "dna_rate") -> None:
+    # The published counts go with the chart, so its data table shows what each
+    # percentage and interval are worked out from.
+    m = MEASURES[name]
     result.charts[key] = Chart(
         "bar_ci",
-        t,
+        t.rename(columns={"n": m.denominator, "x": m.numerator}),
         {"title": title, "xlabel": xlabel, "reference": reference},
         people="_people",
         values=("pct", "lower", "upper"),
+        counts=(m.denominator, m.numerator),
         top="_top",
         denominator="_n",
     )
@@ -118,6 +122,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
             "Dropped out, by ethnic group",
             "% of finished referrals",
             drop_overall,
+            name="drop_out_rate",
         )
         top = _highest(t)
         result.values["drop_sentence"] = f"Overall, {number(drop_overall)}% dropped out." + (

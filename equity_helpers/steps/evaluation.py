@@ -108,6 +108,10 @@ def _before_after(result: StepResult, service, f: dict, change, when: str) -> st
     return verdict
 
 
+#: What an SPC chart shows for each month: all hidden for a month that is hidden.
+SPC_VALUES = ("value", "point_type", "mean", "lower_process_limit", "upper_process_limit")
+
+
 def _spc(result: StepResult, key: str, monthly, rule, title, ylabel, direction, change):
     s = analysis.controlled_spc(monthly, rule, direction)
     if s is None:
@@ -124,12 +128,12 @@ def _spc(result: StepResult, key: str, monthly, rule, title, ylabel, direction, 
             s,
             options,
             people="_people",
-            values=("value", "point_type"),
+            values=SPC_VALUES,
             top="_top",
             denominator="_n",
         )
     else:  # a count of referrals: each month's count is rounded, and hidden when small
-        chart = Chart("spc_with_change", s, options, counts=("value",), values=("point_type",))
+        chart = Chart("spc_with_change", s, options, counts=("value",), values=SPC_VALUES[1:])
     result.charts[key] = seal_chart(chart, rule, key)
     return result.charts[key].data
 
