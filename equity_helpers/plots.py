@@ -466,7 +466,7 @@ def _chart_columns(chart) -> list[str]:
         cols = ["group", "stage", "people", "% of referred"]
     else:
         cols = list(data.columns)
-    cols = [c for c in cols if c is not None and c in data.columns]
+    cols = [c for c in ["Field", *cols] if c is not None and c in data.columns]
     cols += [c for c in chart.counts if c in data.columns and c not in cols]
     return cols
 
@@ -494,7 +494,9 @@ def chart_table(chart) -> pd.DataFrame:
     data = chart.data
     if chart.plot == "heatmap":
         text = data.apply(lambda col: [_cell(v, False) for v in col]).astype(str)
-        return text.rename_axis(None).reset_index(names=data.index.name or "Group")
+        across = data.columns.name
+        text.columns = [f"{across} {c}" if across else str(c) for c in data.columns]
+        return text.reset_index(names=data.index.name or "Group")
     cols = _chart_columns(chart)
     o = chart.options
     names = {c: _HEADINGS.get(c, str(c)) for c in cols}

@@ -567,7 +567,8 @@ def test_one_person_with_most_appointments_hides_the_group_rate(crafted):
     assert point[["pct", "lower", "upper"]].isna().all(axis=None), point
     row = chart.table()[chart.data["group"].eq(label[0]).to_numpy()].iloc[0]
     # The rate, its interval and the counts behind them.
-    assert row.tolist()[1:] == ["hidden"] * 5
+    assert row.tolist()[:2] == ["Ethnic group", label[0]]
+    assert row.tolist()[2:] == ["hidden"] * 5
     table = result.tables["every_measure"].frame
     other = table[table["Group"].eq(label[0])]
     assert other["Missed appointments %"].isna().all()

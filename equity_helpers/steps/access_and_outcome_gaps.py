@@ -17,6 +17,13 @@ HEADLINES = {
 }
 NO_DNA = "This view needs appointments offered and missed (DNA) in the extract."
 DECILES = [str(i) for i in range(1, 11)]
+#: The field each bar chart splits people by.
+BAR_FIELDS = {
+    "dna_ethnic_group": "ethnic_group",
+    "dna_imd_quintile": "imd_quintile",
+    "drop_out_ethnic_group": "ethnic_group",
+    "gradient": "imd_decile",
+}
 
 
 def _has_imd(data: pd.DataFrame) -> bool:
@@ -51,11 +58,13 @@ def _highest(t: pd.DataFrame):
 
 def _bars(result, key, t, title, xlabel, reference, name: str = "dna_rate") -> None:
     # The published counts go with the chart, so its data table shows what each
-    # percentage and interval are worked out from.
+    # percentage and interval are worked out from; the field names the groups there
+    # ("Not known" ethnic group is not "Not known" home area).
     m = MEASURES[name]
+    field = label(BAR_FIELDS[key])
     result.charts[key] = Chart(
         "bar_ci",
-        t.rename(columns={"n": m.denominator, "x": m.numerator}),
+        t.rename(columns={"n": m.denominator, "x": m.numerator}).assign(Field=field),
         {"title": title, "xlabel": xlabel, "reference": reference},
         people="_people",
         values=("pct", "lower", "upper"),
