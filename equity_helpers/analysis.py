@@ -18,6 +18,7 @@ from .privacy import (
     DisclosureRule,
     control_counts,
     control_table,
+    one_person_dominates,
     people_publishable,
     percent_of_published,
     published_percentage,
@@ -403,18 +404,25 @@ def measure(
 ) -> pd.DataFrame:
     """One of the standard measures (see :mod:`equity_helpers.measures`) by group.
 
-    Returns the columns of :func:`group_proportion`. A measure counted in appointments
-    is also hidden for a group of too few people, since the rule protects people.
+    Returns the columns of :func:`group_proportion`, with the raw ``_people`` (people
+    counted) and ``_top`` (the most one person adds to the denominator). A measure counted
+    in appointments is also hidden for a group of too few people, since the rule protects
+    people, and for a group where one person has more than half the appointments (rule 6
+    in :mod:`equity_helpers.privacy`).
     """
     m = measure_registry.get(name)
     order = order if order is not None else group_order(by)
     x, n = m.counts(data)
     counted = pd.DataFrame({"g": data[by].loc[x.index], "_mx": x, "_mn": n})
     out = group_proportion(counted, "g", None, rule=rule, order=order, weights=("_mx", "_mn"))
+    grouped = counted.groupby(counted["g"].astype("string").fillna("Not known"))
+    people = grouped.size().reindex(out["group"]).fillna(0).astype("int64")
+    top = grouped["_mn"].max().reindex(out["group"]).fillna(0).astype("int64")
+    out["_people"] = people.to_numpy()
+    out["_top"] = top.to_numpy()
     if m.unit != "people" and len(out):
-        people = counted.groupby(counted["g"].astype("string").fillna("Not known")).size()
-        people = people.reindex(out["group"]).fillna(0).astype("int64").reset_index(drop=True)
-        few = control_counts(people, rule).isna().to_numpy()
+        few = control_counts(people.reset_index(drop=True), rule).isna().to_numpy().copy()
+        few |= one_person_dominates(out["_top"].to_numpy(), out["_n"].to_numpy(), rule)
         for c in ("n", "x", "pct", "lower", "upper"):
             out[c] = out[c].mask(few)
     return out
@@ -425,20 +433,29 @@ def available_measures(data: pd.DataFrame) -> list[str]:
     return measure_registry.available(data)
 
 
-def sii_by_decile(data: pd.DataFrame, name: str, repetitions: int = 20_000) -> pd.DataFrame | None:
+def sii_by_decile(
+    data: pd.DataFrame,
+    name: str,
+    repetitions: int = 20_000,
+    rule: DisclosureRule | None = None,
+) -> pd.DataFrame | None:
     """Slope and relative index of inequality of a measure across IMD deciles.
 
     Uses the service's own activity in each decile as the population weights (the
-    people the measure is about), as is usual for service-level measures.
+    people the measure is about), as is usual for service-level measures. With a
+    ``rule``, only deciles whose rate is published under it are used, so the index says
+    nothing about a decile that is hidden.
     """
     t = measure(
         data.assign(imd=data["imd_decile"].astype("string")),
         name,
         "imd",
-        DisclosureRule(enabled=False),
+        rule or DisclosureRule(enabled=False),
         order=[str(i) for i in range(1, 11)],
     )
     t = t[t["group"].isin([str(i) for i in range(1, 11)])]
+    if rule is not None:
+        t = t[t["pct"].notna()]
     t = t[(t["_n"] > 0) & (t["_x"] > 0) & (t["_x"] < t["_n"])]
     if len(t) < 5:
         return None
@@ -513,11 +530,14 @@ def two_way(
     parts = t["group"].str.split(" | ", regex=False, expand=True)
     t[label(row)], t[label(col)] = parts[0], parts[1]
     wide = t.pivot(index=label(row), columns=label(col), values="pct")
+    people = t.pivot(index=label(row), columns=label(col), values="_people")
     ro, co = group_order(row), group_order(col)
     if ro:
         wide = wide.reindex([r for r in ro if r in wide.index])
     if co:
         wide = wide[[c for c in co if c in wide.columns]]
+    # People behind each cell, for the chart guard (raw: never shown).
+    wide.attrs["people"] = people.reindex(index=wide.index, columns=wide.columns).fillna(0)
     return wide
 
 
@@ -526,39 +546,61 @@ def area_funnel(
 ) -> pd.DataFrame:
     """Missed-appointment rate by home area, placed against funnel limits.
 
-    Areas whose missed-appointment count is hidden by disclosure control are left
-    out (their number is reported in ``attrs['hidden']``). With ``overdispersed`` the
-    limits are widened for real variation between areas (Spiegelhalter 2005), estimated
-    from every area, hidden or not; ``attrs['phi']`` and ``attrs['tau2']`` hold the estimate.
+    Areas whose missed-appointment count is hidden by disclosure control, that hold too
+    few people, or where one person has more than half the appointments, are left out
+    (their number is reported in ``attrs['hidden']``). Each area's rate, its place against
+    the limits and the overall rate come from the published counts of the areas shown
+    (rule 3 in :mod:`equity_helpers.privacy`). The raw ``_n`` (appointments offered),
+    ``_people`` and ``_top`` are kept for the chart guard, which drops them.
+
+    With ``overdispersed`` the limits are widened for real variation between areas
+    (Spiegelhalter 2005), estimated from the same published counts of the areas shown;
+    ``attrs['phi']`` and ``attrs['tau2']`` hold the estimate.
     """
     df = data[data.get("in_catchment", True) & data[area].notna()]
     df = df[df["appointments_offered"].notna() & df["appointments_dna"].notna()]
     grouped = df.groupby(area)
     g = grouped[["appointments_dna", "appointments_offered"]].sum().astype("int64")
     g["_people"] = grouped.size()
+    g["_top"] = grouped["appointments_offered"].max().astype("int64")
     g = g[g["appointments_offered"] > 0].reset_index()
+    hidden = (
+        control_counts(g["appointments_dna"], rule).isna().to_numpy()
+        | control_counts(g["appointments_offered"], rule).isna().to_numpy()
+        | ~people_publishable(g["_people"].to_numpy(), rule)  # rule 1: people
+        | one_person_dominates(g["_top"].to_numpy(), g["appointments_offered"].to_numpy(), rule)
+    )
+    kept = g[~hidden].reset_index(drop=True)
+    published = kept.assign(
+        appointments_dna=_published(kept["appointments_dna"], rule),
+        appointments_offered=_published(kept["appointments_offered"], rule),
+    )
     # The adjustment needs two areas or more and some variation to measure.
     adjust = (
         overdispersed
-        and len(g) >= 2
-        and 0 < g["appointments_dna"].sum() < g["appointments_offered"].sum()
+        and len(published) >= 2
+        and 0 < published["appointments_dna"].sum() < published["appointments_offered"].sum()
     )
-    pts = stats.funnel_points(
-        g, "appointments_dna", "appointments_offered", multiplier=100, overdispersed=adjust
-    )
-    hidden = (
-        control_counts(g["appointments_dna"], rule).isna()
-        | control_counts(g["appointments_offered"], rule).isna()
-        | pd.Series(~people_publishable(g["_people"].to_numpy(), rule))  # rule 1: people
-    )
-    shown = pts[~hidden.to_numpy()].copy()
-    shown["offered"] = control_counts(shown["appointments_offered"], rule)
+    if len(published):
+        shown = stats.funnel_points(
+            published,
+            "appointments_dna",
+            "appointments_offered",
+            multiplier=100,
+            overdispersed=adjust,
+        )
+    else:
+        shown = published.assign(value=np.nan, baseline=np.nan, funnel_position=pd.NA)
+    shown["offered"] = control_counts(kept["appointments_offered"], rule)
+    shown["_n"] = kept["appointments_offered"].to_numpy()
     shown.attrs["hidden"] = int(hidden.sum())
-    shown.attrs["baseline"] = float(pts["baseline"].iloc[0]) if len(pts) else np.nan
+    shown.attrs["baseline"] = float(shown["baseline"].iloc[0]) if len(shown) else np.nan
     if adjust:
-        estimate = stats.overdispersion(g["appointments_dna"], g["appointments_offered"])
+        estimate = stats.overdispersion(
+            published["appointments_dna"], published["appointments_offered"]
+        )
         shown.attrs.update(phi=estimate["phi"], tau2=estimate["tau2"])
-    return shown.drop(columns=["appointments_dna", "_people"])
+    return shown.drop(columns=["appointments_dna", "appointments_offered"])
 
 
 # ----------------------------------------------------------------------------- Step 9: pathway
@@ -690,13 +732,28 @@ def gap_change_summary(table: pd.DataFrame) -> dict:
 
 
 def monthly_rate(data: pd.DataFrame, name: str, mask: pd.Series | None = None) -> pd.DataFrame:
-    """Monthly value of a measure (percent) with its numerator and denominator."""
+    """Monthly value of a measure (percent) with its numerator and denominator.
+
+    Also the raw ``_people`` (people counted that month) and ``_top`` (the most one person
+    adds to the denominator), which the chart guard uses to hide months.
+    """
     d = data if mask is None else data[mask.to_numpy(dtype=bool)]
+    m = measure_registry.get(name)
     rows = []
     for month, sub in d.groupby("referral_month"):
-        x, n = _x_n(sub, name)
-        rows.append({"month": month, "_x": x, "_n": n, "value": 100 * x / n if n else np.nan})
-    return pd.DataFrame(rows, columns=["month", "_x", "_n", "value"])
+        x, n = m.counts(sub)
+        x, n_total = int(x.sum()), int(n.sum())
+        rows.append(
+            {
+                "month": month,
+                "_x": x,
+                "_n": n_total,
+                "value": 100 * x / n_total if n_total else np.nan,
+                "_people": len(n),
+                "_top": int(n.max()) if len(n) else 0,
+            }
+        )
+    return pd.DataFrame(rows, columns=["month", "_x", "_n", "value", "_people", "_top"])
 
 
 def monthly_referrals(data: pd.DataFrame) -> pd.DataFrame:
@@ -827,12 +884,15 @@ def controlled_spc(
       published percentage. Months with nothing in the denominator have no value and are
       left out.
 
-    The limits and special-cause rules use every month, because they summarise many months
-    and leaving hidden months out would bias them. A month whose count (or either count
-    of its percentage) is hidden under the rule has its ``value`` set to NaN, so it is
-    not plotted; those months are listed in ``attrs["hidden_months"]``. ``attrs`` also
-    holds ``variation_icon``, ``variation_words`` and ``trial_limits`` (fewer than 12
-    months). Returns None when fewer than 2 months have a value.
+    A month is hidden when its count (or either count of its percentage) is hidden under
+    the rule, when it holds too few people (``_people``, if given), or when one person
+    gives more than half its denominator (``_top``, if given). A hidden month is left as
+    a gap: its ``value``, ``point_type``, mean and limits are NaN, and it is listed in
+    ``attrs["hidden_months"]``. The mean, limits and special-cause rules use only the
+    months shown: with a hidden month in them, the mean beside the months shown would give
+    its value away. ``attrs`` also holds ``variation_icon``, ``variation_words`` and
+    ``trial_limits`` (fewer than 12 months shown). Returns None when fewer than 2 months
+    can be shown.
     """
     m = monthly.sort_values("month").reset_index(drop=True)
     if {"_x", "_n"} <= set(m.columns):
@@ -842,6 +902,10 @@ def controlled_spc(
             control_counts(m["_x"].astype("int64"), rule).isna()
             | control_counts(m["_n"].astype("int64"), rule).isna()
         ).to_numpy()
+        if "_people" in m:  # rule 1: people; rule 6: no month mostly one person's
+            hidden = hidden | ~people_publishable(m["_people"].to_numpy(), rule)
+        if "_top" in m:
+            hidden = hidden | one_person_dominates(m["_top"].to_numpy(), m["_n"].to_numpy(), rule)
     else:
         if len(m):
             months = pd.date_range(m["month"].min(), m["month"].max(), freq="MS")
@@ -855,11 +919,17 @@ def controlled_spc(
         rounded = control_counts(exact, rule)
         hidden = rounded.isna().to_numpy()
         values = np.where(hidden, exact, rounded.fillna(0).astype("int64")).astype(float)
-    if len(values) < 2:
+    shown = ~np.asarray(hidden, dtype=bool)
+    if shown.sum() < 2:
         return None
-    spc = stats.spc_xmr(values, m["month"], improvement_direction)
-    spc["value"] = spc["value"].mask(hidden)
-    spc.attrs["hidden_months"] = list(m.loc[hidden, "month"])
+    spc = stats.spc_xmr(values[shown], m.loc[shown, "month"], improvement_direction)
+    attrs = dict(spc.attrs)
+    # Hidden months come back as gaps: every figure of theirs is NaN, the mean and limits too,
+    # so that nothing is shown in a row about a month of too few people.
+    spc = spc.set_index("date").reindex(pd.DatetimeIndex(m["month"], name="date"))
+    spc = spc.reset_index()
+    spc.attrs = attrs
+    spc.attrs["hidden_months"] = list(m.loc[~shown, "month"])
     spc.attrs["variation_words"] = VARIATION_WORDS.get(
         spc.attrs["variation_icon"], spc.attrs["variation_icon"]
     )

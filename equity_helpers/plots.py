@@ -506,9 +506,9 @@ def spc_with_change(spc: pd.DataFrame, *, title: str, ylabel: str, change=None, 
         if spc.attrs.get("trial_limits")
         else []
     )
-    hidden = spc.attrs.get("hidden_months") or []
+    hidden = int(spc["value"].isna().sum())
     if hidden:
-        notes.append(f"{len(hidden)} month(s) not plotted: numbers too small to show")
+        notes.append(f"{hidden} month(s) not plotted: too few people to show")
     if change is not None:
         # Named in the key under the chart, so no label sits on top of a point.
         ax.axvline(change, color="black", linestyle=":", linewidth=1.2, label="Change began")
@@ -597,6 +597,17 @@ def draw(chart, ax=None):
         ax = paired_bars(chart.data, options.pop("a"), options.pop("b"), ax=ax, **options)
     else:
         ax = globals()[chart.plot](chart.data, ax=ax, **options)
+    hidden = getattr(chart.data, "attrs", {}).get("hidden_points", 0)
+    if hidden and chart.plot in ("line_chart", "funnel_plot", "pathway_chart", "heatmap"):
+        ax.annotate(
+            f"{hidden} point(s) hidden or left as gaps: too few people to show "
+            "(see the data behind this chart)",
+            (0, 0),
+            xycoords="figure fraction",
+            xytext=(4, 2),
+            textcoords="offset points",
+            fontsize=7,
+        )
     if xlim is not None:
         ax.set_xlim(*xlim)
     # A chart that already has its key under it (paired_bars) does not get a second one.
@@ -606,3 +617,115 @@ def draw(chart, ax=None):
             ncols=legend_below,
         )  # fmt: skip
     return ax
+
+
+# ----------------------------------------------------------------------------- data behind a chart
+
+#: The word a chart's data table shows for a hidden figure.
+HIDDEN_WORD = "hidden"
+
+_HEADINGS = {
+    "group": "Group",
+    "lower": "95% lower",
+    "upper": "95% upper",
+    "ratio": "Representation ratio",
+    "offered": "Appointments offered (rounded to the nearest 5)",
+    "value": "Value",
+    "funnel_position": "Against the funnel limits",
+    "date": "Month",
+    "month": "Month",
+    "mean": "Mean",
+    "lower_process_limit": "Lower process limit",
+    "upper_process_limit": "Upper process limit",
+    "point_type": "Variation",
+    "stage": "Stage",
+    "people": "People",
+    "referrals": "Referrals",
+}
+
+
+def _chart_columns(chart) -> list[str]:
+    """The columns a chart draws, in reading order."""
+    o, data = chart.options, chart.data
+    plot = chart.plot
+    if plot == "bar_ci":
+        cols = ["group", o.get("value", "pct"), o.get("lower", "lower"), o.get("upper", "upper")]
+    elif plot == "paired_bars":
+        cols = ["group", o["a"], o["b"]]
+    elif plot == "ratio_plot":
+        cols = ["group", "ratio", "lower", "upper"]
+    elif plot == "line_chart":
+        cols = [o["x"], o.get("series"), o["y"]]
+    elif plot == "funnel_plot":
+        cols = ["offered", "value", "funnel_position"]
+    elif plot in ("spc_chart", "spc_with_change"):
+        cols = ["date", "value", "mean", "lower_process_limit", "upper_process_limit"]
+        cols.append("point_type")
+    elif plot == "pathway_chart":
+        cols = ["group", "stage", "people", "% of referred"]
+    else:
+        cols = list(data.columns)
+    cols = [c for c in ["Field", *cols] if c is not None and c in data.columns]
+    cols += [c for c in chart.counts if c in data.columns and c not in cols]
+    return cols
+
+
+def _cell(value, counts_column: bool, decimals: int = 1) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return HIDDEN_WORD
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%B %Y")
+    if counts_column or isinstance(value, int | np.integer):
+        from .privacy import format_count
+
+        return format_count(value)
+    if isinstance(value, float | np.floating):
+        return f"{value:.{decimals}f}"
+    return str(value).replace("_", " ")
+
+
+def chart_table(chart) -> pd.DataFrame:
+    """The data behind a chart as text, from the same controlled data the chart draws.
+
+    Every figure the chart shows is here, with "hidden" where the chart leaves a point
+    out; raw columns (names starting with ``_``) never appear.
+    """
+    data = chart.data
+    if chart.plot == "heatmap":
+        text = data.apply(lambda col: [_cell(v, False) for v in col]).astype(str)
+        across = data.columns.name
+        text.columns = [f"{across} {c}" if across else str(c) for c in data.columns]
+        return text.reset_index(names=data.index.name or "Group")
+    cols = _chart_columns(chart)
+    o = chart.options
+    names = {c: _HEADINGS.get(c, str(c)) for c in cols}
+    if chart.plot == "bar_ci" and "xlabel" in o:
+        names[o.get("value", "pct")] = o["xlabel"]
+    if chart.plot in ("spc_chart", "spc_with_change") and "ylabel" in o:
+        names["value"] = o["ylabel"]
+    if chart.plot == "funnel_plot":
+        names["value"] = "Missed appointments (%)"
+    decimals = 2 if chart.plot == "ratio_plot" else 1
+    return pd.DataFrame(
+        {names[c]: [_cell(v, c in chart.counts, decimals) for v in data[c].tolist()] for c in cols}
+    )
+
+
+def data_behind(chart):
+    """A folded "Data behind this chart" table under a chart, for screen readers and print."""
+    from IPython.display import HTML
+
+    from .safe_html import html_text, safe_table
+
+    title = chart.options.get("title", "this chart")
+    table = (
+        safe_table(chart_table(chart).style)
+        .hide(axis="index")
+        .set_caption(html_text(f"Data behind the chart: {title}"))
+        .set_table_attributes('class="playbook-table chart-data"')
+        .to_html()
+    )
+    return HTML(
+        '<details class="chart-data"><summary>Data behind this chart</summary>\n'
+        f"{table}\n</details>"
+    )

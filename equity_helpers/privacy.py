@@ -9,7 +9,7 @@ The playbook follows NHS England's rule for sub-national Hospital Episode Statis
 
 Rounding cells one by one is not enough: a reader can put a rate, a label, a percentage
 and a total side by side and learn about one person. So every published figure also
-follows four rules.
+follows six rules.
 
 1. **The unit is people.** A rate, percentage, mean, median, interval or chart value
    about a group is published only when the group has more people (referrals) than the
@@ -33,6 +33,15 @@ follows four rules.
    account of the extract's file rows (rows read, rows used, rows left out and why) stays
    exact: it counts lines of a file, says nothing about anyone's characteristics, and a
    service needs the exact figures to check its extract.
+5. **Charts follow the tables.** Every chart point (a month, a home area, a group) is
+   about people, so a point about too few people is hidden: it is not drawn, and the
+   chart's data table says "hidden". Counts drawn in a chart are rounded as in a table.
+   One guard does this for every chart: :func:`control_chart_data`.
+6. **No rate is mostly one person.** A rate whose denominator is not people (missed
+   appointments out of those offered) is published only when no single person gives more
+   than half of that denominator, whatever the size of the group:
+   :func:`one_person_dominates`. Otherwise one person with many appointments makes the
+   rate of "Other (small groups)", a month or a home area mostly their own.
 
 Examples
 --------
@@ -74,8 +83,6 @@ __all__ = [
     "ControlledTable",
     "control_counts",
     "control_table",
-    "controlled_percentage",
-    "controlled_rate",
     "format_count",
     "neutralise_formula",
     "export_table",
@@ -83,6 +90,8 @@ __all__ = [
     "OTHER_SMALL_GROUPS",
     "people_publishable",
     "hide_small_groups",
+    "one_person_dominates",
+    "control_chart_data",
     "merge_small_groups",
     "published_percentage",
     "count_words",
@@ -186,7 +195,7 @@ class DisclosureRule:
     Examples
     --------
     >>> DisclosureRule().describe()
-    'Counts of 1 to 7 are shown as * and other counts are rounded to the nearest 5; percentages built on a hidden count are hidden too.'
+    'Counts of 1 to 7 are shown as * and other counts are rounded to the nearest 5; percentages built on a hidden count are hidden too. Groups of 7 or fewer people with free-text labels are merged into "Other (small groups)", and chart points about 7 or fewer people are hidden.'
     >>> DisclosureRule(threshold=3).warning() is not None
     True
     """  # noqa: E501
@@ -336,7 +345,21 @@ class DisclosureRule:
             second = f"{others} are rounded to the nearest {self.rounding}"
         joiner = " and " if hidden else "; "
         tail = "; percentages built on a hidden count are hidden too." if hidden else "."
-        return f"{first}{joiner}{second}{tail}"
+        return f"{first}{joiner}{second}{tail}" + (f" {self.small_groups()}" if hidden else "")
+
+    def small_groups(self) -> str:
+        """The one sentence on labels and charts (rules 2 and 5), for every rule notice.
+
+        Examples
+        --------
+        >>> DisclosureRule(threshold=10).small_groups()
+        'Groups of 10 or fewer people with free-text labels are merged into "Other (small groups)", and chart points about 10 or fewer people are hidden.'
+        """  # noqa: E501
+        few = f"{self.hidden_up_to} or fewer people"
+        return (
+            f'Groups of {few} with free-text labels are merged into "{OTHER_SMALL_GROUPS}", '
+            f"and chart points about {few} are hidden."
+        )
 
     def warning(self) -> str | None:
         """A loud sentence when the rule is off or weaker than NHS England's, else ``None``.
@@ -521,12 +544,18 @@ class ControlledTable:
         return text
 
 
-def _secondary_suppression(grid: np.ndarray, hidden: np.ndarray, lines: list) -> np.ndarray:
-    """Hide further cells until no line with a published total has exactly one hidden cell.
+def _secondary_suppression(
+    grid: np.ndarray, hidden: np.ndarray, lines: list, rule: DisclosureRule = DEFAULT_RULE
+) -> np.ndarray:
+    """Hide further cells until no line with a published total gives a hidden cell away.
 
-    ``lines`` is a list of (member cells, total cell) with cells as (row, column) tuples.
+    A line gives its hidden cells away when it has exactly one, or when the published total
+    and cells leave room for no more than 1 in each hidden cell (two hidden 1s beside an
+    exact total, when the rule does not round). ``lines`` is a list of (member cells, total
+    cell) with cells as (row, column) tuples.
     """
     hidden = hidden.copy()
+    published, _ = _control_array(grid, rule)
     membership: dict[tuple[int, int], list[int]] = {}
     for number, (members, _total) in enumerate(lines):
         for cell in members:
@@ -537,7 +566,18 @@ def _secondary_suppression(grid: np.ndarray, hidden: np.ndarray, lines: list) ->
 
     def needs_help(number: int) -> bool:
         members, total = lines[number]
-        return not hidden[total] and hidden_members(number) == 1
+        count = hidden_members(number)
+        if hidden[total] or count == 0:
+            return False
+        if count == 1:
+            return True
+        # Each hidden cell is at least 1; if the most the hidden cells can add up to is
+        # their number, every one of them is pinned at 1.
+        most = rule.possible_range(int(published[total]))[1]
+        least_shown = sum(
+            rule.possible_range(int(published[c]))[0] for c in members if not hidden[c]
+        )
+        return most - least_shown <= count
 
     while True:
         todo = [number for number in range(len(lines)) if needs_help(number)]
@@ -564,6 +604,24 @@ def _secondary_suppression(grid: np.ndarray, hidden: np.ndarray, lines: list) ->
             return (int(grid[cell]), rank, cell)
 
         hidden[min(candidates, key=preference)] = True
+
+
+def _hide_exact_totals(hidden: np.ndarray, lines: list) -> np.ndarray:
+    """Hide the total of every line that holds a hidden cell, when totals are not rounded.
+
+    Without rounding a published total is exact, and totals that cross can pin hidden
+    cells together (two hidden 1s in a row and a column whose totals are known). With
+    every such total hidden too, each hidden cell could be one more, with its totals one
+    more, so no published figure pins it down.
+    """
+    hidden = hidden.copy()
+    changed = True
+    while changed:
+        changed = False
+        for members, total in lines:
+            if not hidden[total] and any(hidden[cell] for cell in members):
+                hidden[total] = changed = True
+    return hidden
 
 
 def control_table(
@@ -593,8 +651,11 @@ def control_table(
         ``True`` adds a column of row totals named "Total"; a string gives its name.
     secondary : bool, default True
         Apply secondary suppression: while a row or column whose total is published has
-        exactly one hidden cell, also hide its smallest remaining non-zero cell (if there is
-        none, hide the total). Only rows and columns with a published total need it.
+        exactly one hidden cell, or hidden cells its total pins at 1 each, also hide its
+        smallest remaining non-zero cell (if there is none, hide the total). Only rows and
+        columns with a published total need it. When the rule does not round
+        (``rounding=1``), the total of every row and column holding a hidden cell is
+        hidden first, since exact totals that cross can pin hidden cells together.
 
     Returns
     -------
@@ -611,9 +672,8 @@ def control_table(
     smallest and largest value consistent with every published cell's rounding band and
     every total, and at least two values must remain. Under NHS England's rule this holds
     on every table tried, because rounding blurs the totals. With ``rounding=1`` (no
-    rounding) totals are exact and two hidden cells can still be pinned (two 1s whose
-    total is known to be 2, say); such a rule is already flagged by
-    :meth:`DisclosureRule.warning`.
+    rounding) totals are exact, so two hidden 1s whose total is known to be 2 would be
+    pinned: so every total of a line holding a hidden cell is hidden as well.
 
     Examples
     --------
@@ -662,7 +722,11 @@ def control_table(
     published, primary = _control_array(grid, rule)
     hidden = primary
     if secondary and rule.enabled:
-        hidden = _secondary_suppression(grid, primary, _lines(n_rows, n_cols, row_label, col_label))
+        lines = _lines(n_rows, n_cols, row_label, col_label)
+        hidden = primary
+        if rule.rounding == 1:
+            hidden = _hide_exact_totals(hidden, lines)
+        hidden = _secondary_suppression(grid, hidden, lines, rule)
         if hidden.sum() > primary.sum():
             logger.info(
                 "Secondary suppression hid %d more cell(s) to protect %d small count(s).",
@@ -718,98 +782,6 @@ def _round_half_up(value: Fraction, decimals: int) -> float:
     return math.floor(value * scale + Fraction(1, 2)) / scale
 
 
-def _controlled_ratio(
-    numerator: Any,
-    denominator: Any,
-    rule: DisclosureRule,
-    multiplier: int,
-    decimals: int,
-    what: str,
-) -> Any:
-    scalar = np.ndim(numerator) == 0 and np.ndim(denominator) == 0
-    num = _to_int_array(np.atleast_1d(numerator) if scalar else numerator, f"The {what} numerator")
-    den_series = pd.Series(np.atleast_1d(denominator) if scalar else denominator)
-    if den_series.isna().any() or not pd.api.types.is_numeric_dtype(den_series):
-        raise DisclosureInputError(f"The {what} denominator must be numbers with none missing.")
-    den = den_series.to_numpy(dtype="float64")
-    if len(num) != len(den):
-        raise DisclosureInputError(
-            f"The {what} numerator has {len(num)} values but the denominator has {len(den)}."
-        )
-    if (den < 0).any():
-        raise DisclosureInputError(f"The {what} denominator must not be negative.")
-    hide_up_to = rule.hidden_up_to if rule.enabled else 0
-    out = np.full(len(num), np.nan)
-    for k, (n, d) in enumerate(zip(num, den_series.to_list(), strict=True)):
-        if d == 0:
-            continue  # undefined
-        if 1 <= n <= hide_up_to or 0 < d <= hide_up_to:
-            continue  # built on a hidden count
-        out[k] = _round_half_up(Fraction(int(n)) * multiplier / Fraction(d), decimals)
-    if scalar:
-        return float(out[0])
-    if isinstance(numerator, pd.Series):
-        return pd.Series(out, index=numerator.index, name=numerator.name)
-    return out
-
-
-def controlled_percentage(
-    numerator: Any, denominator: Any, rule: DisclosureRule = DEFAULT_RULE, decimals: int = 1
-) -> Any:
-    """Percentage ``100 * numerator / denominator`` with disclosure control.
-
-    Built from the *unrounded* counts and rounded to ``decimals`` places (halves up), as
-    NHS publications do, because percentages of rounded counts can be badly wrong for small
-    groups. It is hidden (NaN) when the numerator is a hidden count (1 to the threshold) or
-    the denominator is hidden, and undefined (NaN) when the denominator is 0.
-
-    Note that a percentage of unrounded counts, shown next to a rounded denominator, can
-    narrow down the true numerator; publish percentages with the same care as counts.
-
-    Parameters
-    ----------
-    numerator, denominator : int, array-like or pandas.Series
-        Unrounded counts.
-    rule : DisclosureRule, default NHS England's rule
-    decimals : int, default 1
-
-    Returns
-    -------
-    float, numpy.ndarray or pandas.Series
-        NaN where hidden or undefined. A Series numerator keeps its index.
-
-    Examples
-    --------
-    >>> controlled_percentage([0, 5, 40, 40], [50, 50, 6, 120])
-    array([ 0. ,  nan,  nan, 33.3])
-    """
-    return _controlled_ratio(numerator, denominator, rule, 100, decimals, "percentage")
-
-
-def controlled_rate(
-    numerator: Any,
-    denominator: Any,
-    rule: DisclosureRule = DEFAULT_RULE,
-    per: int = 100_000,
-    decimals: int = 1,
-) -> Any:
-    """Rate ``per * numerator / denominator`` (for example per 100,000 people), controlled.
-
-    Same rule as :func:`controlled_percentage`: computed from unrounded figures, rounded
-    to ``decimals`` places, hidden (NaN) when the numerator is 1 to the threshold or the
-    denominator is hidden, NaN when the denominator is 0. The denominator may be a
-    population estimate with decimals.
-
-    Examples
-    --------
-    >>> float(controlled_rate(25, 120_000))
-    20.8
-    >>> float(controlled_rate(4, 120_000))
-    nan
-    """
-    return _controlled_ratio(numerator, denominator, rule, per, decimals, "rate")
-
-
 # --------------------------------------------------------------------------------------------
 # People, labels and published percentages
 # --------------------------------------------------------------------------------------------
@@ -854,6 +826,109 @@ def hide_small_groups(
     for column in columns:
         if column in out:
             out[column] = out[column].mask(~ok)
+    return out
+
+
+def one_person_dominates(top: Any, denominator: Any, rule: DisclosureRule = DEFAULT_RULE) -> Any:
+    """True where one person gives more than half of a rate's denominator (rule 6).
+
+    ``top`` is the largest amount any single person adds to the denominator (say, the most
+    appointments offered to one person in the group); ``denominator`` is the group's total.
+    Such a rate is mostly one person's, so it is not published, however many people the
+    group holds. With the rule off nothing is hidden.
+
+    Examples
+    --------
+    >>> one_person_dominates([40, 5, 0], [72, 72, 0]).tolist()
+    [True, False, False]
+    """
+    top_a = np.asarray(pd.Series(np.atleast_1d(top)).fillna(0), dtype="float64")
+    den_a = np.asarray(pd.Series(np.atleast_1d(denominator)).fillna(0), dtype="float64")
+    out = (2 * top_a > den_a) & (den_a > 0) & rule.enabled
+    return out if np.ndim(top) else bool(out[0])
+
+
+def control_chart_data(
+    frame: pd.DataFrame,
+    rule: DisclosureRule = DEFAULT_RULE,
+    *,
+    people: Any = None,
+    values: Iterable[Any] = (),
+    counts: Iterable[Any] = (),
+    top: Any = None,
+    denominator: Any = None,
+) -> pd.DataFrame:
+    """Put a chart's data under the rule: the one guard for every chart point (rule 5).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per point (a month, an area, a group), or a two-way grid of values.
+    rule : DisclosureRule
+    people : column name, array-like or DataFrame, optional
+        The number of people behind each point (a grid of the same shape for a two-way
+        grid). A point about too few people has its ``values`` and ``counts`` hidden.
+    values : columns
+        Figures about the people of each point (rates, means, intervals): hidden (NaN)
+        for a point about too few people, or whose rate is mostly one person's.
+    counts : columns
+        Counts of people drawn in the chart: put under the rule (:func:`seal_counts`).
+        A point whose count is hidden has its ``values`` hidden too, and a hidden point
+        has its counts hidden.
+    top, denominator : column names, optional
+        For a rate whose denominator is not people: the most one person adds to the
+        denominator, and the denominator. A point where one person gives more than half
+        is hidden (:func:`one_person_dominates`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with hidden cells as NaN (``<NA>`` for counts), every raw column (name
+        starting with ``_``) dropped, and ``attrs["hidden_points"]``: how many points
+        were hidden.
+
+    Examples
+    --------
+    >>> months = pd.DataFrame({"month": [1, 2], "pct": [100.0, 40.0], "_people": [1, 30]})
+    >>> out = control_chart_data(months, people="_people", values=["pct"])
+    >>> out["pct"].tolist(), out.attrs["hidden_points"], list(out.columns)
+    ([nan, 40.0], 1, ['month', 'pct'])
+    """
+    out = frame.copy()
+    out.attrs = dict(frame.attrs)
+    if isinstance(people, pd.DataFrame):  # a two-way grid: one count of people per cell
+        grid = people.reindex(index=frame.index, columns=frame.columns).fillna(0)
+        few = grid.to_numpy(dtype="int64") <= _hide_up_to(rule)
+        out = out.mask(few)
+        out.attrs["hidden_points"] = int((few & frame.notna().to_numpy()).sum())
+        return out
+    hide = np.zeros(len(frame), dtype=bool)
+    floats = [c for c in counts if c in out and pd.api.types.is_float_dtype(out[c])]
+    for column in counts:
+        if column in out:
+            sealed = seal_counts(out[column], rule)
+            if column in floats:  # a count drawn as a float keeps NaN for hidden
+                sealed = sealed.astype(object).where(sealed.notna(), np.nan).astype(float)
+            out[column] = sealed
+            hide |= out[column].isna().to_numpy()  # a point whose count is hidden
+    if people is not None:
+        number = frame[people] if isinstance(people, str) else pd.Series(people)
+        hide |= ~people_publishable(pd.to_numeric(number, errors="coerce").to_numpy(), rule)
+    if top is not None and denominator is not None:
+        hide |= one_person_dominates(frame[top].to_numpy(), frame[denominator].to_numpy(), rule)
+    for column in values:
+        if column in out:
+            out[column] = out[column].mask(hide)
+    for column in counts:
+        if column in out and hide.any():
+            out[column] = (
+                out[column].mask(hide)
+                if column in floats
+                else out[column].astype(object).mask(hide, pd.NA)
+            )
+    attrs = dict(out.attrs)
+    out = out[[c for c in out.columns if not str(c).startswith("_")]].copy()
+    out.attrs = {**attrs, "hidden_points": int(hide.sum())}
     return out
 
 

@@ -16,11 +16,12 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 import yaml
 
-from equity_helpers import open_service, steps
+from equity_helpers import open_service, plots, steps
 from equity_helpers.privacy import (
     OTHER_SMALL_GROUPS,
     DisclosureRule,
@@ -32,9 +33,11 @@ from equity_helpers.privacy import (
 from equity_helpers.steps import (
     access_and_outcome_gaps,
     data_completeness,
+    evaluation,
     pathway,
     who_uses_the_service,
 )
+from equity_helpers.steps.base import Chart, seal_chart
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -119,7 +122,53 @@ def _one_black_person(data):
     return data
 
 
+def _clean_rows(data: pd.DataFrame, k: int) -> list[int]:
+    """The first ``k`` referrals that pass :func:`_clean_row`'s checks."""
+    rows = []
+    for _ in range(k):
+        keep = data.drop(index=rows)
+        rows.append(int(keep.index[_clean_row(keep)]))
+    return rows
+
+
+def _lone_month(data):
+    """One referral alone in its month, offered 20 appointments and missing none."""
+    date = pd.to_datetime(data["Date Referral Received"], format="%d/%m/%Y", errors="coerce")
+    i = _clean_row(data)
+    month = date.dt.to_period("M")
+    others = month.eq(month.iloc[i]) & (data.index != i)
+    moved = date[others] + pd.DateOffset(months=1)
+    data.loc[others, "Date Referral Received"] = moved.dt.strftime("%d/%m/%Y")
+    data.loc[i, ["Appts Offered", "Appts Attended", "Appts DNA"]] = ["20", "20", "0"]
+    return data
+
+
+def _small_area(data):
+    """Home areas of about 60 people each, and three people alone in their own area, who
+    missed 15 of 20 appointments each."""
+    valid = data["LSOA"].str.fullmatch(r"E019\d{5}")
+    areas = list(dict.fromkeys(data.loc[valid, "LSOA"]))[:6]
+    data.loc[valid, "LSOA"] = [areas[k % 5] for k in range(int(valid.sum()))]
+    rows = _clean_rows(data, 3)
+    data.loc[rows, "LSOA"] = areas[5]
+    data.loc[rows, ["Appts Offered", "Appts Attended", "Appts DNA"]] = ["20", "5", "15"]
+    return data
+
+
+def _one_dominates(data):
+    """Nine people alone in an ethnic group; one of them has 40 of its 72 appointments."""
+    data.loc[data["Ethnic Category"].isin(["R", "S"]), "Ethnic Category"] = "A"
+    rows = _clean_rows(data, 9)
+    data.loc[rows, "Ethnic Category"] = "S"
+    data.loc[rows, ["Appts Offered", "Appts Attended", "Appts DNA"]] = ["4", "4", "0"]
+    data.loc[rows[0], ["Appts Offered", "Appts Attended", "Appts DNA"]] = ["40", "10", "30"]
+    return data
+
+
 CASES = {
+    "lone-month": _lone_month,
+    "small-area": _small_area,
+    "one-dominates": _one_dominates,
     "jedi": _jedi,
     "jedi-alone": _jedi_alone,
     "lone": _lone,
@@ -288,9 +337,13 @@ def test_completeness_percentages_cannot_recover_a_hidden_count(crafted, rule):
     assert age["Not known"] is pd.NA  # the one unknown age is hidden...
     checked = 0
     for _, row in frame.iterrows():
-        if rule.rounding == 1 and not row["Field"].lower().startswith("age"):
-            # Without rounding, two hidden 1s in a row whose total is exact are a known limit
-            # of secondary suppression (see control_table); such a rule carries a warning.
+        if row["Records"] is pd.NA:
+            # Only without rounding: the total of a row with a hidden part is hidden too, so
+            # no published figure binds the hidden parts (each could be one more)...
+            assert rule.rounding == 1, row["Field"]
+            # ...and no percentage is worked out from them.
+            assert pd.isna(row["% recorded"]) and pd.isna(row["% not stated or not known"])
+            checked += 1
             continue
         for column, values in _hidden_values(row, rule).items():
             checked += 1
@@ -407,4 +460,164 @@ def test_an_area_of_one_person_with_many_appointments_is_not_plotted():
     shown = analysis.area_funnel(data, RULE)
     assert shown["lsoa_code"].tolist() == ["E01000002"]
     assert shown.attrs["hidden"] == 1
-    assert "_people" not in shown
+    # The raw people columns are there only for the chart guard, which drops them.
+    chart = seal_chart(Chart("funnel_plot", shown, people="_people", values=("value",)), RULE)
+    assert not [c for c in chart.data.columns if str(c).startswith("_")]
+
+
+# ----------------------------------------------------------------------------- rule 5: charts
+
+
+def _month_of_one(service) -> pd.Timestamp:
+    sizes = service.data["referral_month"].value_counts()
+    assert (sizes == 1).sum() == 1, sizes.sort_index()
+    return sizes.index[sizes == 1][0]
+
+
+def _rows_for(chart, column: str, value) -> pd.DataFrame:
+    table = chart.table()
+    return table[chart.data[column].eq(value).to_numpy()]
+
+
+def test_a_month_with_one_referral_is_hidden_in_every_chart(crafted):
+    service = crafted("lone-month")
+    month = _month_of_one(service)
+    monthly = data_completeness.run(service).charts["monthly"]
+    point = monthly.data[monthly.data["month"].eq(month)]
+    assert len(point) == 1 and point["% recorded"].isna().all()
+    assert _rows_for(monthly, "month", month).iloc[0].tolist()[1:] == ["hidden", "hidden"]
+    result = evaluation.run(service)
+    for key in ("spc_overall", "spc_referrals"):
+        chart = result.charts[key]
+        point = chart.data[chart.data["date"].eq(month)]
+        # The one person's 0% (and the count of 1) are not plotted, nor their variation.
+        assert len(point) == 1 and point["value"].isna().all(), (key, point)
+        assert point["point_type"].isna().all(), key
+        row = _rows_for(chart, "date", month).iloc[0]
+        assert row.iloc[1] == "hidden" and row.iloc[-1] == "hidden", (key, row)
+        # The chart says that months were left out.
+        ax = plots.draw(chart)
+        assert "not plotted: too few people" in ax.get_xlabel(), key
+        plt.close(ax.figure)
+
+
+def test_every_month_plotted_is_about_enough_people(crafted):
+    """Checked from the extract itself: a month is plotted only with more than 7 people,
+    and only when no one person has more than half of its appointments."""
+    service = crafted("lone-month")
+    data = service.data
+    offered = data["appointments_offered"]
+    result = evaluation.run(service)
+    focus = result.data["focus"]["mask"]
+    assert "spc_overall" in result.charts
+    for key, mask in (("spc_overall", None), ("spc_focus", focus)):
+        if key not in result.charts:  # too few months with enough people: no chart at all
+            assert "not enough months" in result.notes[key]
+            continue
+        chart = result.charts[key]
+        # The mean is of the months shown only: with a hidden month in it, the mean beside
+        # the months shown would give the hidden month's value away.
+        shown = chart.data["value"].dropna()
+        assert chart.data["mean"].nunique() == 1
+        assert chart.data["mean"].dropna().iloc[0] == pytest.approx(shown.mean()), key
+        # A hidden month shows nothing at all, not even the mean or limits beside it.
+        gaps = chart.data[chart.data["value"].isna()]
+        assert gaps[["mean", "lower_process_limit", "upper_process_limit"]].isna().all(axis=None)
+        d = data if mask is None else data[mask.to_numpy(dtype=bool)]
+        d = d[d["appointments_offered"].notna() & d["appointments_dna"].notna()]
+        for _, point in chart.data.dropna(subset=["value"]).iterrows():
+            month = d[d["referral_month"].eq(point["date"])]
+            assert len(month) > RULE.threshold, (key, point["date"], len(month))
+            top = offered.loc[month.index].max()
+            assert 2 * top <= offered.loc[month.index].sum(), (key, point["date"])
+
+
+def test_a_home_area_of_three_people_is_not_a_funnel_point(crafted):
+    service = crafted("small-area")
+    result = access_and_outcome_gaps.run(service)
+    chart = result.charts["funnel"]
+    # The three people's area (60 appointments offered, 75% missed) is nowhere.
+    table = chart.table()
+    shown = list(zip(table.iloc[:, 0], table.iloc[:, 1], strict=True))
+    assert ("60", "75.0") not in shown
+    # Every point shown is an area of more than 7 people, checked from the extract.
+    d = service.data[service.data["in_catchment"] & service.data["lsoa_code"].notna()]
+    d = d[d["appointments_offered"].notna() & d["appointments_dna"].notna()]
+    people = d.groupby("lsoa_code").size()
+    big = people[people > RULE.threshold]
+    assert int(chart.data["value"].notna().sum()) <= len(big)
+    assert result.values["funnel_hidden"] >= 1
+    # Each point's rate is the rate of its published counts: 1 decimal of a count / offered.
+    for _, point in chart.data.dropna(subset=["value"]).iterrows():
+        offered = int(point["offered"])
+        assert any(
+            abs(point["value"] - 100 * x / offered) < 1e-9 for x in range(0, offered + 1, 5)
+        ), point
+
+
+def test_one_person_with_most_appointments_hides_the_group_rate(crafted):
+    service = crafted("one-dominates")
+    group = service.data.loc[service.data["ethnic_group"].notna(), "ethnic_group"]
+    label = [g for g in group.unique() if str(g).startswith("Other")]
+    assert len(label) == 1 and (group == label[0]).sum() == 9  # more than the threshold
+    result = access_and_outcome_gaps.run(service)
+    chart = result.charts["dna_ethnic_group"]
+    point = chart.data[chart.data["group"].eq(label[0])]
+    assert len(point) == 1
+    assert point[["pct", "lower", "upper"]].isna().all(axis=None), point
+    row = chart.table()[chart.data["group"].eq(label[0]).to_numpy()].iloc[0]
+    # The rate, its interval and the counts behind them.
+    assert row.tolist()[:2] == ["Ethnic group", label[0]]
+    assert row.tolist()[2:] == ["hidden"] * 5
+    table = result.tables["every_measure"].frame
+    other = table[table["Group"].eq(label[0])]
+    assert other["Missed appointments %"].isna().all()
+    assert label[0] not in result.values["dna_eth_sentence"]
+
+
+def test_overall_rates_come_only_from_the_groups_shown(crafted):
+    from equity_helpers import analysis
+
+    service = crafted("one-dominates")
+    result = access_and_outcome_gaps.run(service)
+    t = analysis.measure(service.data, "dna_rate", "ethnic_group", RULE)
+    shown = t[t["pct"].notna()]
+    assert len(shown) < len(t)  # a group is hidden...
+    expected = published_percentage(int(shown["_x"].sum()), int(shown["_n"].sum()), RULE)
+    assert result.values["dna_overall_pct"] == expected  # ...and left out of the overall
+    assert result.charts["dna_ethnic_group"].options["reference"] == expected
+
+
+def test_every_chart_has_a_data_table_from_its_controlled_data(crafted):
+    service = crafted("jedi")
+    charts = 0
+    for name, result in _all_results(service).items():
+        for key, chart in result.charts.items():
+            table = chart.table()
+            charts += 1
+            assert len(table) == len(chart.data), (name, key)
+            assert not [c for c in table.columns if str(c).startswith("_")], (name, key)
+            html = plots.data_behind(chart).data
+            assert html.startswith('<details class="chart-data"><summary>Data behind this chart')
+            # Every hidden figure is marked, never left blank or shown as 0.
+            for column in plots._chart_columns(chart):
+                if column in chart.data and chart.data[column].isna().any():
+                    assert "hidden" in html, (name, key, column)
+    assert charts >= 10
+
+
+def test_a_chart_that_does_not_say_who_it_is_about_is_refused():
+    from types import SimpleNamespace
+
+    from equity_helpers.steps.base import StepResult, cached
+
+    @cached
+    def careless(service):
+        result = StepResult("careless")
+        frame = pd.DataFrame({"month": [1, 2], "pct": [100.0, 40.0]})
+        result.charts["trend"] = Chart("line_chart", frame, {"x": "month", "y": "pct"})
+        return result
+
+    service = SimpleNamespace(data=pd.DataFrame({"religion": ["A"]}), rule=RULE)
+    with pytest.raises(ValueError, match="how many people are behind each point"):
+        careless(service)

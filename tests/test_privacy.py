@@ -26,13 +26,14 @@ from equity_helpers.privacy import (
     DisclosureInputError,
     DisclosureLeakError,
     DisclosureRule,
+    control_chart_data,
     control_counts,
     control_table,
-    controlled_percentage,
-    controlled_rate,
     export_table,
     format_count,
     neutralise_formula,
+    one_person_dominates,
+    published_percentage,
     scan_for_small_counts,
 )
 
@@ -99,7 +100,9 @@ def test_default_rule_describes_itself_and_does_not_warn():
     rule = DisclosureRule()
     assert rule.describe() == (
         "Counts of 1 to 7 are shown as * and other counts are rounded to the nearest 5; "
-        "percentages built on a hidden count are hidden too."
+        "percentages built on a hidden count are hidden too. Groups of 7 or fewer people with "
+        'free-text labels are merged into "Other (small groups)", and chart points about 7 or '
+        "fewer people are hidden."
     )
     assert rule.warning() is None
     assert DisclosureRule(threshold=10, rounding=10).warning() is None  # stricter is fine
@@ -178,34 +181,22 @@ def test_direct_construction_is_validated_too():
 def test_percentages_hidden_when_either_side_is_hidden():
     numerators = pd.Series([0, 5, 40, 40, 8, 8], index=list("abcdef"))
     denominators = pd.Series([50, 50, 6, 120, 0, 8], index=list("abcdef"))
-    out = controlled_percentage(numerators, denominators)
+    out = published_percentage(numerators, denominators)
     assert out.index.tolist() == list("abcdef")
     assert out["a"] == 0.0  # 0 is not hidden
     assert math.isnan(out["b"])  # numerator 5 is hidden
     assert math.isnan(out["c"])  # denominator 6 is hidden
-    assert out["d"] == 33.3
+    assert out["d"] == 33.3  # 40 / 120, both published as they are
     assert math.isnan(out["e"])  # undefined
-    assert out["f"] == 100.0
+    assert out["f"] == 100.0  # 8 and 8 are both published as 10
 
 
-def test_percentages_use_unrounded_counts_and_round_half_up():
-    # Rounded counts would give 15 / 25 = 60.0%; the unrounded 13 / 27 is 48.1%.
-    assert controlled_percentage(13, 27) == 48.1
+def test_percentages_come_from_the_published_counts_and_round_half_up():
+    # 13 / 27 is published as 15 / 25: the percentage says no more than the counts do.
+    assert published_percentage(13, 27) == 60.0
     # 9 / 16 = 56.25% exactly: half up gives 56.3 (round-half-even would give 56.2).
-    assert controlled_percentage(9, 16) == 56.3
-    assert controlled_percentage(9, 16, decimals=0) == 56.0
-
-
-def test_percentages_without_control():
-    assert controlled_percentage(5, 50, DisclosureRule(enabled=False)) == 10.0
-
-
-def test_rates():
-    assert controlled_rate(25, 120_000) == 20.8
-    assert controlled_rate(25, 120_000, per=1000, decimals=3) == 0.208
-    assert math.isnan(controlled_rate(4, 120_000))
-    assert math.isnan(controlled_rate(25, 5))
-    assert controlled_rate(0, 120_000) == 0.0
+    assert published_percentage(9, 16, DisclosureRule(enabled=False)) == 56.3
+    assert published_percentage(9, 16, DisclosureRule(enabled=False), decimals=0) == 56.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -555,6 +546,8 @@ def test_property_every_line_with_a_published_total_has_zero_or_two_hidden():
         (DisclosureRule(), TABLES, True),
         (DisclosureRule(7, 10), TABLES // 3, False),
         (DisclosureRule(10, 5), TABLES // 3, False),
+        # No rounding: totals are exact, so two hidden 1s beside a total could be pinned.
+        (DisclosureRule(7, 1), TABLES // 2, False),
     ],
 )
 def test_no_hidden_cell_can_be_recovered_from_the_totals(rule, tables, check_bare):
@@ -588,3 +581,50 @@ def test_no_hidden_cell_can_be_recovered_from_the_totals(rule, tables, check_bar
     if check_bare:
         # The same attack does find cells on these tables when secondary suppression is off.
         assert recovered_without_secondary >= 10, recovered_without_secondary
+
+
+# --------------------------------------------------------------------------------------------
+# One person's rate, and chart points
+# --------------------------------------------------------------------------------------------
+def test_a_rate_that_is_mostly_one_person_is_dominated():
+    # Nine people: one offered 40 appointments, eight offered 4 each (72 in all).
+    appointments = [40] + [4] * 8
+    assert one_person_dominates(max(appointments), sum(appointments))
+    assert not one_person_dominates(36, 72)  # exactly half: not more than half
+    assert not one_person_dominates(40, 72, DisclosureRule(enabled=False))
+    assert one_person_dominates([40, 4], [72, 72]).tolist() == [True, False]
+
+
+def test_chart_guard_hides_points_about_too_few_people_and_rounds_counts():
+    months = pd.DataFrame(
+        {
+            "month": ["Jan", "Feb", "Mar", "Apr"],
+            "pct": [100.0, 40.0, 25.0, 0.0],
+            "Referrals": [1, 30, 12, 0],
+            "_people": [1, 30, 12, 0],
+            "_top": [1, 1, 10, 0],
+            "_n": [1, 30, 18, 0],
+        }
+    )
+    out = control_chart_data(
+        months,
+        people="_people",
+        values=["pct"],
+        counts=["Referrals"],
+        top="_top",
+        denominator="_n",
+    )
+    # Jan: one person; Mar: one person has 10 of 18 appointments; Apr: nobody.
+    assert out["pct"].isna().tolist() == [True, False, True, True]
+    assert out["Referrals"].tolist()[:3] == [pd.NA, 30, pd.NA]
+    assert list(out.columns) == ["month", "pct", "Referrals"]  # raw columns dropped
+    assert out.attrs["hidden_points"] == 3
+    assert months["pct"].tolist() == [100.0, 40.0, 25.0, 0.0]  # the input is left alone
+
+
+def test_chart_guard_on_a_two_way_grid():
+    wide = pd.DataFrame({"Q1": [20.0, 50.0], "Q2": [10.0, 30.0]}, index=["A", "B"])
+    people = pd.DataFrame({"Q1": [40, 3], "Q2": [12, 8]}, index=["A", "B"])
+    out = control_chart_data(wide, people=people)
+    assert out.isna().to_numpy().tolist() == [[False, False], [True, False]]
+    assert out.attrs["hidden_points"] == 1

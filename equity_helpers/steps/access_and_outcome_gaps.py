@@ -7,8 +7,9 @@ import pandas as pd
 
 from .. import analysis, stats
 from ..measures import MEASURES
+from ..privacy import published_percentage
 from ..wording import NO_LSOA, group_name, imd_words, is_number, label, number, too_few
-from .base import Chart, StepResult, Table, cached, number_or_nan
+from .base import Chart, StepResult, Table, cached, number_or_nan, seal_chart
 
 HEADLINES = {
     "dna_overall_pct": "Missed appointments (%)",
@@ -16,6 +17,13 @@ HEADLINES = {
 }
 NO_DNA = "This view needs appointments offered and missed (DNA) in the extract."
 DECILES = [str(i) for i in range(1, 11)]
+#: The field each bar chart splits people by.
+BAR_FIELDS = {
+    "dna_ethnic_group": "ethnic_group",
+    "dna_imd_quintile": "imd_quintile",
+    "drop_out_ethnic_group": "ethnic_group",
+    "gradient": "imd_decile",
+}
 
 
 def _has_imd(data: pd.DataFrame) -> bool:
@@ -31,8 +39,16 @@ def _rates(result: StepResult, data, rule, name: str, dim: str) -> pd.DataFrame:
     return t.assign(group=imd_words(t["group"], dim)) if dim == "imd_quintile" else t
 
 
-def _overall(t: pd.DataFrame) -> float:
-    return float(100 * t["_x"].sum() / t["_n"].sum()) if t["_n"].sum() else float("nan")
+def _overall(t: pd.DataFrame, rule) -> float:
+    """The rate across the groups whose rates are shown, from their published counts.
+
+    A hidden group is left out, so the overall rate cannot be set against the groups shown
+    to work out the hidden one's.
+    """
+    shown = t[t["pct"].notna()]
+    if not len(shown) or not shown["_n"].sum():
+        return float("nan")
+    return float(published_percentage(int(shown["_x"].sum()), int(shown["_n"].sum()), rule))
 
 
 def _highest(t: pd.DataFrame):
@@ -40,9 +56,21 @@ def _highest(t: pd.DataFrame):
     return shown.loc[shown["pct"].idxmax()] if len(shown) else None
 
 
-def _bars(result, key, t, title, xlabel, reference) -> None:
+def _bars(result, key, t, title, xlabel, reference, name: str = "dna_rate") -> None:
+    # The published counts go with the chart, so its data table shows what each
+    # percentage and interval are worked out from; the field names the groups there
+    # ("Not known" ethnic group is not "Not known" home area).
+    m = MEASURES[name]
+    field = label(BAR_FIELDS[key])
     result.charts[key] = Chart(
-        "bar_ci", t, {"title": title, "xlabel": xlabel, "reference": reference}
+        "bar_ci",
+        t.rename(columns={"n": m.denominator, "x": m.numerator}).assign(Field=field),
+        {"title": title, "xlabel": xlabel, "reference": reference},
+        people="_people",
+        values=("pct", "lower", "upper"),
+        counts=(m.denominator, m.numerator),
+        top="_top",
+        denominator="_n",
     )
 
 
@@ -50,7 +78,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
     dna_overall = float("nan")
     if "dna_rate" in measures:
         t = _rates(result, data, rule, "dna_rate", "ethnic_group")
-        dna_overall = _overall(t)
+        dna_overall = _overall(t, rule)
         _bars(
             result,
             "dna_ethnic_group",
@@ -95,7 +123,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
 
     if "drop_out_rate" in measures:
         t = _rates(result, data, rule, "drop_out_rate", "ethnic_group")
-        drop_overall = _overall(t)
+        drop_overall = _overall(t, rule)
         _bars(
             result,
             "drop_out_ethnic_group",
@@ -103,6 +131,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
             "Dropped out, by ethnic group",
             "% of finished referrals",
             drop_overall,
+            name="drop_out_rate",
         )
         top = _highest(t)
         result.values["drop_sentence"] = f"Overall, {number(drop_overall)}% dropped out." + (
@@ -238,7 +267,11 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
 
 def _gradient(result: StepResult, data, rule, measures) -> None:
     has_imd = _has_imd(data)
-    sii = analysis.sii_by_decile(data, "dna_rate") if has_imd and "dna_rate" in measures else None
+    sii = (
+        analysis.sii_by_decile(data, "dna_rate", rule=rule)
+        if has_imd and "dna_rate" in measures
+        else None
+    )
     keys = ["dna_sii", "dna_sii_lower", "dna_sii_upper", "dna_rii"]
     if sii is None:
         result.notes["gradient"] = (
@@ -336,18 +369,25 @@ def _funnel(result: StepResult, data, rule, measures) -> None:
     plain = stats.funnel_limits(baseline, grid, multiplier=100)
     result.charts["funnel"] = Chart(
         "funnel_plot_adjusted",
-        points,
+        points[["offered", "value", "funnel_position", "_n", "_people", "_top"]].copy(),
         {"limits": limits, "plain": plain, "title": "Missed appointments, by home area"},
+        people="_people",
+        values=("value", "funnel_position"),
+        top="_top",
+        denominator="_n",
     )
-    position = points["funnel_position"].astype(str)
+    result.charts["funnel"].data.attrs = dict(points.attrs)
+    shown = seal_chart(result.charts["funnel"], rule, "funnel").data
+    position = shown["funnel_position"].astype(str)
     result.values["funnel_above_998"] = int(position.eq("above 99.8%").sum())
     result.values["funnel_above_95"] = int(position.str.startswith("above").sum())
-    result.values["funnel_areas"] = int(len(points))
-    result.values["funnel_hidden"] = int(points.attrs["hidden"])
-    # Against the plain limits too, at each area's own number of appointments.
-    at_n = stats.funnel_limits(baseline, points["appointments_offered"].astype(float), 0.95)
+    result.values["funnel_areas"] = int(shown["value"].notna().sum())
+    result.values["funnel_hidden"] = int(points.attrs["hidden"]) + shown.attrs["hidden_points"]
+    # Against the plain limits too, at each area's own (published) number of appointments.
+    on_chart = shown[shown["value"].notna()]
+    at_n = stats.funnel_limits(baseline, on_chart["offered"].astype(float), 0.95)
     result.values["funnel_plain_above_95"] = int(
-        (points["value"].to_numpy() / 100 > at_n["upper95_0cl"].to_numpy()).sum()
+        (on_chart["value"].to_numpy() / 100 > at_n["upper95_0cl"].to_numpy()).sum()
     )
     if "phi" in points.attrs:
         result.values["funnel_phi"] = float(points.attrs["phi"])
@@ -368,6 +408,7 @@ def _two_way(result: StepResult, data, rule, measures) -> None:
         result.values["two_way_sentence"] = "No two-way view was possible."
         return
     wide = analysis.two_way(data, "dna_rate", "ethnic_group", "imd_quintile", rule)
+    people = wide.attrs.pop("people", None)
     wide = wide.drop(index=["Invalid"], columns=["Not known"], errors="ignore")
     if wide.empty:
         result.notes["two_way"] = "No referral has both an ethnic group and a home area recorded."
@@ -386,6 +427,7 @@ def _two_way(result: StepResult, data, rule, measures) -> None:
             "title": "Missed appointments (%), by ethnic group and IMD quintile",
             "value_label": "% of offered appointments missed",
         },
+        people=people,
     )
     cell = wide.stack().idxmax() if wide.notna().any().any() else None
     result.values["two_way_sentence"] = (

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import CATEGORY_FIELDS
-from ..privacy import merge_small_groups, seal_counts
+from ..privacy import control_chart_data, merge_small_groups, seal_counts
 from ..wording import is_number
 
 
@@ -45,11 +45,32 @@ class Table:
 
 @dataclass
 class Chart:
-    """Data for one chart and the :mod:`equity_helpers.plots` function that draws it."""
+    """Data for one chart and the :mod:`equity_helpers.plots` function that draws it.
+
+    Every chart says who its points are about, so that :func:`seal` can put it under the
+    rule like a table (rule 5 in :mod:`equity_helpers.privacy`): ``people`` names the
+    column with the number of people behind each point (or gives a grid of them for a
+    two-way chart), ``values`` the figures hidden for a point about too few people,
+    ``counts`` the counts of people drawn, and ``top``/``denominator`` the columns for the
+    one-person rule when a rate is not counted in people. A chart that is not about people
+    (documents, say) is marked ``exact``.
+    """
 
     plot: str
     data: Any
     options: dict = field(default_factory=dict)
+    people: Any = None
+    values: tuple[str, ...] = ()
+    counts: tuple[str, ...] = ()
+    top: str | None = None
+    denominator: str | None = None
+    exact: bool = False
+
+    def table(self) -> pd.DataFrame:
+        """The data behind this chart, as text: the same controlled figures it draws."""
+        from ..plots import chart_table
+
+        return chart_table(self)
 
 
 @dataclass
@@ -100,7 +121,7 @@ class StepResult:
 
             plots.draw(self.charts[name])
             plt.show()
-            return None
+            return plots.data_behind(self.charts[name])
         if name in self.lists:
             return show.bullet_list(self.lists[name])
         if name in self.texts:
@@ -194,7 +215,38 @@ def seal(result: StepResult, rule) -> StepResult:
         for column in table.counts:
             if column in table.frame:
                 table.frame[column] = seal_counts(table.frame[column], rule)
+    for name, chart in result.charts.items():
+        seal_chart(chart, rule, f"{result.name}: {name}")
     return result
+
+
+def seal_chart(chart: Chart, rule, name: str = "a chart") -> Chart:
+    """Put one chart's data under the rule (rule 5 in :mod:`equity_helpers.privacy`).
+
+    Points about too few people, or whose rate is mostly one person's, are hidden; counts
+    are rounded as in a table; raw columns are dropped. A chart that does not say who its
+    points are about is refused, so that no chart can be drawn from exact data by mistake.
+    """
+    if chart.exact or chart.__dict__.get("_sealed"):
+        return chart
+    if chart.people is None and not chart.counts:
+        raise ValueError(
+            f"The chart {name!r} does not say how many people are behind each point: give "
+            "Chart(people=...) or counts=..., or exact=True for a chart not about people."
+        )
+    chart.data = control_chart_data(
+        chart.data,
+        rule,
+        people=chart.people,
+        values=chart.values,
+        counts=chart.counts,
+        top=chart.top,
+        denominator=chart.denominator,
+    )
+    if isinstance(chart.people, pd.DataFrame):
+        chart.people = None  # exact people per cell: not kept once used
+    chart.__dict__["_sealed"] = True
+    return chart
 
 
 def cached(step: Callable) -> Callable:

@@ -57,6 +57,9 @@ def run(service) -> StepResult:
             "xlabel": "% recorded",
             "xlim": (0, 110),
         },
+        people="Records",
+        values=PERCENTS,
+        counts=("Records",),
     )
 
     monthly = analysis.completeness_by_month(data, "ethnicity", rule)
@@ -86,6 +89,9 @@ def run(service) -> StepResult:
             "title": "Ethnicity recorded, by month of referral",
             "ylabel": "% of referrals",
         },
+        people="Referrals",
+        values=("% recorded",),
+        counts=("Referrals",),
     )
 
     issues = [i for i in service.meta["issues"] if i["kind"] != "exclusion"]

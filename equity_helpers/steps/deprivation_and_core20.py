@@ -264,7 +264,7 @@ def _local_fifths(service, result: StepResult) -> None:
     )
     result.charts["fifths_rates"] = Chart(
         "line_chart",
-        both.assign(people=both["_referrals"]),
+        both.drop(columns=["_quintile"]),
         {
             "x": "Fifth",
             "y": "Referrals per 1,000 people",
@@ -273,8 +273,10 @@ def _local_fifths(service, result: StepResult) -> None:
             "ylabel": "Referrals per 1,000 people",
             "legend_below": 2,
         },
+        people="_referrals",  # the referrals behind each point
+        values=("Referrals per 1,000 people", "% of people"),
+        counts=("Referrals",),
     )
-    result.charts["fifths_rates"].people = "people"  # the referrals behind each point
     sii = {scheme: fifths_sii(t) for scheme, t in tables.items()}
     for scheme, key in zip(FIFTHS, ("national", "local"), strict=True):
         result.values[f"{key}_fifths_sii"] = number_or_nan(sii[scheme]["sii"])
@@ -331,6 +333,8 @@ def run(service) -> StepResult:
                 "xlabel": "% of the total",
                 "title": "Referrals and population, by IMD decile",
             },
+            values=("% of referrals", "ratio", "lower", "upper"),
+            counts=("referrals",),
         )
         d1 = deciles.iloc[0]
         result.values["decile1_sentence"] = (

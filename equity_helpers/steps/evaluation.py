@@ -9,7 +9,7 @@ from .. import analysis, stats
 from ..measures import MEASURES
 from ..privacy import control_counts, people_publishable
 from ..wording import group_phrase
-from .base import Chart, StepResult, Table, cached
+from .base import Chart, StepResult, Table, cached, seal_chart
 
 HEADLINES = {
     "gap_before": "Focus gap before the change (points)",
@@ -110,15 +110,34 @@ def _before_after(result: StepResult, service, f: dict, change, when: str) -> st
     return verdict
 
 
+#: What an SPC chart shows for each month: all hidden for a month that is hidden.
+SPC_VALUES = ("value", "point_type", "mean", "lower_process_limit", "upper_process_limit")
+
+
 def _spc(result: StepResult, key: str, monthly, rule, title, ylabel, direction, change):
     s = analysis.controlled_spc(monthly, rule, direction)
     if s is None:
         result.notes[key] = "*There are not enough months to draw this chart.*"
         return None
-    result.charts[key] = Chart(
-        "spc_with_change", s, {"title": title, "ylabel": ylabel, "change": change}
-    )
-    return s
+    options = {"title": title, "ylabel": ylabel, "change": change}
+    if "_people" in monthly:
+        # A rate: each month is about its people; hidden when too few, or mostly one person.
+        by_month = monthly.set_index("month")
+        for column in ("_people", "_top", "_n"):
+            s[column] = s["date"].map(by_month[column]).fillna(0).to_numpy()
+        chart = Chart(
+            "spc_with_change",
+            s,
+            options,
+            people="_people",
+            values=SPC_VALUES,
+            top="_top",
+            denominator="_n",
+        )
+    else:  # a count of referrals: each month's count is rounded, and hidden when small
+        chart = Chart("spc_with_change", s, options, counts=("value",), values=SPC_VALUES[1:])
+    result.charts[key] = seal_chart(chart, rule, key)
+    return result.charts[key].data
 
 
 def _words(s) -> str:
@@ -167,21 +186,22 @@ def monthly_gap(data: pd.DataFrame, name: str, mask: pd.Series, rule) -> pd.Data
 def gap_spc(gap: pd.DataFrame, direction: str, change) -> pd.DataFrame | None:
     """An XmR chart of the monthly gap, with the limits worked out again from the change month.
 
-    The limits use every month (hidden months summarise with the rest, as in
-    :func:`equity_helpers.analysis.controlled_spc`); hidden months are then not plotted.
+    Hidden months are left out before anything is worked out, so no mean, limit or moving
+    range can carry a hidden month's value (as in
+    :func:`equity_helpers.analysis.controlled_spc`); ``attrs["hidden_months"]`` lists them.
     The limits restart (``rebase_at``) at the first month on or after the change date
-    when at least two months lie on each side. None with fewer than 2 months.
+    when at least two months lie on each side. None with fewer than 2 months shown.
     """
-    if len(gap) < 2:
+    shown = gap[~gap["hidden"]].reset_index(drop=True)
+    if len(shown) < 2:
         return None
     rebase = None
     if change is not None:
-        after = gap["month"] >= pd.Timestamp(change).to_period("M").to_timestamp()
+        after = shown["month"] >= pd.Timestamp(change).to_period("M").to_timestamp()
         if after.sum() >= 2 and (~after).sum() >= 2:
-            rebase = [gap.loc[after, "month"].iloc[0]]
-    spc = stats.spc_xmr(gap["value"], gap["month"], direction, rebase_at=rebase)
-    spc["people"] = gap["people"].to_numpy()
-    spc["value"] = spc["value"].mask(gap["hidden"].to_numpy())
+            rebase = [shown.loc[after, "month"].iloc[0]]
+    spc = stats.spc_xmr(shown["value"], shown["month"], direction, rebase_at=rebase)
+    spc["_people"] = shown["people"].to_numpy()
     spc.attrs["hidden_months"] = list(gap.loc[gap["hidden"], "month"])
     spc.attrs["rebased"] = rebase is not None
     return spc
@@ -234,8 +254,9 @@ def _gap_chart(result: StepResult, service, f: dict, m, change) -> None:
             "ylabel": "Gap (percentage points)",
             "change": change,
         },
+        people="_people",  # the smaller side's people in each month
+        values=("value", "moving_range"),
     )
-    result.charts["spc_gap"].people = "people"  # the smaller side's people in each month
     icons = stats.spc_icons(spc)
     v["gap_spc_variation"] = icons["variation_text"]
     v["gap_spc_assurance"] = (
@@ -325,7 +346,7 @@ def run(service) -> StepResult:
     )
     v = result.values
     v["spc_icon_overall"] = _words(overall)
-    n_points = len(overall) if overall is not None else 0
+    n_points = int(overall["value"].notna().sum()) if overall is not None else 0
     v["spc_limits_note"] = (
         "These limits are trial limits: with fewer than 12 months they will move as months "
         "are added."

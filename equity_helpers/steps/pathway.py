@@ -58,7 +58,14 @@ def run(service) -> StepResult:
             path = path.assign(
                 group=path["group"].replace({"1": "1 (most deprived)", "5": "5 (least deprived)"})
             )
-        result.charts[f] = Chart("pathway_chart", path, {"title": TITLES[f]})
+        result.charts[f] = Chart(
+            "pathway_chart",
+            path,
+            {"title": TITLES[f]},
+            people="_n",
+            values=("% of referred",),
+            counts=("people",),
+        )
 
     extremes = analysis.pathway_extremes(paths)
     worst = extremes.iloc[0] if len(extremes) else None

@@ -110,6 +110,7 @@ def run(service) -> StepResult:
                 "xlabel": "Approximate UK reading age (years)",
                 "legend_below": 2,
             },
+            exact=True,  # reading ages of documents, not figures about people
         )
         result.findings = [result.texts["case_study"]]
     else:

@@ -250,10 +250,13 @@ def _standardised(service, result: StepResult) -> None:
     )
     result.charts["standardised_ratios"] = Chart(
         "crude_and_standardised",
-        chart[["label", "crude", "standardised", "lower", "upper", "people"]],
+        chart[["label", "crude", "standardised", "lower", "upper", "people"]].rename(
+            columns={"people": "_people"}
+        ),
         {"title": "Crude and age-standardised ratios"},
+        people="_people",  # the referrals behind each point
+        values=("crude", "standardised", "lower", "upper"),
     )
-    result.charts["standardised_ratios"].people = "people"  # the referrals behind each point
     result.values["standardised_sentence"] = _difference_sentence(both)
     left_out = areas.attrs["left_out"]
     result.values["standardised_left_out"] = (
@@ -296,6 +299,8 @@ def run(service) -> StepResult:
                     "title": f"{label(dim)}: referrals and population",
                     "xlabel": "% of the total",
                 },
+                values=("% of referrals", "ratio", "lower", "upper"),
+                counts=("referrals",),
             )
             result.values[f"{key}_sentence"] = _shortfall(rep[dim], dim)
         else:
@@ -320,7 +325,11 @@ def run(service) -> StepResult:
     )
     if len(ratios):
         result.charts["ratios"] = Chart(
-            "ratio_plot", ratios, {"title": "Representation ratio, by group"}
+            "ratio_plot",
+            ratios,
+            {"title": "Representation ratio, by group"},
+            values=("% of referrals", "ratio", "lower", "upper"),
+            counts=("referrals",),
         )
     else:
         result.notes["ratios"] = "No comparison could be made, so there are no ratios to show."

@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Markers a publication uses for a hidden cell.
-HIDDEN_MARKERS = {"*", "[c]", "c", "[x]"}
+#: Markers a publication uses for a hidden cell ("hidden" in the data behind a chart).
+HIDDEN_MARKERS = {"*", "[c]", "c", "[x]", "hidden"}
 #: Files that carry no text.
 BINARY = {".png", ".jpg", ".jpeg", ".gif", ".ico", ".woff", ".woff2", ".ttf", ".eot", ".pdf"}
 #: Theme and library files every Jupyter Book ships: not about the service.

@@ -70,6 +70,7 @@ def test_cells_are_read_with_their_kind_and_precision():
         0.0,
         1235.0,
     )
+    assert parse_cell("hidden").kind == "hidden"  # as in the data behind a chart
     p = parse_cell("94.1%")
     assert (p.kind, p.value, p.decimals, p.percent) == ("number", 94.1, 1, True)
     assert parse_cell("Lone Religion 485 777 3456").kind == "text"
@@ -331,6 +332,39 @@ def test_v_a_rate_about_a_one_person_group_is_found(tmp_path):
     assert found(report, "v", "Jedi", "75.0"), report.findings
     assert found(report, "v", "Jedi", "'Completed' = 0"), report.findings
     assert not found(report, "v", "Christian")
+
+
+def _chart_data(rows: str) -> str:
+    """A chart's folded data table, as a workbook page writes it under the chart."""
+    return html(
+        "<details class='chart-data'><summary>Data behind this chart</summary><table>"
+        "<caption>Data behind the chart: Missed appointments, by religion</caption>"
+        "<thead><tr><th>Group</th><th>% of offered appointments missed</th><th>95% lower</th>"
+        f"<th>95% upper</th></tr></thead><tbody>{rows}</tbody></table></details>"
+    )
+
+
+def test_v_a_rate_in_the_data_behind_a_chart_is_read_and_attacked(tmp_path):
+    truth = Truth(groups=[Group("religion", "Religion", "Jedi", 1)])
+    row = "<tr><td>Christian</td><td>8.1</td><td>7.0</td><td>9.3</td></tr>"
+    publish(
+        tmp_path / "leaky",
+        {"html/a.html": _chart_data(row + "<tr><td>Jedi</td><td>75.0</td><td>45.0</td>"
+                                    "<td>92.0</td></tr>")},
+    )  # fmt: skip
+    report = attack_folder(tmp_path / "leaky", truth)
+    assert found(report, "v", "Jedi", "75.0"), report.findings
+    publish(
+        tmp_path / "controlled",
+        {"html/a.html": _chart_data(row + "<tr><td>Jedi</td><td>hidden</td><td>hidden</td>"
+                                    "<td>hidden</td></tr>")},
+    )  # fmt: skip
+    pub = read_publication(tmp_path / "controlled")
+    assert [t.title for t in pub.tables] == [
+        "Data behind the chart: Missed appointments, by religion"
+    ]
+    assert [c.kind for c in pub.tables[0].cells(1)][1:] == ["hidden"] * 3
+    assert not found(attack_folder(tmp_path / "controlled", truth), "v", "Jedi")
 
 
 def test_v_the_merged_line_is_judged_by_the_size_of_everything_merged_into_it(tmp_path):
