@@ -76,15 +76,6 @@ ON_PAGES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
-#: The front page rounds every figure to one decimal place; the step pages give the Core20
-#: ratio to two. Kept strict: the test fails the day the two agree, so the mark is removed.
-FRONT_PAGE_ROUNDS_RATIOS = pytest.mark.xfail(
-    strict=True,
-    reason="the front page shows the Core20 ratio to 1 decimal place (0.8), the step pages "
-    "and the tables to 2 (0.80): the front page's figure format (workbook._fmt) rounds it",
-)
-
-
 # ----------------------------------------------------------------------------- reading pages
 
 
@@ -178,15 +169,7 @@ def _places(key: str):
 
 @pytest.mark.parametrize(
     ("key", "page", "pattern"),
-    [
-        (
-            pytest.param(*p.values, marks=FRONT_PAGE_ROUNDS_RATIOS, id=p.id)
-            if p.values[0] == "core20_ratio"
-            else p
-        )
-        for key in ON_PAGES
-        for p in _places(key)
-    ],
+    [p for key in ON_PAGES for p in _places(key)],
 )
 def test_a_headline_reads_the_same_on_every_page(sample_folder, front, key, page, pattern):
     text = visible(sample_folder / "html" / page)

@@ -37,4 +37,13 @@ def headlines() -> list[tuple[str, str]]:
     return [item for module in STEPS.values() for item in module.HEADLINES.items()]
 
 
-__all__ = ["STEPS", "Chart", "StepResult", "Table", "headlines"]
+def headline_decimals() -> dict[str, int]:
+    """Decimal places of each headline figure shown to other than one, as its step shows it."""
+    return {
+        name: places
+        for module in STEPS.values()
+        for name, places in getattr(module, "HEADLINE_DECIMALS", {}).items()
+    }
+
+
+__all__ = ["STEPS", "Chart", "StepResult", "Table", "headline_decimals", "headlines"]

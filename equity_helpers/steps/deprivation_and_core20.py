@@ -15,6 +15,8 @@ HEADLINES = {
     "core20_share_referrals": "Referrals from Core20 areas (%)",
     "core20_ratio": "Core20 representation ratio",
 }
+#: Decimal places of a headline figure where it is not one (the pages give ratios to two).
+HEADLINE_DECIMALS = {"core20_ratio": 2}
 NO_POP = (
     "This comparison needs the census ethnic group file (`population_ethnicity` in the config)."
 )

@@ -33,7 +33,7 @@ def write_index(results: list[WorkbookResult], out: Path) -> Path:
                 else "complete, but the PDF was not printed"
             )
         )
-        cells = "".join(f"<td>{html_text(_fmt(h[k])) if k in h else '-'}</td>" for k in keys)
+        cells = "".join(f"<td>{html_text(_fmt(h[k], k)) if k in h else '-'}</td>" for k in keys)
         rows.append(f"<tr><th scope='row'>{link}</th><td>{status}</td>{cells}</tr>")
     head = "".join(f"<th scope='col'>{html_text(labels[k])}</th>" for k in keys)
     page = f"""<!DOCTYPE html>

@@ -14,7 +14,7 @@ from ..notebooks import NotebookInfo
 from ..safe_html import md_text
 from .cache import _versions
 from .paths import sanitise_paths
-from .results import HEADLINES, StepResult, _as_number, _fmt
+from .results import DECIMALS, HEADLINES, StepResult, _as_number, _fmt
 
 
 def _public_config(cfg: ServiceConfig) -> str:
@@ -103,13 +103,13 @@ def _front_page(
                 change = ""
                 a, b = _as_number(now), _as_number(old)
                 if a is not None and b is not None:
-                    change = f"{a - b:+,.1f}"
+                    change = f"{a - b:+,.{DECIMALS.get(key, 1)}f}"
                 lines.append(
-                    f"| {label} | {md_text(_fmt(now))} | "
-                    f"{md_text(_fmt(old)) if old is not None else '-'} | {change} |"
+                    f"| {label} | {md_text(_fmt(now, key))} | "
+                    f"{md_text(_fmt(old, key)) if old is not None else '-'} | {change} |"
                 )
             else:
-                lines.append(f"| {label} | {md_text(_fmt(now))} |")
+                lines.append(f"| {label} | {md_text(_fmt(now, key))} |")
         lines.append("")
     lines += [
         "## Versions and config",

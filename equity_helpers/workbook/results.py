@@ -6,11 +6,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..steps import headline_decimals
 from ..steps import headlines as step_headlines
 
 #: The headline figures shown on the front page and compared across runs and services.
 #: Each step declares its own (glue name, label) pairs in ``equity_helpers.steps``.
 HEADLINES = step_headlines()
+#: Decimal places of the figures the steps show to other than one (say, ratios to two).
+DECIMALS = headline_decimals()
 
 
 @dataclass
@@ -72,9 +75,10 @@ def _as_number(v) -> float | None:
         return None
 
 
-def _fmt(v) -> str:
+def _fmt(v, key: str | None = None) -> str:
+    """A headline figure as its step's page shows it (one decimal place unless it says)."""
     if isinstance(v, float):
-        return f"{v:,.1f}"
+        return f"{v:,.{DECIMALS.get(key, 1)}f}"
     if isinstance(v, list):
-        return ", ".join(_fmt(x) for x in v)
+        return ", ".join(_fmt(x, key) for x in v)
     return str(v)
