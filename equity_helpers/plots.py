@@ -386,7 +386,7 @@ def funnel_plot_adjusted(
     for side in ("lower", "upper"):
         ax.plot(n, plain[f"{side}95_0cl"], color="#888888", linestyle="-", linewidth=0.8,
                 label="95% limits before widening" if side == "lower" else None)  # fmt: skip
-    ax.legend(frameon=False, fontsize=8, loc="upper right")
+    ax.legend(frameon=False, fontsize=TEXT, loc="upper right")
     return ax
 
 
@@ -547,10 +547,10 @@ def crude_and_standardised(table: pd.DataFrame, label: str = "label", *, title: 
                edgecolor=OKABE_ITO[1], linewidth=1.5, zorder=3, label="crude")  # fmt: skip
     for yi, v in zip(y, std, strict=True):
         ax.text(v if not np.isnan(v) else 1, yi - 0.35, f"{v:.2f}" if not np.isnan(v) else "*",
-                fontsize=8, ha="center")  # fmt: skip
+                fontsize=TEXT, ha="center")  # fmt: skip
     ax.axvline(1, color="black", linestyle="--", linewidth=1)
     ax.set_yticks(y, labels)
-    ax.legend(loc="best", frameon=False, fontsize=8)
+    ax.legend(loc="best", frameon=False, fontsize=TEXT)
     _style(ax, title, "Representation ratio (1 = referred in line with the area's people)", None)
     return ax
 
@@ -571,7 +571,7 @@ def spc_gap(spc: pd.DataFrame, *, title: str, ylabel: str, change=None, ax=None)
                     linewidth=1)  # fmt: skip
     ax.axhline(0, color="#888888", linewidth=0.8)
     ax.annotate("No gap", (0.99, 0), xycoords=("axes fraction", "data"), ha="right",
-                va="bottom", fontsize=8, color="#555555")  # fmt: skip
+                va="bottom", fontsize=TEXT, color="#555555")  # fmt: skip
     return ax
 
 
@@ -598,15 +598,20 @@ def draw(chart, ax=None):
     else:
         ax = globals()[chart.plot](chart.data, ax=ax, **options)
     hidden = getattr(chart.data, "attrs", {}).get("hidden_points", 0)
-    if hidden and chart.plot in ("line_chart", "funnel_plot", "pathway_chart", "heatmap"):
+    if hidden and chart.plot in (
+        "line_chart",
+        "funnel_plot",
+        "funnel_plot_adjusted",
+        "pathway_chart",
+        "heatmap",
+    ):
         ax.annotate(
-            f"{hidden} point(s) hidden or left as gaps: too few people to show "
-            "(see the data behind this chart)",
+            f"{hidden} point(s) not shown: too few people",
             (0, 0),
             xycoords="figure fraction",
             xytext=(4, 2),
             textcoords="offset points",
-            fontsize=7,
+            fontsize=TEXT,
         )
     if xlim is not None:
         ax.set_xlim(*xlim)
@@ -638,6 +643,9 @@ _HEADINGS = {
     "lower_process_limit": "Lower process limit",
     "upper_process_limit": "Upper process limit",
     "point_type": "Variation",
+    "label": "Group",
+    "crude": "Crude ratio",
+    "standardised": "Age-standardised ratio",
     "stage": "Stage",
     "people": "People",
     "referrals": "Referrals",
@@ -656,15 +664,19 @@ def _chart_columns(chart) -> list[str]:
         cols = ["group", "ratio", "lower", "upper"]
     elif plot == "line_chart":
         cols = [o["x"], o.get("series"), o["y"]]
-    elif plot == "funnel_plot":
+    elif plot in ("funnel_plot", "funnel_plot_adjusted"):
         cols = ["offered", "value", "funnel_position"]
-    elif plot in ("spc_chart", "spc_with_change"):
+    elif plot == "crude_and_standardised":
+        cols = ["label", "crude", "standardised", "lower", "upper"]
+    elif plot in ("spc_chart", "spc_with_change", "spc_gap"):
         cols = ["date", "value", "mean", "lower_process_limit", "upper_process_limit"]
         cols.append("point_type")
     elif plot == "pathway_chart":
         cols = ["group", "stage", "people", "% of referred"]
     else:
-        cols = list(data.columns)
+        # Every chart names the columns its reader needs: working columns (segments,
+        # rule flags) are never dumped into the data table.
+        raise ValueError(f"No data table is defined for the chart type {plot!r}.")
     cols = [c for c in ["Field", *cols] if c is not None and c in data.columns]
     cols += [c for c in chart.counts if c in data.columns and c not in cols]
     return cols
@@ -701,11 +713,11 @@ def chart_table(chart) -> pd.DataFrame:
     names = {c: _HEADINGS.get(c, str(c)) for c in cols}
     if chart.plot == "bar_ci" and "xlabel" in o:
         names[o.get("value", "pct")] = o["xlabel"]
-    if chart.plot in ("spc_chart", "spc_with_change") and "ylabel" in o:
+    if chart.plot in ("spc_chart", "spc_with_change", "spc_gap") and "ylabel" in o:
         names["value"] = o["ylabel"]
-    if chart.plot == "funnel_plot":
+    if chart.plot in ("funnel_plot", "funnel_plot_adjusted"):
         names["value"] = "Missed appointments (%)"
-    decimals = 2 if chart.plot == "ratio_plot" else 1
+    decimals = 2 if chart.plot in ("ratio_plot", "crude_and_standardised") else 1
     return pd.DataFrame(
         {names[c]: [_cell(v, c in chart.counts, decimals) for v in data[c].tolist()] for c in cols}
     )

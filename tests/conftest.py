@@ -33,7 +33,9 @@ def pytest_collection_modifyitems(config, items):
     (Runs before pytest deselects by mark.)
     """
     for item in items:
-        if item.get_closest_marker("browser") or SLOW_FIXTURES & set(item.fixturenames):
+        # Notebook cells that nbval collects have no fixtures.
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("browser") or SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
 
 

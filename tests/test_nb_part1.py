@@ -307,9 +307,12 @@ def test_core20_agrees_across_notebooks(run_notebook) -> None:
 def test_overall_dna_rate(run_notebook, referrals) -> None:
     _, glued = run_notebook("access-and-outcome-gaps")
     valid = referrals.dropna(subset=["dna", "offered"])
-    assert glued["dna_overall_pct"] == pytest.approx(
-        100 * valid["dna"].sum() / valid["offered"].sum(), abs=1e-9
-    )
+    # Across the groups shown (an ethnic code not on the NHS list is too rare to show), from
+    # the published (rounded) counts, to one decimal place.
+    code = valid["ethnicity"].str.upper()
+    valid = valid[code.isin(list(BROAD)) | code.eq("")]
+    rate = 100 * published(valid["dna"].sum()) / published(valid["offered"].sum())
+    assert glued["dna_overall_pct"] == pytest.approx(rate, abs=0.05)
 
 
 @pytest.mark.slow
@@ -330,24 +333,34 @@ def test_sii_matches_weighted_least_squares(run_notebook, referrals) -> None:
 @pytest.mark.slow
 def test_funnel_count_above_998(run_notebook, referrals) -> None:
     _, glued = run_notebook("access-and-outcome-gaps")
-    inside = referrals[referrals["in_catchment"]].fillna({"dna": 0, "offered": 0})
-    areas = inside.groupby("lsoa")[["dna", "offered"]].sum()
+    inside = referrals[referrals["in_catchment"]].dropna(subset=["dna", "offered"])
+    inside = inside[inside["lsoa"].ne("")]
+    by_area = inside.groupby("lsoa")
+    areas = by_area[["dna", "offered"]].sum()
+    areas["people"], areas["top"] = by_area.size(), by_area["offered"].max()
     areas = areas[areas["offered"] > 0]
-    base = areas["dna"].sum() / areas["offered"].sum()
-    # Limits widened for over-dispersion (Spiegelhalter 2005), estimated from every area:
-    # z-scores winsorised at the 10th and 90th percentiles, then the between-area variance.
-    s2 = base * (1 - base) / areas["offered"]
-    z = (areas["dna"] / areas["offered"] - base) / np.sqrt(s2)
+    # Areas shown: more than 7 people, no hidden count, no one person with over half the
+    # appointments; each at its published counts, which also give the baseline.
+    shown = areas[
+        (areas["people"] > 7)
+        & ~(areas["dna"].map(_hidden) | areas["offered"].map(_hidden))
+        & (2 * areas["top"] <= areas["offered"])
+    ]
+    x, n = shown["dna"].map(published), shown["offered"].map(published)
+    base = x.sum() / n.sum()
+    # Limits widened for over-dispersion (Spiegelhalter 2005): z-scores winsorised at the
+    # 10th and 90th percentiles, then the between-area variance.
+    s2 = base * (1 - base) / n
+    z = (x / n - base) / np.sqrt(s2)
     k, w = len(z), 1 / s2
     phi = float(np.mean(np.clip(z, *np.quantile(z, [0.1, 0.9])) ** 2))
     tau2 = max(0.0, (k * phi - (k - 1)) / (w.sum() - (w**2).sum() / w.sum()))
     assert glued["funnel_phi"] == pytest.approx(phi) and tau2 > 0
-    shown = areas[~(areas["dna"].map(_hidden) | areas["offered"].map(_hidden))]
-    rate = shown["dna"] / shown["offered"]
-    limit = base + Z998 * np.sqrt(base * (1 - base) / shown["offered"] + tau2)
+    rate = x / n
+    limit = base + Z998 * np.sqrt(base * (1 - base) / n + tau2)
     assert glued["funnel_above_998"] == int((rate > limit).sum())
     assert glued["funnel_above_998"] > 0
-    plain = base + Z95 * np.sqrt(base * (1 - base) / shown["offered"])
+    plain = base + Z95 * np.sqrt(base * (1 - base) / n)
     assert glued["funnel_plain_above_95"] == int((rate > plain).sum())
 
 

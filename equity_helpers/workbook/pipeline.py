@@ -256,6 +256,9 @@ def _sanitise_logs(folder: Path, roots: list[tuple[str, str]]) -> None:
         else:
             text = p.read_text(encoding="utf-8", errors="replace")
             text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # terminal colours
+            # A path relative to where the run started climbs through this computer's
+            # folders ("../../tmp/..."): it says no more than "a folder".
+            text = re.sub(r"(?:\.\./)+[^\s'\"]*", "<a folder>", text)
             p.write_text(scrub_text(text, roots), encoding="utf-8")
 
 
