@@ -34,7 +34,14 @@ def cmd_run(args) -> int:
     from .workbook import run_many
 
     configs = _configs(args.config)
-    results = run_many(
+    build = run_many
+    if args.scheduler:  # the same work, on a Dask cluster
+        from functools import partial
+
+        from .workbook.cluster import run_on_cluster
+
+        build = partial(run_on_cluster, scheduler=args.scheduler)
+    results = build(
         configs,
         args.out,
         jobs=args.jobs,
@@ -165,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--out", default="workbooks", help="output folder (default: workbooks)")
     r.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: cores)")
+    r.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="build the workbooks on a Dask cluster (its scheduler's address, tcp://host:8786)",
+    )
     r.add_argument("--baseline", help="folder of an earlier workbook to compare with")
     r.add_argument("--pdf", action="store_true", help="also print one PDF with headless Chromium")
     r.add_argument("--force", action="store_true", help="run again even if nothing changed")

@@ -481,6 +481,24 @@ _ENTRIES = [
         "changed by this run.",
     ),
     _m(
+        "RUN007",
+        "error",
+        "The Dask cluster cannot be reached",
+        "No Dask scheduler answered at {address}: {detail}.",
+        "Check the address your platform gives for its Dask scheduler (it looks like "
+        "tcp://host:8786) and that this machine can reach it. Without --scheduler the "
+        "workbooks are built on this machine.",
+    ),
+    _m(
+        "RUN008",
+        "error",
+        "The cluster's workers run another version of the playbook",
+        "The workers at {address} have a different version of the playbook installed "
+        "(here: {here}; on the workers: {there}).",
+        "Install the same version on the workers as here (the same requirements.txt and "
+        "package), then run again, so every workbook is built by the same code.",
+    ),
+    _m(
         "RDB001",
         "error",
         "A letter or a folder of letters cannot be read",

@@ -113,6 +113,28 @@ class _SigintIgnored:
         return False
 
 
+class _InOrder:
+    """Runs each notebook at once, in this process, one after another.
+
+    For a process that may not start processes of its own: a Dask worker started as a
+    daemon (its default). Each notebook still runs in its own kernel, which is not a
+    Python child process of this one but a program papermill starts.
+    """
+
+    _processes: dict = {}
+
+    def submit(self, fn, *args) -> cf.Future:
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # as a pool would report it, from the future
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
 def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     """End the workers now (their kernels with them), without waiting for their steps."""
     processes = list(getattr(pool, "_processes", {}).values())
@@ -289,11 +311,15 @@ def run_steps(
         # Workers start with Ctrl-C held back: the run, not each worker, answers it.
         workers = max(1, min(jobs, len(todo)))
         with _SigintHeld():
-            pool = cf.ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=ctx,
-                initializer=_worker_init,
-                initargs=(os.getpid(),),
+            pool = (
+                _InOrder()
+                if multiprocessing.current_process().daemon
+                else cf.ProcessPoolExecutor(
+                    max_workers=workers,
+                    mp_context=ctx,
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
+                )
             )
             # The workers start and load papermill while this process works out the steps.
             for _ in range(workers):

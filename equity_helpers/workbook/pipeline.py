@@ -272,10 +272,19 @@ def _read_baseline(path: str | Path) -> dict:
     return json.loads(manifest.read_text()).get("headlines", {})
 
 
+def failed_service(
+    config_path: str | Path, out: str | Path, error: BaseException
+) -> WorkbookResult:
+    """The result for a service whose workbook could not be built: it says why."""
+    name = Path(config_path).stem
+    return WorkbookResult(name, slugify(name), Path(out) / slugify(name), [], error=str(error))
+
+
 def run_many(
     config_paths: list[str | Path], out: str | Path = "workbooks", **kwargs
 ) -> list[WorkbookResult]:
-    """Build a workbook for each config; one service's failure does not stop the others."""
+    """Build a workbook for each config here, in turn; one service's failure does not stop
+    the others. (:func:`.cluster.run_on_cluster` does the same on a Dask cluster.)"""
     results = []
     for path in config_paths:
         try:
@@ -283,10 +292,7 @@ def run_many(
         except RunInterrupted:
             raise  # Ctrl-C stops every service, not just this one
         except PlaybookError as exc:
-            name = Path(path).stem
-            results.append(
-                WorkbookResult(name, slugify(name), Path(out) / slugify(name), [], error=str(exc))
-            )
+            results.append(failed_service(path, out, exc))
     if len(config_paths) > 1:
         write_index(results, Path(out))
     return results
