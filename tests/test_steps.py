@@ -24,6 +24,9 @@ from equity_helpers.privacy import published_percentage
 from equity_helpers.steps import (
     access_and_outcome_gaps,
     deprivation_and_core20,
+    evaluation,
+    pathway,
+    readability,
     summary_and_plan,
     who_uses_the_service,
 )
@@ -395,3 +398,33 @@ def test_only_required_columns_leave_the_optional_views_explained(edge):
     assert "dna_rate" not in gaps.data.get("measure_tables", {})
     assert gaps.values["n_credible_gaps"] == 0
     assert "appointments" in gaps.notes["dna_ethnic_group"]
+
+
+def test_a_step_with_nothing_to_work_on_says_so_on_the_front_page(tmp_path):
+    """No letters and no change date: the front page says what the steps need, not "ran"."""
+    import datetime as dt
+
+    from equity_helpers.workbook.pages import _front_page
+    from equity_helpers.workbook.results import StepResult as RunStep
+
+    def change(cfg, extract):
+        cfg["evaluation"].pop("change_date", None)
+        return cfg, extract
+
+    service = _service(tmp_path, change, rows=400)
+    service.cfg.readability_before = service.cfg.readability_after = None
+    letters = readability.run(service).values["step_status"]
+    assert letters.startswith("not run: needs letters")
+    gap = evaluation.run(service).values["step_status"]
+    assert "needs a change date (evaluation.change_date)" in gap
+    assert "step_status" not in pathway.run(service).values  # a step that ran in full
+    ran = [
+        RunStep("readability", "Letters", "ok", glued={"step_status": letters}),
+        RunStep("evaluation", "Gap", "reused", glued={"step_status": gap}),
+        RunStep("pathway", "Pathway", "ok", glued={}),
+    ]
+    account = {"rows_read": 400, "rows_used": 400, "excluded": {}}
+    page = _front_page(service.cfg, {"account": account}, ran, None, {}, dt.date(2026, 12, 2))
+    assert "| not run: needs letters to score" in page
+    assert "| ran in part: the before-and-after comparison needs a change date" in page
+    assert "<steps/pathway>` | ran |" in page

@@ -304,6 +304,11 @@ def run(service) -> StepResult:
         result.notes["before_after"] = (
             "*There is no before and after to compare: see the note at the top of this page.*"
         )
+        result.values["step_status"] = "ran in part: the before-and-after comparison needs " + (
+            "a change date (evaluation.change_date)"
+            if change is None
+            else "a measure and a focus group"
+        )
     result.values["gap_verdict"] = verdict
 
     short = m.short if m else name

@@ -60,6 +60,7 @@ def run(service) -> StepResult:
         note = f"**There are no letters to score yet.** {md_text(problem)}\n\n{HOW_TO_ADD}"
         result.texts["notice"] = note
         result.findings = ["There are no letters to score yet."]
+        result.values["step_status"] = "not run: needs letters to score (see the step's page)"
         for view in ("scores", "pairs", "longest", "words"):
             result.notes[view] = "*No letters to score: see the note at the top of this page.*"
         return result

@@ -85,8 +85,13 @@ def _front_page(
         "skipped": "skipped: a column it needs is missing",
     }
     for s in steps:
+        # A step that ran with nothing to work on (no letters, no change date) says so, in
+        # the step's own words (the playbook's text, never the service's).
+        status = words[s.status]
+        if s.status in ("ok", "reused") and isinstance(s.glued.get("step_status"), str):
+            status = s.glued["step_status"].replace("|", "/")
         # Step titles are the playbook's own text: a role's title is not Markdown.
-        lines.append(f"| {{doc}}`{s.title} <steps/{s.name}>` | {words[s.status]} |")
+        lines.append(f"| {{doc}}`{s.title} <steps/{s.name}>` | {status} |")
     lines.append("")
     if headlines:
         lines += ["## Headline figures", ""]
