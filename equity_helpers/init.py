@@ -480,11 +480,6 @@ def _proposals(field: str, values: pd.Series) -> tuple[list[tuple[str, str, str]
     return out, max(0, len(counts) - _MAX_VALUES)
 
 
-def propose_values(field: str, values: pd.Series) -> dict[str, str]:
-    """Distinct values of a coded field with the code each maps to (TODO where unknown)."""
-    return {raw: code for raw, code, _ in _proposals(field, values)[0]}
-
-
 def _read(extract: Path, sheet=None, synonyms: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """Read the extract; for a spreadsheet, ``info`` also holds the sheet and header row."""
     expected = [w for ws in (synonyms or SYNONYMS).values() for w in ws]
