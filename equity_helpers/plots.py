@@ -673,6 +673,8 @@ def _chart_columns(chart) -> list[str]:
         cols.append("point_type")
     elif plot == "pathway_chart":
         cols = ["group", "stage", "people", "% of referred"]
+    elif plot == "heatmap":  # a grid: every column is a cell of the chart
+        cols = list(data.columns)
     else:
         # Every chart names the columns its reader needs: working columns (segments,
         # rule flags) are never dumped into the data table.
