@@ -104,6 +104,15 @@ def alive(pids) -> list[int]:
     return [p for p in pids if p in table and table[p][1] != "Z"]
 
 
+def still_alive_after(pids, seconds: float) -> dict[int, str]:
+    """The processes still running ``seconds`` after the run ended (a process the run
+    stopped may take a moment to be gone), with their command lines."""
+    deadline = time.monotonic() + seconds
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {p: pids[p] for p in alive(pids)}
+
+
 def start_slow_run(tmp_path: Path, slow_notebooks: Path, out: Path, config=SAMPLE_CFG):
     """Start `equity-workbook run` as a terminal starts a job, and wait until a step runs.
 
@@ -474,7 +483,7 @@ def test_ctrl_c_stops_at_once_with_one_line(tmp_path, slow_notebooks):
     assert len(lines) == 1, stderr
     assert "Traceback" not in stdout + stderr
     assert "RUN004" in lines[0]
-    assert alive(family) == [], {p: family[p] for p in alive(family)}
+    assert still_alive_after(family, 3) == {}
     assert row_level_files(out) == []
     assert [p for p in (tmp_path / "tmp").iterdir() if "equity" in p.name] == []
 
