@@ -428,3 +428,40 @@ def test_a_step_with_nothing_to_work_on_says_so_on_the_front_page(tmp_path):
     assert "| not run: needs letters to score" in page
     assert "| ran in part: the before-and-after comparison needs a change date" in page
     assert "<steps/pathway>` | ran |" in page
+
+
+def test_the_front_page_accounts_for_lines_outside_the_table_and_appointments(sample):
+    """Titles and footers, and an appointment file's rows, are in the front page's account."""
+    import datetime as dt
+
+    from equity_helpers.workbook.pages import _front_page
+
+    meta = {
+        "source": "export.xlsx",
+        "account": {
+            "rows_read": 400,
+            "rows_used": 398,
+            "excluded": {"VAL001": 2},
+            "outside_table": {"2 title lines above the column names": 2},
+        },
+        "appointments": {
+            "source": "appointments.csv",
+            "rows_read": 2051,
+            "rows_used": 2040,
+            "excluded": {"APP002": 7, "APP003": 4},
+        },
+        "free_text": ["Clinician notes"],
+    }
+    page = _front_page(sample.cfg, meta, [], None, {}, dt.date(2026, 12, 2))
+    account = page[page.index("## Row account") : page.index("## Steps")]
+    assert account.index("| Not part of the table: 2 title lines above the column names | 2 |") < (
+        account.index("| Rows read from the extract | 400 |")
+    )
+    assert "| Appointment rows read | 2,051 |" in account
+    assert "| Appointments counted | 2,040 |" in account
+    # Every appointment row read is accounted for on the page.
+    counted = [
+        int(n.replace(",", "")) for n in re.findall(r"\| Not counted: [^|]+\| ([\d,]+) \|", account)
+    ]
+    assert 2040 + sum(counted) == 2051 and len(counted) == 2
+    assert "not read: Clinician notes." in account

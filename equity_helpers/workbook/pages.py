@@ -65,11 +65,33 @@ def _front_page(
         "",
         "| | Rows |",
         "|---|---:|",
-        f"| Rows read from the extract | {meta['account']['rows_read']:,} |",
     ]
+    # Lines of the file that are not rows of the table (titles, totals, notes): never read.
+    for what, n in (meta["account"].get("outside_table") or {}).items():
+        lines.append(f"| Not part of the table: {md_text(what)} | {n:,} |")
+    lines.append(f"| Rows read from the extract | {meta['account']['rows_read']:,} |")
     for code, n in meta["account"]["excluded"].items():
         lines.append(f"| Left out: {CATALOGUE[code].title.lower()} | {n:,} |")
     lines += [f"| Rows analysed | {meta['account']['rows_used']:,} |", ""]
+    appointments = meta.get("appointments")
+    if appointments:  # an appointment-level file: every one of its rows is accounted for too
+        lines += [
+            f"Appointments were counted from {md_text(appointments.get('source', 'a second file'))}:",
+            "",
+            "| | Rows |",
+            "|---|---:|",
+            f"| Appointment rows read | {appointments['rows_read']:,} |",
+        ]
+        for code, n in appointments["excluded"].items():
+            lines.append(f"| Not counted: {CATALOGUE[code].title.lower()} | {n:,} |")
+        lines += [f"| Appointments counted | {appointments['rows_used']:,} |", ""]
+    if meta.get("free_text"):
+        lines += [
+            "Free-text columns were found in the extract and not read: "
+            + ", ".join(md_text(c) for c in meta["free_text"])
+            + ".",
+            "",
+        ]
     if meta.get("dropped_identifiers"):
         lines += [
             "Identifier columns were found in the extract and not read: "

@@ -840,7 +840,10 @@ _RULE_WORDS = re.compile(
 #: lines of a file, says nothing about anyone's characteristics, and a service needs the
 #: exact figures to check its extract. Only these lines, in a count column headed "Rows",
 #: are left out of attack vii; every other count of 1 to the threshold is a finding.
-_ROW_ACCOUNT_LINE = re.compile(r"^(Rows read|Rows analysed|Rows used|Left out:|Excluded:)")
+_ROW_ACCOUNT_LINE = re.compile(
+    r"^(Rows read|Rows analysed|Rows used|Left out:|Excluded:|Not part of the table:"
+    r"|Appointment rows read|Not counted:|Appointments counted)"
+)
 
 
 def _row_account(table: Table, lay: Layout, i: int, j: int) -> bool:
