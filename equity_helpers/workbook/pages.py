@@ -85,20 +85,10 @@ def _front_page(
         for code, n in appointments["excluded"].items():
             lines.append(f"| Not counted: {CATALOGUE[code].title.lower()} | {n:,} |")
         lines += [f"| Appointments counted | {appointments['rows_used']:,} |", ""]
-    if meta.get("free_text"):
-        lines += [
-            "Free-text columns were found in the extract and not read: "
-            + ", ".join(md_text(c) for c in meta["free_text"])
-            + ".",
-            "",
-        ]
-    if meta.get("dropped_identifiers"):
-        lines += [
-            "Identifier columns were found in the extract and not read: "
-            + ", ".join(md_text(c) for c in meta["dropped_identifiers"])
-            + ".",
-            "",
-        ]
+    for key, kind in (("free_text", "Free-text"), ("dropped_identifiers", "Identifier")):
+        if meta.get(key):
+            names = ", ".join(md_text(c) for c in meta[key])
+            lines += [f"{kind} columns were found in the extract and not read: {names}.", ""]
     lines += ["## Steps", "", "| Step | Status |", "|---|---|"]
     words = {
         "ok": "ran",
