@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -232,15 +233,32 @@ def _records(text: str, delimiter: str, limit: int = 31) -> list[tuple[int, list
     return out
 
 
-def _find_header(records: list[tuple[int, list[str]]], expected: list[str]) -> int:
-    """Index of the header record: the first of the opening records naming 2+ expected columns."""
+def _find_header(records: list[tuple[int, list[str]]], expected: list[str]) -> tuple[int, str]:
+    """Index of the header record, and why it was taken when no line names a known column.
+
+    The header is the first of the opening records naming 2+ expected columns. When none
+    does (a system's own column names, say), it is the first record with as many values
+    as most records have: the lines above it, narrower, are titles.
+    """
     wanted = {e.strip().lower() for e in expected}
-    if not wanted:
-        return 0
-    for i, (_, fields) in enumerate(records[:30]):
-        if len({f.strip().lower() for f in fields} & wanted) >= min(2, len(wanted)):
-            return i
-    return 0
+    if wanted:
+        for i, (_, fields) in enumerate(records[:30]):
+            if len({f.strip().lower() for f in fields} & wanted) >= min(2, len(wanted)):
+                return i, ""
+    widths = [len(f) for _, f in records[:30] if any(v.strip() for v in f)]
+    if not widths:
+        return 0, ""
+    counts = Counter(widths)
+    modal = max(counts, key=lambda w: (counts[w], w))
+    first = next(i for i, (_, f) in enumerate(records) if len(f) == modal)
+    if modal < 2 or first == 0:
+        return 0, ""
+    line = records[first][0] + 1
+    reason = (
+        f"no line at the top names a column the playbook knows, so line {line}, the first "
+        f"with as many values as most rows ({modal}), was taken as the column names"
+    )
+    return first, reason
 
 
 #: First words of the lines a system writes below a table: totals, run details, notes.
@@ -367,7 +385,7 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
     opening = text[:200_000].split("\n")[:31]
     delimiter = _sniff_delimiter("\n".join(opening))
     records = _records(text[:200_000], delimiter)
-    header_idx = _find_header(records, expected)
+    header_idx, header_reason = _find_header(records, expected)
     if header_idx:  # a title or notes above the table: sniff again from the header down
         delimiter = _sniff_delimiter("\n".join(opening[records[header_idx][0] :]))
         records = _records(text[:200_000], delimiter)
@@ -429,6 +447,8 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
         "titles": titles,
         "footer_rows": footer_rows,
     }
+    if header_reason:
+        info["header_reason"] = header_reason
     return df, info
 
 

@@ -686,6 +686,8 @@ def write_starter_config(
             notes.append(f"Found a file of appointments beside the extract: {appointments.name}")
     if info.get("sheet"):
         notes.append(f"Read {info['sheet_reason']}.")
+    if info.get("header_reason"):
+        notes.append(f"Column names: {info['header_reason']}.")
     # A repeated column name is reported by check (EXT012); inspect its first column here.
     df = df.loc[:, ~pd.Index(df.columns).duplicated()]
     guesses = guess_columns(list(df.columns), df)

@@ -865,3 +865,31 @@ def test_appointments_on_another_sheet_of_the_report(tmp_path):
     assert prepared.account.rows_used == len(rows)
     assert prepared.appointments["rows_used"] == len(appts)
     assert prepared.data["appointments_dna"].sum() == (appts["kind"] == "missed").sum()
+
+
+def test_a_title_above_column_names_the_playbook_does_not_know(tmp_path):
+    """Title lines above a header of a system's own column names: the header is the first
+    line as wide as the rows below it, init says so, and the two titles are accounted for."""
+    from equity_helpers.config import load_config
+    from equity_helpers.extract import prepare
+
+    rows = sample_rows(300, seed=7)
+    body = rows.rename(columns={c: "Pt " + c.upper().replace(" ", "_") for c in rows.columns})
+    extract = tmp_path / "activity.csv"
+    extract.write_text(
+        "Referral activity report\nRun by: the system\n" + body.to_csv(index=False),
+        encoding="utf-8",
+    )
+    proc, written, path = init_and_check(extract)
+    assert f"line 3, the first with as many values as most rows ({body.shape[1]})" in proc.stdout
+    assert yaml.safe_load(written)["columns"]["referral_id"] == "Pt REFERRAL_REF"
+
+    prepared = prepare(load_config(path))
+    acc = prepared.account
+    assert acc.adds_up() and acc.rows_read == len(body)
+    assert acc.outside_table == {
+        "titles above the column names": 2,
+        "totals, run details and notes below the data": 0,
+    }
+    dates = pd.to_datetime(rows["Date Referral Received"], format="%d/%m/%Y")
+    assert sorted(prepared.data["referral_date"].dt.normalize()) == sorted(dates)
