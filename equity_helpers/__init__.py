@@ -5,7 +5,7 @@ The public API is re-exported here; nothing runs at import time.
 
 import logging
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # A library logs, it does not print; the CLI and notebooks decide what to show.
 logging.getLogger("equity_helpers").addHandler(logging.NullHandler())
@@ -16,6 +16,7 @@ from .extract import prepare, read_extract  # noqa: E402
 from .service import Service, open_service  # noqa: E402
 
 __all__ = [
+    "__version__",
     "CATALOGUE",
     "ConfigError",
     "ExtractError",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from ._version import __version__
 from .config import ServiceConfig, load_config, resolve_path
 from .extract import prepare, read_prepared, write_prepared
 from .privacy import DisclosureRule, export_table

@@ -12,7 +12,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..notebooks import NOTEBOOK_DIR, NotebookInfo
 from ..service import file_digest
 from .folders import _read_json

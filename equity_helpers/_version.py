@@ -1,0 +1,3 @@
+"""The package's version: part of every cache key, so new code never reuses old results."""
+
+__version__ = "0.1.0"
