@@ -15,6 +15,7 @@ Example
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from pathlib import Path
 
@@ -247,6 +248,39 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", str(text).lower()).strip()
 
 
+#: Short forms systems use in column names, read as the words they stand for.
+_SHORT_FORMS = {
+    "dt": "date",
+    "dte": "date",
+    "disch": "discharge",
+    "dischg": "discharge",
+    "recvd": "received",
+    "rcvd": "received",
+    "recd": "received",
+    "appt": "appointment",
+    "appts": "appointments",
+    "ref": "referral",
+    "refl": "referral",
+    "no": "number",
+    "num": "number",
+    "yrs": "years",
+    "eth": "ethnic",
+    "ethn": "ethnic",
+    "cat": "category",
+}
+#: First words that say whose the column is, not what it holds ("Pt Age").
+_OWNER_WORDS = {"pt", "patient", "client", "su", "person", "individual"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _column_words(text: str) -> str:
+    """A column name as plain words, for matching: "Pt Disch Dt" reads "discharge date"."""
+    tokens = _norm(text).split()
+    while len(tokens) > 1 and tokens[0] in _OWNER_WORDS:
+        tokens = tokens[1:]
+    return " ".join(_SHORT_FORMS.get(t, t) for t in tokens)
+
+
 def _looks_like(canonical: str, values: pd.Series | None) -> bool:
     """Whether a column's values could hold the field (True when there is nothing to check)."""
     if values is None:
@@ -268,7 +302,7 @@ def _looks_like(canonical: str, values: pd.Series | None) -> bool:
 
 def _score(canonical: str, name: str) -> float:
     """How likely a normalised column name is to hold a canonical field, 0 to 1."""
-    words = SYNONYMS.get(canonical, []) + [canonical.replace("_", " ")]
+    words = [_column_words(w) for w in SYNONYMS.get(canonical, []) + [canonical]]
     if name in words:
         return 1.0
     score = max(difflib.SequenceMatcher(None, name, w).ratio() for w in words)
@@ -289,7 +323,7 @@ def guess_columns(columns: list[str], sample: pd.DataFrame | None = None) -> dic
     (the extract's rows), a column is only guessed for a date, number or LSOA field if
     its values look right.
     """
-    normed = {c: _norm(c) for c in columns if not _never_read(c, sample)}
+    normed = {c: _column_words(c) for c in columns if not _never_read(c, sample)}
     pairs = []
     for canonical in SYNONYMS:
         for original, n in normed.items():
@@ -376,9 +410,10 @@ def guess_appointment_columns(
     >>> guess_appointment_columns(["Referral Ref", "Appt Date/Time", "Attendance Status"])["attendance"]
     'Attendance Status'
     """
-    normed = {c: _norm(c) for c in columns if not _never_read(c, sample)}
+    normed = {c: _column_words(c) for c in columns if not _never_read(c, sample)}
     pairs = []
-    for key, words in APPOINTMENT_SYNONYMS.items():
+    for key, names in APPOINTMENT_SYNONYMS.items():
+        words = [_column_words(w) for w in names]
         for original, n in normed.items():
             if n in words:
                 score = 1.0

@@ -263,6 +263,19 @@ def test_identifiers_are_never_guessed():
     assert set(guesses.values()) <= {"Referral Ref", None}
 
 
+def test_short_forms_and_owner_words_in_column_names_are_read():
+    names = ["Pt Ref No", "Referral Recvd Dt", "Pt Age", "Sex", "Ethnicity (NHS)", "Disch Dt"]
+    guesses = guess_columns(names + ["Disch Reason", "Client LSOA"])
+    assert {k: guesses[k] for k in ("referral_id", "referral_date", "age", "discharge_date")} == {
+        "referral_id": "Pt Ref No",
+        "referral_date": "Referral Recvd Dt",
+        "age": "Pt Age",
+        "discharge_date": "Disch Dt",
+    }
+    assert guesses["discharge_reason"] == "Disch Reason"
+    assert guesses["lsoa_code"] == "Client LSOA"
+
+
 def test_guesses_do_not_depend_on_column_order():
     names = list(second_service.RENAME.values())
     assert guess_columns(names) == guess_columns(names[::-1])
