@@ -10,6 +10,7 @@ message once, before they are raised.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -546,11 +547,37 @@ def format_rows(rows: Iterable[int], limit: int = 5, total: int | None = None) -
     return shown
 
 
+#: Verbs after "rows", as they read after "1 row".
+_VERB_FOR_ONE = {
+    "have": "has",
+    "are": "is",
+    "were": "was",
+    "hold": "holds",
+    "live": "lives",
+    "fall": "falls",
+    "repeat": "repeats",
+}
+_ONE_ROWS = re.compile(
+    r"(^|[^\d,.])1 rows\b((?:[^.;]|\.(?!\s|$))*?\b)(" + "|".join(_VERB_FOR_ONE) + r")\b"
+)
+
+
+def for_one(text: str) -> str:
+    """A message's grammar when a count is one: "1 rows have" reads "1 row has".
+
+    >>> for_one("1 rows of 'Age' are not numbers (rows 6; for example 'x'), lines 9)")
+    "1 row of 'Age' is not numbers (row 6; for example 'x'), line 9)"
+    """
+    text = _ONE_ROWS.sub(lambda m: f"{m[1]}1 row{m[2]}{_VERB_FOR_ONE[m[3]]}", text)
+    text = re.sub(r"(^|[^\d,.])1 rows\b", r"\g<1>1 row", text)
+    return re.sub(r"\b(row|line)s (\d[\d,]*)(?=[;)])", r"\1 \2", text)
+
+
 def render(code: str, **fields) -> str:
     """Fill a catalogue entry with the details of one case."""
     entry = CATALOGUE[code]
-    body = entry.template.format(**fields)
-    todo = entry.what_to_do.format(**fields)
+    body = for_one(entry.template.format(**fields))
+    todo = for_one(entry.what_to_do.format(**fields))
     return f"{entry.title} [{code}]\n  {body}\n  What to do: {todo}"
 
 
