@@ -175,6 +175,23 @@ class ServiceConfig:
         return canonical in self.columns
 
 
+#: The settings that name a file or folder. Published pages show only its name.
+FILE_SETTINGS = frozenset(
+    {
+        "extract.path",
+        "catchment.lsoa_file",
+        "reference.imd_path",
+        "reference.population_ethnicity",
+        "reference.population_age",
+        "reference.population_sex",
+        "reference.lsoa_lookup",
+        "readability.before",
+        "readability.after",
+        "appointments.path",
+    }
+)
+
+
 def resolve_path(path: str | Path) -> Path:
     """Find a file given relative to the current folder or to any folder above it.
 
@@ -321,6 +338,8 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
     ) -> Path | None:
         value = sections[section].get(key)
         full_key = f"{section}.{key}"
+        if full_key not in FILE_SETTINGS:  # pages show only a file name for these
+            raise RuntimeError(f"{full_key} names a file: add it to FILE_SETTINGS")
         if value in (None, ""):
             if required:
                 problems.append(

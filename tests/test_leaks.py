@@ -402,3 +402,24 @@ def test_tables_have_no_unnamed_index_column(workbook) -> None:
             if table.iloc[:, 0].str.fullmatch(r"\d+").all():
                 found.append(f"{path.name}: {table.iloc[:, 0].tolist()[:6]}")
     assert not found, "tables whose first column is a bare row index: " + "; ".join(found)
+
+
+def test_the_config_shown_shortens_file_settings_and_nothing_else():
+    """A column or service name with a slash is shown as written; a file as its name."""
+    import copy
+    import dataclasses
+
+    from equity_helpers.workbook.pages import _public_config
+
+    cfg = load_config(SAMPLE / "sample_service.yml")
+    raw = copy.deepcopy(cfg.raw)
+    raw["service"]["name"] = "Derby/Derbyshire MSK"
+    raw["columns"]["referral_date"] = "Date Recvd/Ref"
+    raw["extract"]["path"] = "/home/analyst/private/extract.csv"
+    raw["reference"]["imd_path"] = "C:\\Users\\analyst\\imd.csv"
+    shown = yaml.safe_load(_public_config(dataclasses.replace(cfg, raw=raw)))
+    assert shown["service"]["name"] == "Derby/Derbyshire MSK"
+    assert shown["columns"]["referral_date"] == "Date Recvd/Ref"
+    assert shown["extract"]["path"] == "extract.csv"
+    assert shown["reference"]["imd_path"] == "imd.csv"
+    assert "analyst" not in _public_config(dataclasses.replace(cfg, raw=raw))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import ServiceConfig
+from ..config import FILE_SETTINGS, ServiceConfig
 from ..errors import CATALOGUE
 from ..notebooks import NotebookInfo
 from ..safe_html import md_text
@@ -18,14 +18,18 @@ from .results import DECIMALS, HEADLINES, StepResult, _as_number, _fmt
 
 
 def _public_config(cfg: ServiceConfig) -> str:
-    """The config as run, with paths shortened to file names (no machine paths)."""
+    """The config as run, with the file settings shortened to file names (no machine paths).
 
-    def strip(o):
+    Only settings that name files are shortened: a column called "Appt Dt/Time" or a
+    service called "Derby/Derbyshire MSK" is shown as written.
+    """
+
+    def strip(o, key=""):
         if isinstance(o, dict):
-            return {k: strip(v) for k, v in o.items()}
+            return {k: strip(v, f"{key}.{k}".lstrip(".")) for k, v in o.items()}
         if isinstance(o, list):
-            return [strip(v) for v in o]
-        if isinstance(o, str) and ("/" in o or "\\" in o):
+            return [strip(v, key) for v in o]
+        if key in FILE_SETTINGS and isinstance(o, str):
             return Path(o.replace("\\", "/")).name
         return o
 
