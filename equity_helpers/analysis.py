@@ -456,19 +456,49 @@ def sii_by_decile(
     t = t[t["group"].isin([str(i) for i in range(1, 11)])]
     if rule is not None:
         t = t[t["pct"].notna()]
-    t = t[(t["_n"] > 0) & (t["_x"] > 0) & (t["_x"] < t["_n"])]
-    if len(t) < 5:
+    return sii_of_counts(
+        t["group"].astype(int),
+        t["_x"],
+        t["_n"],
+        value_type=2,
+        multiplier=100,
+        repetitions=repetitions,
+    )
+
+
+def sii_of_counts(
+    quantile: pd.Series,
+    x: pd.Series,
+    n: pd.Series,
+    *,
+    value_type: int,
+    multiplier: float,
+    repetitions: int,
+    rii: bool = True,
+) -> pd.DataFrame | None:
+    """Slope index of inequality across deprivation groups, from ``x`` events among ``n``.
+
+    ``quantile`` numbers the groups from 1, the most deprived. Each group's weight is its
+    ``n``. A group with no events, or (for a proportion, ``value_type=2``) with every one
+    an event, gives no usable value and is left out; with fewer than five groups left
+    there is no slope to fit, and the answer is None. See :func:`stats.sii` for the method.
+    """
+    keep = (n > 0) & (x > 0)
+    if value_type == 2:
+        keep &= x < n
+    if keep.sum() < 5:
         return None
-    df = pd.DataFrame({"decile": t["group"].astype(int), "x": t["_x"], "n": t["_n"]})
+    df = pd.DataFrame({"quantile": quantile[keep], "x": x[keep], "n": n[keep]})
     return stats.sii(
         df,
         x="x",
         n="n",
         population="n",
-        quantile="decile",
-        value_type=2,
-        multiplier=100,
+        quantile="quantile",
+        value_type=value_type,
+        multiplier=multiplier,
         repetitions=repetitions,
+        rii=rii,
     )
 
 

@@ -376,37 +376,15 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
 
     extract_path = file_setting("extract", "path", required=True)
 
-    columns_raw = raw.get("columns") or {}
-    columns: dict[str, str] = {}
-    if not isinstance(columns_raw, dict):
-        problems.append(
-            ConfigError(
-                "CFG005",
-                key="columns",
-                value=columns_raw,
-                allowed="lines like 'referral_id: Referral Number'",
-            )
-        )
-        columns_raw = {}
-    for canonical, source in columns_raw.items():
-        if canonical not in CANONICAL_COLUMNS:
-            problems.append(_unknown_key(canonical, "columns", CANONICAL_COLUMNS))
-            continue
-        if source is None or str(source).strip() == "":
-            continue
-        if str(source).strip().upper().startswith(TODO):
-            todo.append(f"columns.{canonical}")
-            continue
-        columns[canonical] = str(source)
-    for req in REQUIRED_COLUMNS:
-        if req not in columns and f"columns.{req}" not in todo:
-            problems.append(
-                ConfigError(
-                    "CFG004",
-                    key=f"columns.{req}",
-                    hint=f"Name the column of your extract that holds the {CANONICAL_COLUMNS[req]}.",
-                )
-            )
+    columns = _columns(
+        raw.get("columns"),
+        "columns",
+        CANONICAL_COLUMNS,
+        REQUIRED_COLUMNS,
+        ("your extract", "referral_id: Referral Number"),
+        problems,
+        todo,
+    )
     if "age" not in columns and "age_band" not in columns and "columns.age" not in todo:
         problems.append(
             ConfigError("CFG004", key="columns.age", hint="Map either 'age' or 'age_band'.")
@@ -522,17 +500,7 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
             )
         )
     sheet = sections["extract"].get("sheet")
-    header_row = sections["extract"].get("header_row")
-    if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
-        problems.append(
-            ConfigError(
-                "CFG005",
-                key="extract.header_row",
-                value=header_row,
-                allowed="a row number, 1 or more",
-            )
-        )
-        header_row = None
+    header_row = _header_row(sections["extract"], "extract", problems)
 
     cfg = ServiceConfig(
         path=cfg_path,
@@ -577,6 +545,58 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
     return cfg
 
 
+def _columns(
+    given,
+    key: str,
+    known: dict[str, str],
+    required: tuple[str, ...],
+    words: tuple[str, str],
+    problems: list,
+    todo: list,
+) -> dict[str, str]:
+    """A ``columns:`` section, checked: each playbook column and the file's name for it.
+
+    ``key`` is where the section is (``columns`` or ``appointments.columns``); ``words``
+    are how to name the file ("your extract") and an example line. A blank line is left
+    out, a TODO is noted, and a required column that is not given is a problem.
+    """
+    file_words, example = words
+    given = given or {}
+    if not isinstance(given, dict):
+        allowed = f"lines like '{example}'"
+        problems.append(ConfigError("CFG005", key=key, value=given, allowed=allowed))
+        given = {}
+    columns: dict[str, str] = {}
+    for name, source in given.items():
+        if name not in known:
+            problems.append(_unknown_key(name, key, known))
+        elif source is not None and str(source).strip().upper().startswith(TODO):
+            todo.append(f"{key}.{name}")
+        elif source is not None and str(source).strip():
+            columns[name] = str(source)
+    for name in required:
+        if name not in columns and f"{key}.{name}" not in todo:
+            hint = f"Name the column of {file_words} that holds the {known[name]}."
+            problems.append(ConfigError("CFG004", key=f"{key}.{name}", hint=hint))
+    return columns
+
+
+def _header_row(section: dict, name: str, problems: list) -> int | None:
+    """The section's ``header_row``: a row number from 1, or None when not given or wrong."""
+    header_row = section.get("header_row")
+    if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
+        problems.append(
+            ConfigError(
+                "CFG005",
+                key=f"{name}.header_row",
+                value=header_row,
+                allowed="a row number, 1 or more",
+            )
+        )
+        return None
+    return header_row
+
+
 #: What each attendance outcome may be called in ``appointments.values.attendance``.
 ATTENDANCE_OUTCOMES = ("attended", "cancelled", "missed")
 
@@ -586,34 +606,15 @@ def _appointments(section: dict, file_setting, problems: list, todo: list) -> di
     if not section:
         return {}
     path = file_setting("appointments", "path", required=True)
-    columns_raw = section.get("columns") or {}
-    columns: dict[str, str] = {}
-    if not isinstance(columns_raw, dict):
-        problems.append(
-            ConfigError(
-                "CFG005",
-                key="appointments.columns",
-                value=columns_raw,
-                allowed="lines like 'attendance: Attendance Status'",
-            )
-        )
-        columns_raw = {}
-    for key, source in columns_raw.items():
-        if key not in APPOINTMENT_COLUMNS:
-            problems.append(_unknown_key(key, "appointments.columns", APPOINTMENT_COLUMNS))
-        elif source is not None and str(source).strip().upper().startswith(TODO):
-            todo.append(f"appointments.columns.{key}")
-        elif source is not None and str(source).strip():
-            columns[key] = str(source)
-    for key, desc in APPOINTMENT_COLUMNS.items():
-        if key not in columns and f"appointments.columns.{key}" not in todo:
-            problems.append(
-                ConfigError(
-                    "CFG004",
-                    key=f"appointments.columns.{key}",
-                    hint=f"Name the column of the appointments file that holds the {desc}.",
-                )
-            )
+    columns = _columns(
+        section.get("columns"),
+        "appointments.columns",
+        APPOINTMENT_COLUMNS,
+        tuple(APPOINTMENT_COLUMNS),
+        ("the appointments file", "attendance: Attendance Status"),
+        problems,
+        todo,
+    )
     values: dict[str, str] = {}
     given = section.get("values") or {}
     mapping = given.get("attendance") if isinstance(given, dict) else given
@@ -642,17 +643,7 @@ def _appointments(section: dict, file_setting, problems: list, todo: list) -> di
             )
         else:
             values[str(raw_value).strip()] = outcome
-    header_row = section.get("header_row")
-    if header_row is not None and (not isinstance(header_row, int) or header_row < 1):
-        problems.append(
-            ConfigError(
-                "CFG005",
-                key="appointments.header_row",
-                value=header_row,
-                allowed="a row number, 1 or more",
-            )
-        )
-        header_row = None
+    header_row = _header_row(section, "appointments", problems)
     return {
         "appointments_path": path,
         "appointments_sheet": section.get("sheet"),

@@ -119,11 +119,62 @@ class RowAccount:
 
     def table(self) -> pd.DataFrame:
         """The account as a small table, in the order a reader follows it."""
-        rows = [(f"Not part of the table: {k}", n) for k, n in self.outside_table.items() if n]
-        rows += [("Rows read from the extract", self.rows_read)]
-        rows += [(f"Excluded: {CATALOGUE[c].title.lower()}", n) for c, n in self.excluded.items()]
-        rows += [("Rows used in the analysis", self.rows_used)]
-        return pd.DataFrame(rows, columns=["", "Rows"])
+        return account_table(account_lines(asdict(self)))
+
+
+@dataclass(frozen=True)
+class AccountLine:
+    """One line of the row account: what it counts and how many rows."""
+
+    label: str
+    rows: int
+    #: True for a line of the appointments file's own account.
+    appointments: bool = False
+
+
+#: The heading of the account's count column, wherever the account is shown.
+ACCOUNT_COUNT_HEADER = "Rows"
+
+
+def account_lines(account: dict, appointments: dict | None = None) -> list[AccountLine]:
+    """The row account's lines, in the order a reader follows them.
+
+    The one place the account's labels are written: the front page, the data completeness
+    step and the command line's reports all show these lines, so they cannot disagree.
+    ``account`` and ``appointments`` are as the prepared file's metadata holds them.
+
+    >>> [(x.label, x.rows) for x in account_lines({"rows_read": 3, "rows_used": 3, "excluded": {}})]
+    [('Rows read from the extract', 3), ('Rows analysed', 3)]
+    """
+    outside = account.get("outside_table") or {}
+    lines = [AccountLine(f"Not part of the table: {what}", n) for what, n in outside.items() if n]
+    lines.append(AccountLine("Rows read from the extract", account["rows_read"]))
+    for code, n in account["excluded"].items():
+        lines.append(AccountLine(f"Left out: {CATALOGUE[code].title.lower()}", n))
+    lines.append(AccountLine("Rows analysed", account["rows_used"]))
+    if appointments:
+        lines.append(AccountLine("Appointment rows read", appointments["rows_read"], True))
+        for code, n in appointments["excluded"].items():
+            lines.append(AccountLine(f"Not counted: {CATALOGUE[code].title.lower()}", n, True))
+        lines.append(AccountLine("Appointments counted", appointments["rows_used"], True))
+    return lines
+
+
+def account_table(lines: list[AccountLine]) -> pd.DataFrame:
+    """The account's lines as a table of two columns: the line and its count of rows."""
+    rows = [(line.label, line.rows) for line in lines]
+    return pd.DataFrame(rows, columns=["", ACCOUNT_COUNT_HEADER])
+
+
+def account_text(lines: list[AccountLine], source: str, appointments_source: str = "") -> str:
+    """The account's lines as plain text for the command line, one file after the other."""
+    width = max([60, *(len(line.label) for line in lines)])
+    out = [f"Extract: {source}"]
+    out += [f"  {a.label:<{width}}  {a.rows:>9,}" for a in lines if not a.appointments]
+    if any(a.appointments for a in lines):
+        out.append(f"Appointments: {appointments_source}")
+        out += [f"  {a.label:<{width}}  {a.rows:>9,}" for a in lines if a.appointments]
+    return "\n".join(out)
 
 
 @dataclass
@@ -148,24 +199,20 @@ class PreparedExtract:
 
     def report(self) -> str:
         """A plain-text report of the row account and every data-quality issue."""
-        lines = [f"Extract: {self.source}"]
-        for _, row in self.account.table().iterrows():
-            lines.append(f"  {row.iloc[0]:<60} {row.iloc[1]:>9,}")
+        lines = [self.account_text()]
         if self.dropped_identifiers:
             lines.append("Identifier columns not read: " + ", ".join(self.dropped_identifiers))
         if self.free_text:
             lines.append("Free-text columns not read: " + ", ".join(self.free_text))
-        if self.appointments:
-            a = self.appointments
-            lines.append(f"Appointments: {a['source']}")
-            lines.append(f"  {'Appointment rows read':<60} {a['rows_read']:>9,}")
-            for code, n in a["excluded"].items():
-                lines.append(f"  {'Not counted: ' + CATALOGUE[code].title.lower():<60} {n:>9,}")
-            lines.append(f"  {'Appointments counted':<60} {a['rows_used']:>9,}")
         for i in self.issues:
             lines.append("")
             lines.append(i.message)
         return "\n".join(lines)
+
+    def account_text(self) -> str:
+        """The row account of the extract (and of the appointments file) as plain text."""
+        lines = account_lines(asdict(self.account), self.appointments)
+        return account_text(lines, self.source, (self.appointments or {}).get("source", ""))
 
     def metadata(self) -> dict:
         return {

@@ -1002,16 +1002,9 @@ def check(config_path: str | Path) -> tuple[list[PlaybookError], str]:
         prepared = prepare(cfg)
     except PlaybookError as exc:
         return [exc], "The config is valid, but the extract cannot be used:\n\n" + str(exc)
-    acc = prepared.account
-    appointments = ""
-    if prepared.appointments:
-        a = prepared.appointments
-        appointments = (
-            f"Appointments: {a['rows_read']:,} rows read, {a['rows_used']:,} will be counted.\n"
-        )
     return [], (
-        f"Ready to run. {acc.rows_read:,} rows read, {acc.rows_used:,} will be analysed.\n"
-        + appointments
-        + f"{len(prepared.issues)} data-quality notes; see them with "
+        "Ready to run. Every row is accounted for:\n"
+        + prepared.account_text()
+        + f"\n{len(prepared.issues)} data-quality notes; see them with "
         f"'equity-workbook prepare --config {config_path}'."
     )

@@ -19,21 +19,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 HERE = Path(__file__).resolve().parent
 FOLDER = HERE / "appointments_example"
 N_REFERRALS = 300
-REFERRAL_COLUMNS = [
-    "Referral Ref",
-    "Date Referral Received",
-    "Age at Referral",
-    "Gender",
-    "Ethnic Category",
-    "LSOA",
-    "Referral Accepted",
-    "Discharge Date",
-    "Discharge Reason",
-]
+# The referral file holds the columns the example's config maps, in its order.
+REFERRAL_COLUMNS = list(
+    yaml.safe_load((FOLDER / "service.yml").read_text(encoding="utf-8"))["columns"].values()
+)
 STATUS = {
     "attended": ("5", "Attended", "6", "Seen"),
     "missed": ("3", "DNA", "7", "Did not attend"),

@@ -222,7 +222,7 @@ def _check_cli(case: dict, config: Path, capsys) -> None:
             assert line in captured.err, f"{line!r} is not printed:\n{captured.err}"
     else:
         assert status == 0, shown
-        assert "Rows used in the analysis" in captured.out
+        assert "Rows analysed" in captured.out
         for want in case.get("issues") or []:
             for line in want.get("lines", []):
                 assert line in captured.out, f"{line!r} is not printed:\n{captured.out}"

@@ -167,3 +167,51 @@ def test_an_appointments_file_stands_in_for_the_counts(tmp_path):
     cfg = load_config(write(tmp_path, raw))
     assert cfg.has("appointments_offered") and cfg.has("first_appointment_date")
     assert cfg.appointments_values == {"Rebooked": "cancelled"}
+
+
+def _appointments_raw(**changes) -> dict:
+    raw = sample_raw()
+    raw["appointments"] = {
+        "path": str(ROOT / "sample_data" / "appointments_example" / "appointments.csv"),
+        "columns": {
+            "referral_id": "Referral Ref",
+            "appointment_date": "Appointment Date",
+            "attendance": "Attendance",
+        },
+    }
+    raw["appointments"].update(changes)
+    return raw
+
+
+@pytest.mark.parametrize("where", ["extract", "appointments"])
+def test_the_extract_and_appointments_columns_are_checked_alike(tmp_path, where):
+    """The two column sections give the same messages, each naming its own file and keys."""
+    raw = _appointments_raw()
+    columns = raw["columns"] if where == "extract" else raw["appointments"]["columns"]
+    section = "columns" if where == "extract" else "appointments.columns"
+    file_words = "your extract" if where == "extract" else "the appointments file"
+    columns["referral_date" if where == "extract" else "appointment_date"] = ""  # required
+    columns["referral_id"] = "TODO: the referral column"
+    columns["colour"] = "Colour"  # not a column the playbook knows
+    with pytest.raises(ConfigErrors) as err:
+        load_config(write(tmp_path, raw))
+    found = {(e.code, e.fields.get("key")): str(e) for e in err.value.errors}
+    missing = f"{section}.{'referral_date' if where == 'extract' else 'appointment_date'}"
+    assert f"Name the column of {file_words} that holds the" in found[("CFG004", missing)]
+    assert f"{section}.referral_id" in found[("CFG007", None)]
+    assert ("CFG004", f"{section}.referral_id") not in found  # a TODO is said once
+    assert any(e.code == "CFG003" and "'colour'" in str(e) for e in err.value.errors)
+
+    # A section that is not a set of lines, and a header row that is not a row number.
+    raw = _appointments_raw()
+    if where == "extract":
+        raw["columns"] = "Referral Ref"
+        raw["extract"]["header_row"] = 0
+    else:
+        raw["appointments"]["columns"] = "Referral Ref"
+        raw["appointments"]["header_row"] = 0
+    with pytest.raises(ConfigErrors) as err:
+        load_config(write(tmp_path, raw))
+    found = {(e.code, e.fields.get("key")): str(e) for e in err.value.errors}
+    assert "lines like" in found[("CFG005", section)]
+    assert "a row number, 1 or more" in found[("CFG005", f"{where}.header_row")]

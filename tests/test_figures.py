@@ -34,7 +34,7 @@ GAPS = "steps/access-and-outcome-gaps.html"
 ON_PAGES: dict[str, list[tuple[str, str]]] = {
     "rows_used": [
         ("index.html", rf"Rows analysed (?P<v>{NUM})"),
-        ("steps/data-completeness.html", rf"Rows used in the analysis (?P<v>{NUM})"),
+        ("steps/data-completeness.html", rf"Rows analysed (?P<v>{NUM})"),
         ("steps/data-completeness.html", rf"rows, and (?P<v>{NUM}) are analysed"),
     ],
     "ethnicity_recorded_pct": [

@@ -715,7 +715,7 @@ def init_and_check_with(extract: Path, attendance: dict) -> tuple:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     checked = cli("check", str(path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "Appointments: " in checked.stdout and " will be counted." in checked.stdout
+    assert "Appointments: " in checked.stdout and "Appointments counted" in checked.stdout
     return proc, text, path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import analysis
 from ..errors import CATALOGUE
-from ..extract import RowAccount
+from ..extract import ACCOUNT_COUNT_HEADER, account_lines, account_table
 from ..privacy import count_words
 from ..wording import is_number, number
 from .base import Chart, StepResult, Table, cached
@@ -25,10 +25,12 @@ def run(service) -> StepResult:
     result = StepResult("data-completeness")
     result.values["rows_read"] = f"{account['rows_read']:,}"
     result.values["rows_used"] = f"{account['rows_used']:,}"
+    appointments = service.meta.get("appointments")
+    files = "the extract's rows" + (" and the appointment file's rows" if appointments else "")
     result.tables["row_account"] = Table(
-        RowAccount(**account).table(),
-        "Row account (exact counts of the extract's rows, not of people)",
-        counts=("Rows",),
+        account_table(account_lines(account, appointments)),
+        f"Row account (exact counts of {files}, not of people)",
+        counts=(ACCOUNT_COUNT_HEADER,),
         exact=True,
     )
 

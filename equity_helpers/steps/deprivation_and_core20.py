@@ -195,28 +195,21 @@ def fifths_sii(table: pd.DataFrame) -> dict:
     """
     t = table.dropna(subset=["Referrals per 1,000 people"])
     t = t[(t["People living there"] > 0) & (t["Referrals per 1,000 people"] > 0)]
-    if len(t) < 5:
-        return {
-            "sii": float("nan"),
-            "why_not": "a fifth has no people, or too few referrals to show",
-        }
-    out = stats.sii(
-        pd.DataFrame(
-            {
-                "q": t["_quintile"],
-                "x": t["Referrals"].astype(float),
-                "n": t["People living there"].astype(float),
-            }
-        ),
-        x="x",
-        n="n",
-        population="n",
-        quantile="q",
+    out = analysis.sii_of_counts(
+        t["_quintile"],
+        t["Referrals"].astype(float),
+        t["People living there"].astype(float),
         value_type=1,
         multiplier=1000,
         repetitions=SII_REPETITIONS,
         rii=False,
-    ).iloc[0]
+    )
+    if out is None:
+        return {
+            "sii": float("nan"),
+            "why_not": "a fifth has no people, or too few referrals to show",
+        }
+    out = out.iloc[0]
     return {
         "sii": float(out["sii"]),
         "lower": float(out["sii_lower95_0cl"]),

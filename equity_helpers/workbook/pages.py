@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from ..config import FILE_SETTINGS, ServiceConfig
-from ..errors import CATALOGUE
+from ..extract import ACCOUNT_COUNT_HEADER, AccountLine, account_lines
 from ..notebooks import NotebookInfo
 from ..safe_html import md_text
 from .cache import _versions
@@ -34,6 +34,16 @@ def _public_config(cfg: ServiceConfig) -> str:
         return o
 
     return yaml.safe_dump(strip(cfg.raw), sort_keys=False, allow_unicode=True)
+
+
+def _account_rows(lines: list[AccountLine]) -> list[str]:
+    """Lines of the row account as a Markdown table, then a blank line.
+
+    The labels are the playbook's own words (fixed text and the catalogue's titles).
+    """
+    rows = [f"| | {ACCOUNT_COUNT_HEADER} |", "|---|---:|"]
+    rows += [f"| {line.label} | {line.rows:,} |" for line in lines]
+    return [*rows, ""]
 
 
 def _front_page(
@@ -67,28 +77,14 @@ def _front_page(
         "",
         "Every row of the extract is accounted for.",
         "",
-        "| | Rows |",
-        "|---|---:|",
     ]
-    # Lines of the file that are not rows of the table (titles, totals, notes): never read.
-    for what, n in (meta["account"].get("outside_table") or {}).items():
-        lines.append(f"| Not part of the table: {md_text(what)} | {n:,} |")
-    lines.append(f"| Rows read from the extract | {meta['account']['rows_read']:,} |")
-    for code, n in meta["account"]["excluded"].items():
-        lines.append(f"| Left out: {CATALOGUE[code].title.lower()} | {n:,} |")
-    lines += [f"| Rows analysed | {meta['account']['rows_used']:,} |", ""]
     appointments = meta.get("appointments")
+    account = account_lines(meta["account"], appointments)
+    lines += _account_rows([a for a in account if not a.appointments])
     if appointments:  # an appointment-level file: every one of its rows is accounted for too
-        lines += [
-            f"Appointments were counted from {md_text(appointments.get('source', 'a second file'))}:",
-            "",
-            "| | Rows |",
-            "|---|---:|",
-            f"| Appointment rows read | {appointments['rows_read']:,} |",
-        ]
-        for code, n in appointments["excluded"].items():
-            lines.append(f"| Not counted: {CATALOGUE[code].title.lower()} | {n:,} |")
-        lines += [f"| Appointments counted | {appointments['rows_used']:,} |", ""]
+        source = md_text(appointments.get("source", "a second file"))
+        lines += [f"Appointments were counted from {source}:", ""]
+        lines += _account_rows([a for a in account if a.appointments])
     for key, kind in (("free_text", "Free-text"), ("dropped_identifiers", "Identifier")):
         if meta.get(key):
             names = ", ".join(md_text(c) for c in meta[key])

@@ -841,7 +841,7 @@ _RULE_WORDS = re.compile(
 #: exact figures to check its extract. Only these lines, in a count column headed "Rows",
 #: are left out of attack vii; every other count of 1 to the threshold is a finding.
 _ROW_ACCOUNT_LINE = re.compile(
-    r"^(Rows read|Rows analysed|Rows used|Left out:|Excluded:|Not part of the table:"
+    r"^(Rows read|Rows analysed|Left out:|Not part of the table:"
     r"|Appointment rows read|Not counted:|Appointments counted)"
 )
 

@@ -483,17 +483,31 @@ def test_vii_the_row_account_of_the_file_is_exact_on_purpose(tmp_path):
         "<tr><td>{prefix} referral date is in the future</td><td>1</td></tr>"
         "<tr><td>Rows {used}</td><td>397</td></tr></tbody></table>"
     )
+    appointments = (
+        "<table><thead><tr><th></th><th>Rows</th></tr></thead><tbody>"
+        "<tr><td>Appointment rows read</td><td>1200</td></tr>"
+        "<tr><td>Not counted: appointment rows repeated</td><td>2</td></tr>"
+        "<tr><td>Not counted: appointments for referrals not in the referral file</td>"
+        "<td>1</td></tr>"
+        "<tr><td>Appointments counted</td><td>1197</td></tr></tbody></table>"
+    )
     publish(
         tmp_path,
         {
             "html/index.html": html(account.format(prefix="Left out:", used="analysed")),
-            "html/steps/dq.html": html(account.format(prefix="Excluded:", used="used")),
+            "html/steps/dq.html": html(appointments),
             "tables/people.csv": "Group,People\nLeft out: referral id is blank,3\n",
         },
     )
     report = attack_folder(tmp_path)
     assert not [f for f in found(report, "vii") if f.source.startswith("html/")], report.findings
     assert report.tried["vii row account of the file (exact on purpose)"] == 4
+    # Only the account's own labels are exempt: a label the playbook does not write is not.
+    publish(
+        tmp_path, {"html/steps/old.html": html(account.format(prefix="Excluded:", used="used"))}
+    )
+    report = attack_folder(tmp_path)
+    assert found(report, "vii", "row 'Excluded: referral id is blank'"), report.findings
     # A count of people is not a row of the file, whatever its row is called.
     assert found(report, "vii", "row 'Left out: referral id is blank'", "column 'People'")
     # A table about people is not a row account, whatever its count column is called.

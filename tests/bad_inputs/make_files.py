@@ -17,24 +17,12 @@ import zipfile
 from pathlib import Path
 
 import openpyxl
+import yaml
 
 HERE = Path(__file__).resolve().parent
 
-HEADER = [
-    "Referral Ref",
-    "Date Referral Received",
-    "Age at Referral",
-    "Gender",
-    "Ethnic Category",
-    "LSOA",
-    "Referral Accepted",
-    "First Contact Date",
-    "Appts Offered",
-    "Appts Attended",
-    "Appts DNA",
-    "Discharge Date",
-    "Discharge Reason",
-]
+# The columns base_config.yml maps, in its order: the config is where they are named.
+HEADER = list(yaml.safe_load((HERE / "base_config.yml").read_text())["columns"].values())
 # Sample-like rows that are correct; every file below changes a few cells.
 GOOD = [
     "LC100000,01/04/2022,38,1,A,E01900109,Y,22/04/2022,10,7,2,14/08/2022,Completed",
