@@ -870,11 +870,13 @@ def attack_small_counts(
         for m in _SMALL_COUNT.finditer(text.text):
             after = text.text[m.end() : m.end() + 12].lower()
             before = text.text[max(0, m.start() - 12) : m.start()].lower()
-            if after.startswith((" for every", " per ", " in every")) or before.endswith(
+            if after.startswith(
+                (" for every", " for each", " per ", " in every")
+            ) or before.endswith(
                 ("for ", "than ", "least ", "most ", "under ", "below ", "above ", "up to ")
             ):
-                # A ratio ("5 referrals for every 10"), a phrase ("for one person") or a
-                # limit ("fewer than 8 people"), not a count.
+                # A ratio ("5 referrals for every 10", "one row for each step"), a phrase
+                # ("for one person") or a limit ("fewer than 8 people"), not a count.
                 continue
             n = m["n"].lower()
             value = _SMALL_WORDS.get(n) or int(n.replace(",", ""))

@@ -460,6 +460,7 @@ def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path)
                 "<ul><li>Codes not recognised: 6 rows in 'Ethnic Category'</li></ul>"
                 "<img alt='Bar chart: two people in the Other group'>"
                 "<p>About 5 referrals for every 10 you would expect.</p>"
+                "<p>Map your pathway, one row for each step.</p>"
             ),
             "tables/t.csv": "Group,People\nA,3\nB,40\n",
             "html/steps/more.html": html("<p>We read 2,024 referrals and 120 rows.</p>"),
@@ -472,6 +473,7 @@ def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path)
     assert found(report, "vii", "alt text", "two people")
     assert found(report, "vii", "row 'A'", "count 3")
     assert not found(report, "vii", "5 referrals")  # a ratio, not a count
+    assert not found(report, "vii", "one row")  # nor is "one row for each step"
 
 
 def test_vii_the_row_account_of_the_file_is_exact_on_purpose(tmp_path):
