@@ -213,10 +213,10 @@ def withheld(what: str) -> str:
     the table beside it is hidden and the figure would give that group's figure away.
 
     >>> withheld("median wait")
-    'The median wait for everyone is not shown. A group in the table is too small to show, and the figure for everyone, set beside the groups that are shown, could give its figure away.'
+    "The median wait for everyone is not shown. A group in the table above is too small to show, and the figure for everyone, set beside the groups shown, could give that group's figure away."
     """  # noqa: E501
     return (
-        f"The {what} for everyone is not shown. A group in the table is too small to show, "
-        "and the figure for everyone, set beside the groups that are shown, could give its "
-        "figure away."
+        f"The {what} for everyone is not shown. A group in the table above is too small to "
+        "show, and the figure for everyone, set beside the groups shown, could give that "
+        "group's figure away."
     )
