@@ -8,8 +8,9 @@ reads the same in greyscale. Hidden (suppressed) values are marked with ``*``.
 Charts are drawn as SVG, with their text kept as text (:data:`STYLE`): sharp on any
 screen and on paper, and the same size in every chart. :data:`TEXT`, the smallest size,
 is 11 points: 14.7 CSS pixels when the chart is shown at its own size, a little more
-than the book's small print (14.4 pixels). The book's stylesheet never shows a chart
-smaller than its own size: on a phone the chart scrolls sideways in its own box.
+than the book's small print (14.4 pixels). The book's stylesheet shrinks a chart to a
+narrower column (a phone), height with width, so the page never scrolls sideways; a link
+under such a chart opens it at full size.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ HIDDEN_NOTE_WRAPPED = HIDDEN_NOTE.replace(" rule, ", " rule,\n")
 TITLE = 14
 TEXT = 11
 #: The default chart size in inches; a chart is shown at this size, or the page's width.
-WIDTH = 6.5
+#: 5.9 inches is 566 CSS pixels: on a phone 390 pixels wide the column is about 352
+#: pixels, so a chart shrunk to fit still has text of about 9 pixels.
+WIDTH = 5.9
 #: The longest title line, in characters, that fits across a chart of :data:`WIDTH`.
-TITLE_CHARACTERS = 52
+TITLE_CHARACTERS = 47
 
 #: The shared look of every chart, and how notebooks show them.
 STYLE = {

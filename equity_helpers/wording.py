@@ -206,3 +206,17 @@ def too_few(rule) -> str:
     if not rule.enabled or rule.threshold == 0:
         return "too few people (although this run hides no small numbers)"
     return f"fewer than {rule.threshold + 1} people"
+
+
+def withheld(what: str) -> str:
+    """The sentence in place of a figure for everyone that is not shown, because a group in
+    the table beside it is hidden and the figure would give that group's figure away.
+
+    >>> withheld("median wait")
+    "The median wait for everyone is not shown. A group in the table above is too small to show, and the figure for everyone, set beside the groups shown, could give that group's figure away."
+    """  # noqa: E501
+    return (
+        f"The {what} for everyone is not shown. A group in the table above is too small to "
+        "show, and the figure for everyone, set beside the groups shown, could give that "
+        "group's figure away."
+    )

@@ -128,3 +128,97 @@ def test_the_book_build_writes_every_document_and_links_it(built_book):
         for section in template.get("sections") or []:
             for question in section["questions"]:
                 assert _words(question) in text, question
+
+
+# ----------------------------------------------------------------------------- templates on step pages
+
+STEP_PAGES = sorted(
+    p.relative_to(ROOT).with_suffix("").as_posix() for p in ROOT.glob("book/part-*/step-*.md")
+)
+
+
+def test_every_step_page_has_its_templates_and_every_listed_page_exists():
+    listed = {page for t in _raw() for page in t.get("steps") or []}
+    assert len(STEP_PAGES) == 13
+    assert set(STEP_PAGES) <= listed, set(STEP_PAGES) - listed
+    for page in listed:
+        assert (ROOT / f"{page}.md").is_file(), f"templates.yml lists {page}, which is not a page"
+    # Each template is linked where its own page says it belongs.
+    for template in _raw():
+        if (
+            template["page"].startswith(("book/part-", "notebooks/"))
+            and "index" not in template["page"]
+        ):
+            assert template["page"] in template["steps"], template["id"]
+
+
+def test_a_notebook_s_templates_follow_it_into_a_workbook():
+    module = _module()
+    templates = _raw()
+    in_book = [t["id"] for t in module.templates_for(templates, "notebooks/pathway")]
+    in_workbook = [t["id"] for t in module.templates_for(templates, "steps/pathway")]
+    assert in_book == in_workbook == ["pathway-mapping"]
+    assert module.templates_for(templates, "book/intro") == []
+    assert module.templates_for(templates, "steps/data-completeness") == []
+
+
+def test_a_bad_steps_list_gives_a_clear_build_error(tmp_path):
+    templates = _raw()
+    templates[0]["steps"] = "book/part-1/step-1-service-data"
+    bad = tmp_path / "templates.yml"
+    bad.write_text(yaml.safe_dump({"templates": templates}), encoding="utf-8")
+    with pytest.raises(ValueError, match="needs 'steps' as a list of pages"):
+        _module().load_templates(bad)
+
+
+def _step_box(page: str) -> str:
+    """The "Templates for this step" box of a built page, or "" when it has none."""
+    box = r'<div class="[^"]*\bstep-templates\b[^"]*">(.*?)</div>'
+    found = re.search(box, page, flags=re.DOTALL)
+    return found.group(1) if found else ""
+
+
+@pytest.mark.slow
+def test_each_step_page_of_the_built_book_links_its_templates(built_book):
+    listed = {page for t in _raw() for page in t.get("steps") or []}
+    for page_name in sorted(listed) + ["book/intro", "book/part-1/index"]:
+        page = (built_book / f"{page_name}.html").read_text(encoding="utf-8")
+        box = _step_box(page)
+        wanted = _module().templates_for(_raw(), page_name)
+        if not wanted:
+            assert not box, f"{page_name} has a templates box but lists none"
+            continue
+        assert "Templates for this step" in box, page_name
+        up = "../" * page_name.count("/")
+        links = re.findall(r'href="([^"]+)"', box)
+        expected = []
+        for template in wanted:
+            expected += [
+                f"{up}downloads/{template['id']}.docx",
+                f"{up}book/reference/downloads.html#template-{template['id']}",
+            ]
+            assert html.escape(template["title"], quote=False) in box, template["id"]
+        assert links == expected, page_name
+        for link in links:  # every link reaches a file the build wrote, and its anchor
+            target, _, anchor = link.partition("#")
+            path = (built_book / page_name).parent / target
+            assert path.resolve().is_file(), link
+            if anchor:
+                assert f'id="{anchor}"' in path.read_text(encoding="utf-8"), link
+
+
+@pytest.mark.slow
+def test_a_workbook_step_page_links_the_templates_of_its_notebook(sample_folder):
+    html_dir = sample_folder / "html"
+    for step in ("pathway", "evaluation", "summary-and-plan", "data-completeness"):
+        page = (html_dir / "steps" / f"{step}.html").read_text(encoding="utf-8")
+        box = _step_box(page)
+        wanted = _module().templates_for(_raw(), f"steps/{step}")
+        links = re.findall(r'href="([^"]+)"', box)
+        # The workbook has no Downloads page: each template's Word document, written
+        # into the workbook's own site.
+        assert links == [f"../downloads/{t['id']}.docx" for t in wanted], step
+        for link in links:
+            path = html_dir / "steps" / link
+            assert path.resolve().is_file(), link
+            assert _headings(docx.Document(str(path)), 1)[0] in box

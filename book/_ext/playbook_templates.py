@@ -7,6 +7,12 @@ prints as a set of worksheets) and, when the HTML build finishes, writes each on
 editable Word document to ``downloads/<id>.docx`` in the built site. Nothing generated
 is kept in the repository.
 
+Each page a template lists under ``steps`` ends with a box, "Templates for this step",
+linking that template's Word document (and, in the book, its printable worksheet on the
+Downloads page). A notebook listed there (``notebooks/pathway``) also gets the box on its
+page in a service's workbook (``steps/pathway``), which is built from the same notebook;
+the workbook's site then holds the Word documents too.
+
 :func:`load_templates` checks the YAML, so a bad edit gives a clear build error naming
 the template. :func:`write_docx` is used by the build and by the tests.
 """
@@ -26,6 +32,10 @@ TEMPLATES_FILE = "book/data/templates.yml"
 DOWNLOADS_DIR = "downloads"
 #: The line a reader writes an answer on, in the Word documents.
 ANSWER_LINES = 3
+#: The book's Downloads page, which prints every template.
+DOWNLOADS_PAGE = "book/reference/downloads"
+#: The title of the box that links a step's templates.
+STEP_BOX_TITLE = "Templates for this step"
 
 TEMPLATE_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -60,7 +70,41 @@ def load_templates(path: Path) -> list[dict]:
         table = template.get("table")
         if table is not None and not table.get("columns"):
             fail("has a table without columns")
+        steps = template.get("steps") or []
+        if not isinstance(steps, list) or not all(isinstance(p, str) for p in steps):
+            fail("needs 'steps' as a list of pages, such as book/part-3/step-9-process-mapping")
     return templates
+
+
+def templates_file(srcdir: Path) -> Path | None:
+    """The templates file: the book's own, or, for a service's workbook (whose site is
+    built in another folder from the same notebooks), the one beside this extension."""
+    for path in (
+        Path(srcdir) / TEMPLATES_FILE,
+        Path(__file__).resolve().parents[2] / TEMPLATES_FILE,
+    ):
+        if path.is_file():
+            return path
+    return None
+
+
+def templates_for(templates: list[dict], docname: str) -> list[dict]:
+    """The templates a page links to: those made for fewest pages (the step's own) first.
+
+    A page is named as in the book (``book/part-3/step-9-process-mapping``). A notebook
+    (``notebooks/pathway``) is also its page in a service's workbook (``steps/pathway``).
+    """
+    wanted = {docname}
+    if docname.startswith("steps/"):
+        wanted.add("notebooks/" + docname.removeprefix("steps/"))
+    found = [t for t in templates if wanted & set(t.get("steps") or [])]
+    return sorted(found, key=lambda t: len(t["steps"]))
+
+
+def _first_sentence(text: str) -> str:
+    words = " ".join(str(text).split())
+    end = words.find(". ")
+    return words if end < 0 else words[: end + 1]
 
 
 def table_rows(template: dict) -> list[list[str]]:
@@ -218,16 +262,70 @@ def _table(template: dict) -> nodes.table:
     return table
 
 
+def step_box(templates: list[dict], docname: str, downloads_page: bool) -> nodes.Node:
+    """The "Templates for this step" box: each template's name, what it is for, and links
+    to its Word document and (when the site has the Downloads page) its printable page."""
+    up = "../" * docname.count("/")
+    box = nodes.admonition(classes=["step-templates"])
+    box += nodes.title(text=STEP_BOX_TITLE)
+    box += nodes.paragraph(
+        text="Print these, or fill them in on a computer and share them with your team."
+    )
+    items = nodes.bullet_list()
+    for template in templates:
+        line = nodes.paragraph()
+        line += nodes.strong(text=template["title"])
+        line += nodes.Text(f": {_first_sentence(template['intro'])} ")
+        name = docx_name(template)
+        line += nodes.reference(
+            "",
+            f"Download “{template['title']}” as a Word document",
+            refuri=f"{up}{DOWNLOADS_DIR}/{name}",
+        )
+        if downloads_page:
+            line += nodes.Text(", or ")
+            line += nodes.reference(
+                "",
+                "print it from the Downloads page",
+                refuri=f"{up}{DOWNLOADS_PAGE}.html#template-{template['id']}",
+            )
+        line += nodes.Text(".")
+        item = nodes.list_item()
+        item += line
+        items += item
+    box += items
+    return box
+
+
+def _link_step_templates(app, doctree) -> None:
+    """End each page a template lists under ``steps`` with the box that links it."""
+    path = templates_file(Path(app.srcdir))
+    if path is None:
+        return
+    docname = app.env.docname
+    app.env.note_dependency(str(path))
+    templates = templates_for(load_templates(path), docname)
+    if not templates:
+        return
+    box = step_box(templates, docname, DOWNLOADS_PAGE in app.env.found_docs)
+    top = next(iter(doctree.findall(nodes.section)), None)
+    (top if top is not None else doctree).append(box)
+
+
 def _write_downloads(app, exception) -> None:
     """After a successful HTML build, write the Word documents beside the pages."""
     if exception is not None or app.builder.format != "html":
         return
-    if not (Path(app.srcdir) / TEMPLATES_FILE).is_file():
-        return  # a build without the templates (such as a service's workbook)
-    write_all(Path(app.srcdir), Path(app.outdir) / DOWNLOADS_DIR)
+    path = templates_file(Path(app.srcdir))
+    if path is None:
+        return
+    out = Path(app.outdir) / DOWNLOADS_DIR
+    for template in load_templates(path):
+        write_docx(template, out / docx_name(template))
 
 
 def setup(app):
     app.add_directive("take-away-templates", TakeAwayTemplates)
+    app.connect("doctree-read", _link_step_templates)
     app.connect("build-finished", _write_downloads)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "0.1"}

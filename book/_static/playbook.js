@@ -11,8 +11,37 @@ document.addEventListener("DOMContentLoaded", () => {
   markCallouts();
   setUpDirectoryFilter();
   labelReflowCells();
+  linkChartsAtFullSize();
   reachScrollBoxesByKeyboard();
 });
+
+// A chart shrinks to fit a narrow column (a phone), and its text shrinks with it. Under
+// each chart shown smaller than its own size, a link opens the chart on its own, at full
+// size, where it can be read and zoomed.
+function linkChartsAtFullSize() {
+  const charts = document.querySelectorAll('.bd-article .cell_output img[src$=".svg"]');
+  const links = [];
+  charts.forEach((chart) => {
+    const line = document.createElement("p");
+    line.className = "chart-full-size";
+    const link = document.createElement("a");
+    link.href = chart.getAttribute("src");
+    link.textContent = "Open this chart at full size";
+    line.appendChild(link);
+    line.hidden = true;
+    chart.insertAdjacentElement("afterend", line);
+    links.push([chart, line]);
+  });
+  const update = () => {
+    links.forEach(([chart, line]) => {
+      line.hidden = !(chart.naturalWidth && chart.clientWidth < chart.naturalWidth - 1);
+    });
+  };
+  update();
+  charts.forEach((chart) => chart.addEventListener("load", update));
+  window.addEventListener("load", update);
+  window.addEventListener("resize", update);
+}
 
 // A chart or table wider than the column scrolls sideways inside its own box (on a phone,
 // mostly). Such a box can be reached with the Tab key and is named, so people who do not

@@ -8,7 +8,16 @@ import pandas as pd
 from .. import analysis, stats
 from ..measures import MEASURES
 from ..privacy import published_percentage
-from ..wording import NO_LSOA, group_name, imd_words, is_number, label, number, too_few
+from ..wording import (
+    NO_LSOA,
+    group_name,
+    imd_words,
+    is_number,
+    label,
+    number,
+    too_few,
+    withheld,
+)
 from .base import Chart, StepResult, Table, cached, number_or_nan, seal_chart
 
 HEADLINES = {
@@ -49,6 +58,17 @@ def _overall(t: pd.DataFrame, rule) -> float:
     if not len(shown) or not shown["_n"].sum():
         return float("nan")
     return float(published_percentage(int(shown["_x"].sum()), int(shown["_n"].sum()), rule))
+
+
+def _any_hidden(parts: list[pd.DataFrame]) -> bool:
+    """Whether any group in these tables of groups is hidden under the rule.
+
+    A figure for everyone (a mean, a median) set beside the groups shown would then let a
+    reader work out the hidden group's figure: for a mean, the overall mean times everyone
+    minus each shown group's mean times its size. So it is published only when every group
+    beside it is shown.
+    """
+    return any(bool(p["n"].isna().any()) for p in parts if len(p))
 
 
 def _highest(t: pd.DataFrame):
@@ -178,7 +198,9 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
         ]
         waits = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         longest = waits.dropna(subset=["median"]).sort_values("median").tail(1) if parts else waits
-        result.values["wait_overall"] = number_or_nan(data["wait_days"].median())
+        result.values["wait_overall"] = (
+            number_or_nan(data["wait_days"].median()) if not _any_hidden(parts) else float("nan")
+        )
         result.values["wait_sentence"] = (
             f"The longest median wait is for "
             f"{group_name(longest['dim'].iloc[0], imd_words([longest['group'].iloc[0]], longest['dim'].iloc[0])[0])}: "  # noqa: E501
@@ -213,7 +235,9 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
         result.notes["waits"] = "This view needs first appointment dates in the extract."
         result.values["wait_overall"] = float("nan")
         result.values["wait_sentence"] = "Waits are not in this extract."
-    if not is_number(result.values["wait_overall"]):
+    if "wait_days" in data and _any_hidden(parts):
+        result.values["wait_overall_sentence"] = withheld("median wait")
+    elif not is_number(result.values["wait_overall"]):
         result.values["wait_overall_sentence"] = "No median wait could be worked out."
     else:
         result.values["wait_overall_sentence"] = (
@@ -252,9 +276,12 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
                 export="outcome_by_group",
             )
         mean = data["outcome_improvement"].mean()
-        result.values["outcome_overall"] = number_or_nan(mean)
+        hidden = _any_hidden(parts)
+        result.values["outcome_overall"] = float("nan") if hidden else number_or_nan(mean)
         result.values["outcome_sentence"] = (
-            f"On average, scores improved by {mean:.1f} points."
+            withheld("average improvement")
+            if hidden
+            else f"On average, scores improved by {mean:.1f} points."
             if is_number(mean)
             else "No change in scores could be worked out."
         )

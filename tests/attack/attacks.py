@@ -22,7 +22,12 @@ ix.  a percentage with its 95% interval (Wilson's, as the playbook computes it):
      counts its row publishes is no disclosure; pinning any other count, a small count or
      the size of a small group is;
 viii. a machine path (the folder the workbook was built in, the repository, the config's
-     folder): not about people, but no published file may name the machine's folders.
+     folder): not about people, but no published file may name the machine's folders;
+x.   an overall mean set beside the groups shown: the overall mean times everyone, minus
+     each shown group's mean times its size, is the hidden groups' total, so their mean
+     lies in an interval. Rounding blurs it; it is a disclosure when the interval is
+     narrower than the spread a group of that size would show by chance (from the
+     published 95% intervals of the groups shown).
 """
 
 from __future__ import annotations
@@ -865,11 +870,13 @@ def attack_small_counts(
         for m in _SMALL_COUNT.finditer(text.text):
             after = text.text[m.end() : m.end() + 12].lower()
             before = text.text[max(0, m.start() - 12) : m.start()].lower()
-            if after.startswith((" for every", " per ", " in every")) or before.endswith(
+            if after.startswith(
+                (" for every", " for each", " per ", " in every")
+            ) or before.endswith(
                 ("for ", "than ", "least ", "most ", "under ", "below ", "above ", "up to ")
             ):
-                # A ratio ("5 referrals for every 10"), a phrase ("for one person") or a
-                # limit ("fewer than 8 people"), not a count.
+                # A ratio ("5 referrals for every 10", "one row for each step"), a phrase
+                # ("for one person") or a limit ("fewer than 8 people"), not a count.
                 continue
             n = m["n"].lower()
             value = _SMALL_WORDS.get(n) or int(n.replace(",", ""))
@@ -1020,6 +1027,122 @@ def attack_machine_paths(pub: Publication, truth: Truth, report: Report) -> None
                 break
 
 
+# ----------------------------------------------------------------------------- x: overall figures
+
+#: A sentence giving a mean for everyone: "On average, scores improved by 10.4 points."
+_OVERALL_MEAN = re.compile(
+    r"\b(?:on average|average for everyone|mean for everyone|overall|across the service)\b"
+    r"[^.]*?(?<![\d.])(?P<v>-?\d+\.\d+)\s*points",
+    re.I,
+)
+_MEAN_HEADER = re.compile(r"\bmean\b|\baverage\b", re.I)
+_T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+
+
+def _t975(df: int) -> float:
+    """Student's t for a two-sided 95% interval (1.96 and above for many people)."""
+    return _T975.get(df, 1.96 + 2.4 / max(df, 1))
+
+
+def _hidden_mean_interval(
+    overall: Cell, shown: list[tuple[Cell, Cell]], people: range, truth: Truth
+) -> tuple[float, float]:
+    """Every mean the hidden people can have, given the overall mean and the groups shown.
+
+    With ``M`` the overall mean, ``m_g`` and ``n_g`` each shown group's mean and size and
+    ``n_h`` the hidden people, the hidden mean is ``M + sum_g n_g (M - m_g) / n_h``. Each
+    published figure stands for an interval (its rounding); the extremes lie at the
+    corners, so they are found exactly by trying each end.
+    """
+    half = 0.5 * 10 ** (-overall.decimals)
+    low, high = math.inf, -math.inf
+    for big_m in (overall.value - half, overall.value + half):
+        least = most = 0.0
+        for count, mean in shown:
+            n_low, n_high = count_band(count, truth, truth.threshold)
+            h = 0.5 * 10 ** (-mean.decimals)
+            corners = [
+                n * (big_m - m) for n in (n_low, n_high) for m in (mean.value - h, mean.value + h)
+            ]
+            least += min(corners)
+            most += max(corners)
+        for n_h in people:
+            low = min(low, big_m + least / n_h)
+            high = max(high, big_m + most / n_h)
+    return low, high
+
+
+def attack_overall_means(
+    pub: Publication, tables: list[tuple[Table, list[str]]], truth: Truth, report: Report
+) -> None:
+    """Attack x: a mean for everyone, published beside a table of groups' means."""
+    overall_by_source: dict[str, dict[str, tuple[Cell, str]]] = defaultdict(dict)
+    for text in pub.texts:  # a page's text is read block by block and line by line
+        for m in _OVERALL_MEAN.finditer(text.text):
+            overall_by_source[text.source][m["v"]] = (parse_cell(m["v"]), _short(text.text))
+    for table, sources in tables:
+        headers = [h.strip() for h in table.header]
+        means = [j for j, h in enumerate(headers) if _MEAN_HEADER.search(h)]
+        lows = [j for j, h in enumerate(headers) if _LOWER.search(h)]
+        highs = [j for j, h in enumerate(headers) if _UPPER.search(h)]
+        lay = layout(table)
+        if not (means and lay.counts and [s for s in sources if overall_by_source.get(s)]):
+            continue
+        mean_j, count_j = means[0], lay.counts[0]
+        first_label = lay.labels[0] if len(lay.labels) >= 2 else None
+        blocks: dict[str, list[int]] = defaultdict(list)
+        for i, row in enumerate(table.rows):
+            blocks[row[first_label] if first_label is not None else ""].append(i)
+        for members in blocks.values():
+            shown, hidden, spread = [], [], []
+            for i in members:
+                row = table.rows[i] + [""] * len(headers)
+                count, mean = parse_cell(row[count_j]), parse_cell(row[mean_j])
+                if count.kind == "hidden":
+                    hidden.append(i)
+                elif count.kind == "int" and mean.kind in ("int", "number"):
+                    shown.append((count, mean))
+                    low, high = (
+                        parse_cell(row[k[0]]) if k else Cell("", "blank") for k in (lows, highs)
+                    )
+                    if (
+                        low.kind in ("int", "number")
+                        and high.kind in ("int", "number")
+                        and count.value > 1
+                    ):
+                        sd = (high.value - low.value) / 2 / _t975(int(count.value) - 1)
+                        spread.append(sd * math.sqrt(count.value))
+            if not (hidden and shown and spread):
+                continue
+            # The hidden rows hold 1 to the threshold people each; fewer when the truth says so.
+            most = truth.threshold * len(hidden)
+            groups = [row_group(table, lay, i, truth) for i in hidden]
+            if all(g is not None for g in groups):
+                most = min(most, sum(g.size for g in groups))
+            people = range(len(hidden), max(most, len(hidden)) + 1)
+            if people.stop - 1 > truth.threshold:
+                continue  # together the hidden rows may be more people than the rule hides
+            chance = 2 * 1.96 * max(spread) / math.sqrt(people.stop - 1)
+            for source in sources:
+                for overall, sentence in overall_by_source.get(source, {}).values():
+                    report.tried["x overall figure beside the groups shown"] += 1
+                    low, high = _hidden_mean_interval(overall, shown, people, truth)
+                    if high - low >= chance:
+                        continue
+                    names = ", ".join(_row_name(table, lay, i) for i in hidden)
+                    report.add(
+                        "x overall figure beside the groups shown",
+                        source,
+                        f"{table.where}, rows '{names}'",
+                        f"the hidden mean of '{names}' ({people.start} to {people.stop - 1} "
+                        f"people) lies between {low:.1f} and {high:.1f}",
+                        f"the overall mean {overall.text} in '{sentence}', times everyone, "
+                        f"minus each shown group's '{headers[mean_j]}' times its "
+                        f"'{headers[count_j]}'; a group that size would spread over "
+                        f"{chance:.1f} by chance",
+                    )
+
+
 def attack(pub: Publication, truth: Truth | None = None) -> Report:
     """Run every attack on a publication; ``truth`` enables attacks v (by size) and vi."""
     report = Report()
@@ -1040,6 +1163,7 @@ def attack(pub: Publication, truth: Truth | None = None) -> Report:
     if truth is not None:
         attack_labels(pub, truth, report)
     attack_small_counts(pub, tables, known, report)
+    attack_overall_means(pub, tables, known, report)
     attack_machine_paths(pub, known, report)
     return report
 

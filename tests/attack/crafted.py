@@ -127,6 +127,33 @@ def build_one_area(folder: Path) -> Path:
     return write_case(folder, "one-area", data)
 
 
+#: The improvement in the outcome score of the one person in a group of their own.
+LONE_SCORE = 50
+
+
+def build_lone_score(folder: Path) -> Path:
+    """(g) Few outcome scores, and one of them is the only Black person's, far from the rest.
+
+    Only 30 people have a start and an end score. The one Black person in the extract is
+    among them, with an improvement of :data:`LONE_SCORE` points; the other 29 are White.
+    The table of mean improvement hides the Black group, so a mean for everyone beside it
+    would give that one person's score away.
+    """
+    data = sample_rows()
+    black = data["Ethnic Category"].isin(["M", "N", "P"])
+    data.loc[black, "Ethnic Category"] = "A"
+    start = pd.to_numeric(data["C19-YRS Start"], errors="coerce")
+    end = pd.to_numeric(data["C19-YRS End"], errors="coerce")
+    scored = data.index[start.notna() & end.notna()]
+    lone = _first_clean_row(data)
+    keep = [lone, *[i for i in scored if i != lone][:29]]
+    data.loc[~data.index.isin(keep), "C19-YRS End"] = ""
+    data.loc[keep, "Ethnic Category"] = "A"
+    data.loc[lone, "Ethnic Category"] = "N"
+    data.loc[lone, ["C19-YRS Start", "C19-YRS End"]] = ["60", str(60 - LONE_SCORE)]
+    return write_case(folder, "lone-score", data)
+
+
 def build_sample(folder: Path) -> Path:
     """The sample service itself (its own config and extract)."""
     return SAMPLE_CONFIG
@@ -142,6 +169,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "one-hidden-group": (build_one_hidden_group, "a field where only one group is hidden"),
     "lone-month": (build_lone_month, "a month with one referral"),
     "one-area": (build_one_area, "every small group in one home area"),
+    "lone-score": (build_lone_score, "one person's outcome score beside a mean for everyone"),
     "sample": (build_sample, "the synthetic sample service"),
 }
 

@@ -9,6 +9,7 @@ temporary folder. No workbook is built here, so these tests are fast.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -459,6 +460,7 @@ def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path)
                 "<ul><li>Codes not recognised: 6 rows in 'Ethnic Category'</li></ul>"
                 "<img alt='Bar chart: two people in the Other group'>"
                 "<p>About 5 referrals for every 10 you would expect.</p>"
+                "<p>Map your pathway, one row for each step.</p>"
             ),
             "tables/t.csv": "Group,People\nA,3\nB,40\n",
             "html/steps/more.html": html("<p>We read 2,024 referrals and 120 rows.</p>"),
@@ -471,6 +473,7 @@ def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path)
     assert found(report, "vii", "alt text", "two people")
     assert found(report, "vii", "row 'A'", "count 3")
     assert not found(report, "vii", "5 referrals")  # a ratio, not a count
+    assert not found(report, "vii", "one row")  # nor is "one row for each step"
 
 
 def test_vii_the_row_account_of_the_file_is_exact_on_purpose(tmp_path):
@@ -534,6 +537,61 @@ def test_viii_a_machine_path_in_a_published_file_is_found(tmp_path):
     )
     report = attack_folder(wb)
     assert [f.source for f in found(report, "viii")] == ["notebooks/a.ipynb"]
+
+
+def _outcome_page(rows: list[tuple[str, str, str, str, str]], sentence: str) -> str:
+    """A page with a table of mean improvement by ethnic group and a sentence under it."""
+    body = "".join(
+        f"<tr><td>Ethnic group</td><td>{g}</td><td>{n}</td><td>{m}</td><td>{lo}</td><td>{hi}</td></tr>"
+        for g, n, m, lo, hi in rows
+    )
+    return html(
+        "<table><thead><tr><th>Field</th><th>Group</th><th>People</th><th>Mean improvement</th>"
+        f"<th>95% lower</th><th>95% upper</th></tr></thead><tbody>{body}</tbody></table>"
+        f"<p>{sentence}</p>"
+    )
+
+
+def test_x_an_overall_mean_beside_the_groups_shown_gives_the_hidden_one_away(tmp_path):
+    # 19 White people improved by 5.0 points on average and one Black person by 40: the
+    # overall mean (6.75) times 20, minus 5.0 times about 20, is the one person's score.
+    truth = Truth(groups=[Group("ethnic_group", "Ethnic group", "Black", 1)])
+    rows = [("White", "20", "5.0", "3.0", "7.0"), ("Black", "*", "*", "*", "*")]
+    publish(
+        tmp_path / "leaky",
+        {"html/a.html": _outcome_page(rows, "On average, scores improved by 6.8 points.")},
+    )
+    (finding,) = found(attack_folder(tmp_path / "leaky", truth), "x", "Black")
+    low, high = (float(v) for v in re.findall(r"between (\S+) and (\S+)", finding.what)[0])
+    assert low <= 40 <= high and high - low < 15, finding
+    # With the overall figure withheld, nothing is found.
+    publish(
+        tmp_path / "controlled",
+        {
+            "html/a.html": _outcome_page(
+                rows,
+                "The average improvement for everyone is not shown, because a group in the "
+                "table is hidden.",
+            )
+        },
+    )
+    report = attack_folder(tmp_path / "controlled", truth)
+    assert not found(report, "x"), report.findings
+    assert report.tried["x overall figure beside the groups shown"] == 0
+
+
+def test_x_an_overall_mean_over_many_people_is_blurred_by_rounding(tmp_path):
+    # 400 people: the rounding of one decimal place spreads over 40 points of the total,
+    # so the one hidden person's score could be almost anything.
+    truth = Truth(groups=[Group("ethnic_group", "Ethnic group", "Black", 1)])
+    rows = [("White", "400", "5.0", "4.5", "5.5"), ("Black", "*", "*", "*", "*")]
+    publish(
+        tmp_path,
+        {"html/a.html": _outcome_page(rows, "On average, scores improved by 5.1 points.")},
+    )
+    report = attack_folder(tmp_path, truth)
+    assert report.tried["x overall figure beside the groups shown"] == 1
+    assert not found(report, "x"), report.findings
 
 
 # ----------------------------------------------------------------------------- and nothing on a clean one

@@ -13,7 +13,7 @@ import pytest
 from equity_helpers.privacy import OTHER_SMALL_GROUPS
 
 from .__main__ import main
-from .crafted import CASES, JEDI, LONE_LABEL
+from .crafted import CASES, JEDI, LONE_LABEL, LONE_SCORE
 from .truth import truth_from_config
 
 
@@ -88,6 +88,20 @@ def test_every_small_group_lives_in_one_area(written):
         small |= counts.between(1, 7) & data[column].ne("")
     assert small.sum() >= 5
     assert data.loc[small, "LSOA"].nunique() == 1
+
+
+def test_the_lone_score_is_one_black_person_among_30_scores(written):
+    from equity_helpers.config import load_config
+    from equity_helpers.extract import prepare
+
+    truth, groups = _groups(written["lone-score"])
+    assert groups[("ethnic_group", "Black")] == 1
+    data = prepare(load_config(written["lone-score"])).data
+    scored = data[data["outcome_improvement"].notna()]
+    assert len(scored) == 30
+    assert scored["ethnic_group"].astype(str).value_counts().to_dict() == {"White": 29, "Black": 1}
+    black = scored[scored["ethnic_group"] == "Black"]["outcome_improvement"]
+    assert black.tolist() == [LONE_SCORE]
 
 
 def test_the_command_line_prints_findings_and_fails(tmp_path, capsys):

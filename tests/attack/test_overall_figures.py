@@ -1,0 +1,64 @@
+"""A figure for everyone is never set beside a table with a hidden group (attack x).
+
+The mean improvement and the median wait for everyone are shown only when every group in
+the table beside them is shown; otherwise a sentence says why they are not. No workbook is
+built here: the step runs on a crafted extract.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from equity_helpers import open_service
+from equity_helpers.steps import access_and_outcome_gaps
+
+from .crafted import build_lone_score
+
+
+@pytest.fixture(scope="module")
+def lone_score(tmp_path_factory):
+    return build_lone_score(tmp_path_factory.mktemp("lone-score"))
+
+
+def _run(config):
+    service = open_service(config)
+    return service, access_and_outcome_gaps.run(service)
+
+
+def test_no_mean_for_everyone_beside_a_hidden_group(lone_score):
+    service, result = _run(lone_score)
+    outcome = result.tables["outcome"].frame
+    assert outcome["People"].isna().any()  # the Black group of one is hidden...
+    assert math.isnan(result.values["outcome_overall"])  # ...so no mean for everyone
+    sentence = result.values["outcome_sentence"]
+    assert sentence.startswith("The average improvement for everyone is not shown.")
+    assert not any(ch.isdigit() for ch in sentence)
+    waits = result.tables["waits"].frame
+    assert waits["People seen"].isna().any()
+    assert math.isnan(result.values["wait_overall"])
+    assert result.values["wait_overall_sentence"].startswith(
+        "The median wait for everyone is not shown."
+    )
+    assert result.values["wait_overall_sentence"] in result.findings
+
+
+def test_the_figures_for_everyone_are_shown_when_no_group_is_hidden(lone_score, tmp_path):
+    # The same extract with disclosure control off: nothing is hidden, so nothing is withheld.
+    cfg = yaml.safe_load(lone_score.read_text())
+    cfg["extract"]["path"] = str(lone_score.parent / cfg["extract"]["path"])
+    cfg["disclosure"] = {"enabled": False}
+    open_config = tmp_path / "open.yml"
+    open_config.write_text(yaml.safe_dump(cfg))
+    service, result = _run(open_config)
+    assert not result.tables["outcome"].frame["People"].isna().any()
+    mean = service.data["outcome_improvement"].mean()
+    assert result.values["outcome_overall"] == pytest.approx(mean)
+    assert result.values["outcome_sentence"] == f"On average, scores improved by {mean:.1f} points."
+    median = service.data["wait_days"].median()
+    assert result.values["wait_overall"] == pytest.approx(median)
+    assert result.values["wait_overall_sentence"] == (
+        f"The median wait for everyone is {median:.0f} days."
+    )
