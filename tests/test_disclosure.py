@@ -586,6 +586,8 @@ def test_overall_rates_come_only_from_the_groups_shown(crafted):
     expected = published_percentage(int(shown["_x"].sum()), int(shown["_n"].sum()), RULE)
     assert result.values["dna_overall_pct"] == expected  # ...and left out of the overall
     assert result.charts["dna_ethnic_group"].options["reference"] == expected
+    # ...and the sentence does not call it the rate across the service.
+    assert result.findings[0].startswith("Across the groups shown (hidden groups left out), ")
 
 
 def test_every_chart_has_a_data_table_from_its_controlled_data(crafted):

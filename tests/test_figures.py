@@ -54,7 +54,11 @@ ON_PAGES: dict[str, list[tuple[str, str]]] = {
         ("steps/who-uses-the-service.html", rf"\(Core20\) have a ratio of (?P<v>{NUM})"),
     ],
     "dna_overall_pct": [
-        (GAPS, rf"Across the service, (?P<v>{NUM}) ?% of offered appointments were missed"),
+        (
+            GAPS,
+            r"Across the (?:service|groups shown \(hidden groups left out\)), "
+            rf"(?P<v>{NUM}) ?% of offered appointments were missed",
+        ),
     ],
     "dna_sii": [
         (GAPS, rf"The slope index of inequality is (?P<v>{NUM}) percentage points"),

@@ -96,9 +96,12 @@ def _bars(result, key, t, title, xlabel, reference, name: str = "dna_rate") -> N
 
 def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
     dna_overall = float("nan")
+    result.values["dna_overall_scope"] = "Across the service"
     if "dna_rate" in measures:
         t = _rates(result, data, rule, "dna_rate", "ethnic_group")
         dna_overall = _overall(t, rule)
+        if t["pct"].isna().any():  # the overall leaves the hidden groups out: say so
+            result.values["dna_overall_scope"] = "Across the groups shown (hidden groups left out)"
         _bars(
             result,
             "dna_ethnic_group",
@@ -525,7 +528,8 @@ def run(service) -> StepResult:
     _gaps(result, data, rule, measures, dims)
     v = result.values
     result.findings = [
-        f"Across the service, {number(v['dna_overall_pct'])}% of offered appointments were missed."
+        f"{v['dna_overall_scope']}, {number(v['dna_overall_pct'])}% of offered appointments "
+        "were missed."
         if is_number(v["dna_overall_pct"])
         else "Missed appointments are not in this extract.",
         v["dna_eth_sentence"],

@@ -41,10 +41,14 @@ def _code_hash(notebook_dir: Path = NOTEBOOK_DIR) -> str:
     The package's own code is covered by :func:`_package_hash`.
     """
     h = hashlib.sha256(__version__.encode())
-    site = sorted((ROOT / "book" / "_ext").glob("*.py")) + [
-        ROOT / "book" / "_static" / name
-        for name in ("playbook.js", "playbook.css", "print.css", "favicon.svg")
-    ]
+    site = (
+        sorted((ROOT / "book" / "_ext").glob("*.py"))
+        + [
+            ROOT / "book" / "_static" / name
+            for name in ("playbook.js", "playbook.css", "print.css", "favicon.svg")
+        ]
+        + [ROOT / "book" / "data" / "templates.yml"]
+    )  # each step page links its templates
     for p in sorted(notebook_dir.glob("*.md")) + [p for p in site if p.is_file()]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
