@@ -295,6 +295,33 @@ def group_mean(
     return out
 
 
+def hide_complements(parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Secondary suppression for tables of means that split the same people different ways.
+
+    Each part splits everyone with a value by one field (ethnic group, deprivation), so a
+    part whose groups are all shown gives everyone's total; taking a second part's shown
+    groups from that total would leave its hidden group's. So when any part hides a group,
+    every part with none hidden also hides its smallest group (the first, when sizes tie).
+
+    >>> a = pd.DataFrame({"group": ["x", "y"], "n": [40, None], "mean": [1.0, None]})
+    >>> b = pd.DataFrame({"group": ["p", "q"], "n": [30, 15], "mean": [2.0, 3.0]})
+    >>> hide_complements([a, b])[1]["mean"].tolist()
+    [2.0, nan]
+    """
+    if not any(p["n"].isna().any() for p in parts if len(p)):
+        return parts
+    out = []
+    for p in parts:
+        if len(p) and not p["n"].isna().any():
+            smallest = pd.to_numeric(p["n"]).astype(float).idxmin()
+            p = p.copy()
+            for c in p.columns:
+                if c != "group" and pd.api.types.is_numeric_dtype(p[c]):
+                    p[c] = p[c].mask(p.index == smallest)
+        out.append(p)
+    return out
+
+
 def group_order(field: str) -> list | None:
     if field == "ethnic_group":
         return codes.BROAD_GROUPS + [codes.NOT_STATED, codes.NOT_KNOWN, codes.INVALID]

@@ -260,6 +260,7 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
             ).assign(Field=label(dim), group=lambda t, d=dim: imd_words(t["group"], d))
             for dim in wait_dims
         ]
+        parts = analysis.hide_complements(parts)
         if parts:
             outcome = pd.concat(parts, ignore_index=True)
             outcome = outcome[["Field", "group", "n", "mean", "lower", "upper"]].rename(

@@ -28,6 +28,9 @@ x.   an overall mean set beside the groups shown: the overall mean times everyon
      lies in an interval. Rounding blurs it; it is a disclosure when the interval is
      narrower than the spread a group of that size would show by chance (from the
      published 95% intervals of the groups shown).
+xi.  the same within one table of means split by two fields (ethnic group, deprivation):
+     a field whose groups are all shown gives everyone's total, and a second field's
+     shown groups taken from it leave its hidden groups' total, judged as in x.
 """
 
 from __future__ import annotations
@@ -1045,7 +1048,10 @@ def _t975(df: int) -> float:
 
 
 def _hidden_mean_interval(
-    overall: Cell, shown: list[tuple[Cell, Cell]], people: range, truth: Truth
+    overall: Cell | tuple[float, float],
+    shown: list[tuple[Cell, Cell]],
+    people: range,
+    truth: Truth,
 ) -> tuple[float, float]:
     """Every mean the hidden people can have, given the overall mean and the groups shown.
 
@@ -1054,9 +1060,11 @@ def _hidden_mean_interval(
     published figure stands for an interval (its rounding); the extremes lie at the
     corners, so they are found exactly by trying each end.
     """
-    half = 0.5 * 10 ** (-overall.decimals)
+    if isinstance(overall, Cell):
+        half = 0.5 * 10 ** (-overall.decimals)
+        overall = (overall.value - half, overall.value + half)
     low, high = math.inf, -math.inf
-    for big_m in (overall.value - half, overall.value + half):
+    for big_m in overall:
         least = most = 0.0
         for count, mean in shown:
             n_low, n_high = count_band(count, truth, truth.threshold)
@@ -1143,6 +1151,86 @@ def attack_overall_means(
                     )
 
 
+def _mean_band(shown: list[tuple[Cell, Cell]], truth: Truth) -> tuple[float, float]:
+    """The lowest and highest mean of everyone in the shown groups, each group's size
+    anywhere in its rounding band and its mean anywhere in its rounding."""
+    bands = [count_band(count, truth, truth.threshold) for count, _ in shown]
+    ends = []
+    for sign in (-1, 1):
+        means = [m.value + sign * 0.5 * 10 ** (-m.decimals) for _, m in shown]
+        big_m = sum(means) / len(means)
+        for _ in range(50):  # the extreme puts the most weight on the groups beyond it
+            weights = [
+                (hi if (m - big_m) * sign > 0 else lo)
+                for (lo, hi), m in zip(bands, means, strict=True)
+            ]
+            big_m = sum(w * m for w, m in zip(weights, means, strict=True)) / max(sum(weights), 1)
+        ends.append(big_m)
+    return ends[0], ends[1]
+
+
+def attack_means_across_fields(
+    table: Table, sources: list[str], truth: Truth, report: Report
+) -> None:
+    """Attack xi: one field's groups, all shown, give everyone's total; a second field's
+    shown groups, taken from it, leave the hidden group's total (a mean table split by
+    ethnic group and by deprivation, say)."""
+    headers = [h.strip() for h in table.header]
+    means = [j for j, h in enumerate(headers) if _MEAN_HEADER.search(h)]
+    lows = [j for j, h in enumerate(headers) if _LOWER.search(h)]
+    highs = [j for j, h in enumerate(headers) if _UPPER.search(h)]
+    lay = layout(table)
+    if not (means and lay.counts and len(lay.labels) >= 2):
+        return
+    mean_j, count_j, first_label = means[0], lay.counts[0], lay.labels[0]
+    blocks: dict[str, dict] = {}
+    for i, row in enumerate(table.rows):
+        row = row + [""] * len(headers)
+        block = blocks.setdefault(row[first_label], {"shown": [], "hidden": [], "spread": []})
+        count, mean = parse_cell(row[count_j]), parse_cell(row[mean_j])
+        if count.kind == "hidden":
+            block["hidden"].append(i)
+        elif count.kind == "int" and mean.kind in ("int", "number"):
+            block["shown"].append((count, mean))
+            low, high = (parse_cell(row[k[0]]) if k else Cell("", "blank") for k in (lows, highs))
+            if low.kind in ("int", "number") and high.kind in ("int", "number") and count.value > 1:
+                sd = (high.value - low.value) / 2 / _t975(int(count.value) - 1)
+                block["spread"].append(sd * math.sqrt(count.value))
+        else:
+            block["hidden"].append(i)  # a row that cannot be read counts as unknown
+    complete = [b for b in blocks.values() if b["shown"] and not b["hidden"]]
+    for name, target in blocks.items():
+        if not (target["hidden"] and target["shown"] and target["spread"]):
+            continue
+        most = truth.threshold * len(target["hidden"])
+        groups = [row_group(table, lay, i, truth) for i in target["hidden"]]
+        if all(g is not None for g in groups):
+            most = min(most, sum(g.size for g in groups))
+        people = range(len(target["hidden"]), max(most, len(target["hidden"])) + 1)
+        if people.stop - 1 > truth.threshold:
+            continue
+        chance = 2 * 1.96 * max(target["spread"]) / math.sqrt(people.stop - 1)
+        for whole in complete:
+            if whole is target:
+                continue
+            report.tried["xi a mean table's fields set against each other"] += 1
+            everyone = _mean_band(whole["shown"], truth)
+            low, high = _hidden_mean_interval(everyone, target["shown"], people, truth)
+            if high - low >= chance:
+                continue
+            names = ", ".join(_row_name(table, lay, i) for i in target["hidden"])
+            report.add(
+                "xi a mean table's fields set against each other",
+                sources[0] if sources else "",
+                f"{table.where}, rows '{names}'",
+                f"the hidden mean of '{names}' ({people.start} to {people.stop - 1} people) "
+                f"lies between {low:.1f} and {high:.1f}",
+                f"another field's groups, all shown, give everyone's total '{headers[mean_j]}' "
+                f"times '{headers[count_j]}'; minus the shown groups of '{name}'; a group that "
+                f"size would spread over {chance:.1f} by chance",
+            )
+
+
 def attack(pub: Publication, truth: Truth | None = None) -> Report:
     """Run every attack on a publication; ``truth`` enables attacks v (by size) and vi."""
     report = Report()
@@ -1152,6 +1240,7 @@ def attack(pub: Publication, truth: Truth | None = None) -> Report:
         attack_table(table, known, report, sources)
         attack_cell_families(table, sources, known, report)
         attack_intervals(table, sources, known, report)
+        attack_means_across_fields(table, sources, known, report)
     seen_texts = set()
     for text in pub.texts:
         if (text.text, text.source) in seen_texts:

@@ -594,6 +594,39 @@ def test_x_an_overall_mean_over_many_people_is_blurred_by_rounding(tmp_path):
     assert not found(report, "x"), report.findings
 
 
+def _two_field_page(rows: list[tuple[str, str, str, str, str, str]]) -> str:
+    body = "".join(
+        f"<tr><td>{f}</td><td>{g}</td><td>{n}</td><td>{m}</td><td>{lo}</td><td>{hi}</td></tr>"
+        for f, g, n, m, lo, hi in rows
+    )
+    return html(
+        "<table><thead><tr><th>Field</th><th>Group</th><th>People</th><th>Mean improvement</th>"
+        f"<th>95% lower</th><th>95% upper</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def test_xi_a_field_with_every_group_shown_gives_the_hidden_one_of_another_away(tmp_path):
+    # 19 White people improved by 5.0 and one Black person by 40; by sex, 10 women by 6.8
+    # and 10 men by 6.7 (everyone, every group shown): their total minus the White total
+    # is the one person's score.
+    truth = Truth(groups=[Group("ethnic_group", "Ethnic group", "Black", 1)])
+    rows = [
+        ("Ethnic group", "White", "20", "5.0", "3.0", "7.0"),
+        ("Ethnic group", "Black", "*", "*", "*", "*"),
+        ("Sex", "Female", "10", "6.8", "2.0", "11.6"),
+        ("Sex", "Male", "10", "6.7", "2.0", "11.4"),
+    ]
+    publish(tmp_path / "leaky", {"html/a.html": _two_field_page(rows)})
+    (finding,) = found(attack_folder(tmp_path / "leaky", truth), "xi", "Black")
+    low, high = (float(v) for v in re.findall(r"between (\S+) and (\S+)", finding.what)[0])
+    assert low <= 40 <= high, finding
+    # With a group of the second field hidden too, its total is no longer everyone's.
+    rows[3] = ("Sex", "Male", "*", "*", "*", "*")
+    publish(tmp_path / "controlled", {"html/a.html": _two_field_page(rows)})
+    report = attack_folder(tmp_path / "controlled", truth)
+    assert not found(report, "xi"), report.findings
+
+
 # ----------------------------------------------------------------------------- and nothing on a clean one
 
 

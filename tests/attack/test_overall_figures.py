@@ -62,3 +62,25 @@ def test_the_figures_for_everyone_are_shown_when_no_group_is_hidden(lone_score, 
     assert result.values["wait_overall_sentence"] == (
         f"The median wait for everyone is {median:.0f} days."
     )
+
+
+def test_every_field_of_the_mean_table_hides_a_group_when_one_does():
+    """Attack xi: a field with every group shown gives everyone's total, so when one field
+    hides a group each other field hides its smallest group too."""
+    from equity_helpers import analysis
+    from equity_helpers.wording import label
+
+    service = open_service("sample_data/sample_service.yml")
+    outcome = access_and_outcome_gaps.run(service).tables["outcome"].frame
+    blocks = {field: t for field, t in outcome.groupby("Field", sort=False)}
+    assert any(t["People"].isna().any() for t in blocks.values())  # the sample hides one
+    assert all(t["People"].isna().any() for t in blocks.values())
+    # The group hidden in addition is the smallest of a field that hid none by the rule.
+    for dim in ("ethnic_group", "imd_quintile"):
+        order = analysis.group_order(dim)
+        own = analysis.group_mean(service.data, dim, "outcome_improvement", service.rule, order)
+        if own["n"].isna().any():
+            continue
+        block = blocks[label(dim)].reset_index(drop=True)
+        hidden = block.index[block["People"].isna()].tolist()
+        assert hidden == [int(own["n"].astype(float).idxmin())]
