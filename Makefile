@@ -47,8 +47,11 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two workers (pytest-xdist): a module's tests stay together, the book and the sample
+# workbook are built once, and the modules with slow tests start first (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: setup browser-deps lint
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 # Jupyter Book reuses a notebook's outputs while the notebook's text is unchanged; when the
 # package that computes them changes, the kept outputs are dropped so every figure is fresh.
