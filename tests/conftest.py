@@ -1,9 +1,9 @@
 """Shared fixtures: paths, the real reference data, and one book build per test session.
 
-``make test`` runs the suite on two workers (pytest-xdist, ``--dist loadfile``). A test
-module's tests stay on one worker, so a module's fixtures are made once; the session's
-book and sample workbook are made once for the whole run, by whichever worker needs them
-first (see :func:`_once_per_run`).
+The suite can run on several workers (pytest-xdist, ``--dist loadfile``; ``make test
+TEST_WORKERS=2``). A test module's tests stay on one worker, so a module's fixtures are
+made once; the session's book and sample workbook are made once for the whole run, by
+whichever worker needs them first (see :func:`_once_per_run`).
 """
 
 from __future__ import annotations
