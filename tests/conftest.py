@@ -1,7 +1,14 @@
-"""Shared fixtures: paths, the real reference data, and one book build per test session."""
+"""Shared fixtures: paths, the real reference data, and one book build per test session.
+
+The suite can run on several workers (pytest-xdist, ``--dist loadfile``; ``make test
+TEST_WORKERS=2``). A test module's tests stay on one worker, so a module's fixtures are
+made once; the session's book and sample workbook are made once for the whole run, by
+whichever worker needs them first (see :func:`_once_per_run`).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -31,12 +38,70 @@ def pytest_collection_modifyitems(config, items):
 
     So ``pytest -m "not slow"`` is the fast loop, whatever a new test forgets to say.
     (Runs before pytest deselects by mark.)
+
+    On pytest-xdist workers, modules holding slow tests go first, so the run's last
+    minutes are short tests that fill the gaps (see :func:`pytest_xdist_make_scheduler`).
     """
     for item in items:
         # Notebook cells that nbval collects have no fixtures.
         fixtures = set(getattr(item, "fixturenames", ()))
         if item.get_closest_marker("browser") or SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
+    if hasattr(config, "workerinput"):
+        modules: dict[str, bool] = {}
+        for item in items:
+            module = item.nodeid.split("::")[0]
+            modules[module] = modules.get(module, False) or bool(item.get_closest_marker("slow"))
+        items.sort(key=lambda item: not modules[item.nodeid.split("::")[0]])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``--dist loadfile``, a module's tests run on one worker (so its fixtures are
+    made once), and so do all the modules that read the built book: the worker that
+    builds it uses it, and no other worker sits waiting for it.
+
+    (pytest-xdist's ``loadgroup`` marks would do this, but its release here cannot rename
+    the tests of pytest 9 that it groups.)
+    """
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    reads_book: dict[str, bool] = {}
+
+    class ModuleScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module not in reads_book:
+                path = Path(config.rootpath) / module
+                reads_book[module] = path.is_file() and "built_book" in path.read_text()
+            return "built-book" if reads_book[module] else module
+
+    return ModuleScheduling(config, log)
+
+
+def _once_per_run(tmp_path_factory, request, name: str, build):
+    """``build()`` (which returns something JSON can hold) run once for the whole test run.
+
+    On one process this is just ``build()``. On several pytest-xdist workers, the first
+    worker to ask builds while holding a lock and writes down what it built; the others
+    wait for the lock and read that. The lock and the record live in the run's own
+    temporary folder, which every worker of this run shares and no other run does.
+    """
+    if not hasattr(request.config, "workerinput"):
+        return build()
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent
+    record = shared / f"{name}.json"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record.is_file():
+            return json.loads(record.read_text())
+        value = build()
+        record.write_text(json.dumps(value))
+        return value
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +121,16 @@ def reference_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def built_book() -> Path:
+def built_book(tmp_path_factory, request) -> Path:
     """Build the whole book once, as `make book` does, and return its HTML folder.
 
     The build uses the strict flags of the book's definition of green
     (nitpicky, warnings as errors, keep going to list every problem).
     """
+    return Path(_once_per_run(tmp_path_factory, request, "built-book", _build_book))
+
+
+def _build_book() -> str:
     out = TEST_OUTPUT / "book"
     out.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
@@ -83,7 +152,7 @@ def built_book() -> Path:
             "The book build failed or warned; see test-output/book/build.log\n"
             + proc.stdout[-4000:]
         )
-    return out / "_build" / "html"
+    return str(out / "_build" / "html")
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +180,8 @@ def run_notebook(request):
             cache[key] = (nb, read_glued(nb))
         if key not in cache:
             out_dir = TEST_OUTPUT / "notebooks"
+            if hasattr(request.config, "workerinput"):  # each worker writes its own copies
+                out_dir = out_dir / request.config.workerinput["workerid"]
             out_dir.mkdir(parents=True, exist_ok=True)
             src = out_dir / f"{name}.source.ipynb"
             nbformat.write(to_notebook(name), src)
@@ -131,11 +202,17 @@ def run_notebook(request):
 
 
 @pytest.fixture(scope="session")
-def sample_workbook():
+def sample_workbook(tmp_path_factory, request):
     """Build the sample service's workbook once, with the CLI as a user would.
 
     Returns (output folder, completed process, seconds taken).
     """
+    run = _once_per_run(tmp_path_factory, request, "sample-workbook", _build_sample_workbook)
+    proc = subprocess.CompletedProcess(run["args"], run["returncode"], run["stdout"], run["stderr"])
+    return Path(run["out"]), proc, run["seconds"]
+
+
+def _build_sample_workbook() -> dict:
     import time
 
     out = TEST_OUTPUT / "workbooks"
@@ -157,7 +234,15 @@ def sample_workbook():
         text=True,
         cwd=ROOT,
     )
-    return out, proc, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return {
+        "out": str(out),
+        "args": proc.args,
+        "returncode": proc.returncode,
+        "stdout": proc.stdout,
+        "stderr": proc.stderr,
+        "seconds": seconds,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -177,7 +262,7 @@ def sample_folder(sample_workbook) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_one_step(tmp_path_factory):
+def sample_one_step(tmp_path_factory, request):
     """An output folder holding the sample's one-step workbook (data completeness) and its
     step cache, built once. Returns a function that copies it to a new folder and returns
     the copy (``<out>``; the workbook is ``<out>/<slug>``), for tests whose first run is
@@ -185,10 +270,14 @@ def sample_one_step(tmp_path_factory):
     """
     from equity_helpers.workbook import run_workbook
 
-    built = tmp_path_factory.mktemp("one-step") / "out"
-    result = run_workbook(SAMPLE_CONFIG, built, jobs=1, steps=["data-completeness"])
-    if not result.ok:
-        pytest.fail(f"The sample's one-step workbook did not build: {result.failures}")
+    def build() -> str:
+        built = tmp_path_factory.mktemp("one-step") / "out"
+        result = run_workbook(SAMPLE_CONFIG, built, jobs=1, steps=["data-completeness"])
+        if not result.ok:
+            pytest.fail(f"The sample's one-step workbook did not build: {result.failures}")
+        return str(built)
+
+    built = Path(_once_per_run(tmp_path_factory, request, "one-step", build))
 
     def copy(to: Path) -> Path:
         shutil.copytree(built, to, symlinks=True)
@@ -221,6 +310,8 @@ def pytest_sessionstart(session):
     (Not in the nested nbval session that tests/test_nbval.py starts.)
     """
     if Path(session.config.rootpath).resolve() != ROOT:
+        return
+    if hasattr(session.config, "workerinput"):  # a worker: the run's controller did this
         return
     for name in ("accessibility.json", "readability.txt"):
         (TEST_OUTPUT / name).unlink(missing_ok=True)

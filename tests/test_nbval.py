@@ -34,6 +34,11 @@ def test_notebooks_pass_nbval():
             "-m",
             "pytest",
             "--nbval-lax",
+            # Two notebooks at a time; every cell of a notebook stays in its one kernel.
+            "-n",
+            "2",
+            "--dist",
+            "loadscope",
             "-p",
             "no:cacheprovider",
             "-q",

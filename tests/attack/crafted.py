@@ -185,3 +185,40 @@ def build_workbook(name: str, folder: Path, steps: list[str] | None = None) -> t
     config = CASES[name][0](folder / "input")
     result = run_workbook(config, folder / "workbooks", steps=steps, jobs=2, force=True)
     return result.out_dir, config
+
+
+def build_workbooks(names: list[str], folder: Path, runs: int = 2) -> dict[str, tuple[Path, Path]]:
+    """Write the cases ``names`` into ``folder`` and build all their workbooks at once.
+
+    The cases are shared out between ``runs`` runs of ``equity-workbook run`` started side
+    by side, each building its services in turn, so a second core builds while the first
+    waits. Returns ``{name: (published workbook folder, config)}``; a case whose workbook
+    was not built has no ``manifest.json`` there, and the runs' output says why.
+    """
+    import subprocess
+    import sys
+
+    from equity_helpers.config import load_config
+    from equity_helpers.workbook import slugify
+
+    folder = Path(folder)
+    out = folder / "workbooks"
+    configs = {name: CASES[name][0](folder / "input" / name) for name in names}
+    cli = Path(sys.executable).with_name("equity-workbook")
+    procs = []
+    for i in range(runs):
+        share = [str(configs[name]) for name in names[i::runs]]
+        if not share:
+            continue
+        cmd = [str(cli), "run", "--out", str(out), "--jobs", "2", "--force"]
+        for config in share:
+            cmd += ["--config", config]
+        log = (folder / f"run-{i}.log").open("w")
+        procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log))
+    for proc, log in procs:
+        proc.wait()
+        log.close()
+    return {
+        name: (out / slugify(load_config(config).service_name), config)
+        for name, config in configs.items()
+    }

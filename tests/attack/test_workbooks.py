@@ -6,9 +6,10 @@ attacked with the truth of its extract; the sample service is the session's shar
 workbook (the ``sample_folder`` fixture), built once for every test that reads it. The
 number of attacks tried is printed in the test summary.
 
-The six crafted builds take a few minutes; they are part of ``make test``, so a change that
-lets a reader work out anything about a small group fails the suite. A finding's full
-reasoning is written to ``test-output/attack/<case>-findings.txt``.
+The six crafted workbooks are built together, two at a time, the first time a test asks
+for one; they are part of ``make test``, so a change that lets a reader work out anything
+about a small group fails the suite. A finding's full reasoning is written to
+``test-output/attack/<case>-findings.txt``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from .attacks import attack_folder
 from .conftest import ATTACKED
-from .crafted import CASES, SAMPLE_CONFIG, build_workbook
+from .crafted import CASES, SAMPLE_CONFIG, build_workbooks
 from .truth import truth_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,19 +28,32 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", params=list(CASES))
-def built(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def crafted_workbooks(tmp_path_factory) -> tuple[dict[str, tuple[Path, Path]], Path]:
+    """Every crafted case's workbook, built side by side, and the folder of the runs' logs."""
+    folder = tmp_path_factory.mktemp("attack")
+    return build_workbooks([name for name in CASES if name != "sample"], folder), folder
+
+
+@pytest.fixture(params=list(CASES))
+def built(request):
     name = request.param
     if name == "sample":  # the shared build: attacking only reads it
         return name, request.getfixturevalue("sample_folder"), SAMPLE_CONFIG
-    folder, config = build_workbook(name, tmp_path_factory.mktemp(f"attack-{name}"))
-    return name, folder, config
+    workbooks, folder = request.getfixturevalue("crafted_workbooks")
+    workbook, config = workbooks[name]
+    if not (workbook / "manifest.json").is_file():
+        logs = "\n".join(p.read_text()[-3000:] for p in sorted(folder.glob("run-*.log")))
+        pytest.fail(f"The {name!r} workbook was not built:\n{logs}")
+    return name, workbook, config
 
 
-def test_the_attacker_finds_nothing(built):
+def test_the_attacker_finds_nothing(built, record_property):
     name, folder, config = built
     report = attack_folder(folder, truth_from_config(config))
-    ATTACKED.append((name, len(report.grouped()), len(report.findings), report.attacks_tried))
+    record_property(
+        ATTACKED, (name, len(report.grouped()), len(report.findings), report.attacks_tried)
+    )
     out = ROOT / "test-output" / "attack"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}-findings.txt").write_text(report.text())
