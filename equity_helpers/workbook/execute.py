@@ -173,11 +173,15 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
     import papermill as pm
 
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    # The kernel's own start-up chatter goes to a log file, not the user's terminal.
+    # The kernel's own start-up chatter goes to a log file, not the user's terminal. A
+    # process's error stream is shared by its threads: a notebook run in a thread (a Dask
+    # worker's) leaves it as it is.
     err_log = Path(output).with_suffix(".stderr.log")
-    saved = os.dup(2)
-    with open(err_log, "w") as fh:
-        os.dup2(fh.fileno(), 2)
+    saved = None
+    if threading.current_thread() is threading.main_thread():
+        saved = os.dup(2)
+        with open(err_log, "w") as fh:
+            os.dup2(fh.fileno(), 2)
     start = time.perf_counter()
     try:
         for attempt in (1, 2):
@@ -205,8 +209,9 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
     except Exception as exc:  # a kernel that dies, a missing kernel: still one step's failure
         return "failed", f"{type(exc).__name__}: {exc}"[:500], time.perf_counter() - start
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @dataclass(frozen=True)
