@@ -248,6 +248,7 @@ def bench_batch(n: int) -> dict:
     cpu = _children_cpu()
     figures["local"] = run_batch_command(configs, outs / "local")
     figures["local"]["cpu_s"] = _children_cpu() - cpu
+    print(json.dumps(figures["local"]), flush=True)
     print(f"Batch of {n} services, on a 2-worker LocalCluster", flush=True)
     from distributed import LocalCluster
 
