@@ -53,6 +53,25 @@ def test_in_order_runs_each_job_at_once_and_keeps_its_error():
     assert list(cf.as_completed([ok, bad])) and pool._processes == {}
 
 
+def test_a_playbook_error_comes_back_from_a_worker_as_it_was_raised():
+    """A service's error crosses from a worker pickled: the same kind, code and words."""
+    import pickle
+
+    from equity_helpers.errors import ExtractError
+    from equity_helpers.privacy import DisclosureConfigError
+
+    for error in (
+        ExtractError(
+            "EXT004", path="extract.csv", missing="'Referral Accepted'", found="x, y", suggestion=""
+        ),
+        DisclosureConfigError("disclosure.rounding", 0, "a whole number of 1 or more"),
+    ):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error)
+        assert str(back) == str(error) and back.code == error.code
+        assert back.__dict__ == error.__dict__
+
+
 def test_a_scheduler_that_does_not_answer_gives_run007(tmp_path):
     with pytest.raises(WorkbookError) as info:
         cluster.run_on_cluster([SAMPLE], tmp_path, "tcp://127.0.0.1:9", timeout=2)

@@ -27,7 +27,6 @@ worker's memory for another.
 
 from __future__ import annotations
 
-import functools
 import shutil
 import time
 from collections.abc import Callable
@@ -60,27 +59,6 @@ def _version() -> str:
     return _package_hash()
 
 
-class ServiceFailed(Exception):
-    """A service's run stopped on a worker, with the message for the user.
-
-    The playbook's own errors are rebuilt from their code, which a task's error sent back
-    from a worker cannot be; this carries the same words.
-    """
-
-
-def _words_kept(task: Callable) -> Callable:
-    """Send a task's playbook error back as :class:`ServiceFailed`, its words intact."""
-
-    @functools.wraps(task)
-    def run(*args):
-        try:
-            return task(*args)
-        except PlaybookError as exc:
-            raise ServiceFailed(str(exc)) from None
-
-    return run
-
-
 def _sender(service: str) -> Callable[[str], None]:
     """On a worker: send progress lines back to the machine that started the run."""
     from distributed import get_worker
@@ -93,7 +71,6 @@ def _sender(service: str) -> Callable[[str], None]:
     return progress
 
 
-@_words_kept
 def _prepare_task(run: _Run, steps, notebook_dir: Path, force: bool) -> dict:
     """On a worker: prepare the extract and plan the service's steps."""
     try:
@@ -118,14 +95,12 @@ def _prepare_task(run: _Run, steps, notebook_dir: Path, force: bool) -> dict:
     }
 
 
-@_words_kept
 def _work_task(plan: dict, name: str, *_before):
     """On a worker: work out one step (after the steps it builds on, given as ``_before``)."""
     job = plan["todo"].get(name)
     return None if job is None else work_out_step(job)
 
 
-@_words_kept
 def _notebook_task(plan: dict, name: str, worked, roots: list) -> StepResult | None:
     """On a worker: run one step's notebook and take in its result."""
     job = plan["todo"].get(name)
@@ -139,7 +114,6 @@ def _notebook_task(plan: dict, name: str, worked, roots: list) -> StepResult | N
     return finish_step(job, status, message, seconds + worked_seconds, roots)
 
 
-@_words_kept
 def _finish_task(run: _Run, plan: dict, *made: StepResult | None) -> WorkbookResult:
     """On a worker: assemble the service's HTML workbook from its steps, and publish it."""
     by_name = {r.name: r for r in made if r is not None} | plan["known"]
