@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                       # the sample and 100,000 referrals
     python benchmarks/run.py --sizes 6000 --repeats 1   # a quick look
+    python benchmarks/run.py --batch 20            # 20 services, locally and on a cluster
 
 Each figure is the command a user types, `equity-workbook run --config ... --out ... --force`,
 into an empty folder (no step reused), timed from outside, with the machine's load average
@@ -19,8 +20,11 @@ into an empty folder (no step reused), timed from outside, with the machine's lo
   the extract (no notebooks, no HTML): the limit the workbook run could approach.
 
 The wall time is split into its phases from the times the command prints its progress:
-preparing the extract, working out every step (once, in the runner), running the notebooks,
-and assembling the HTML.
+preparing the extract, working out the steps and running the notebooks (one phase: the
+workers work each step out just before its notebook), and assembling the HTML.
+
+`--batch N` times N sample-sized services in one command (`run --config <folder>`), locally
+and on a 2-worker Dask LocalCluster (`--scheduler`), with CPU seconds and the load around each.
 CPU seconds (the command and everything it started) are given too: on a shared machine they
 say what the run cost when the wall time is stretched by other work.
 
@@ -113,14 +117,18 @@ def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dic
         raise SystemExit(f"the run failed ({code}):\n" + "".join(output[-30:]))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result = {"wall_s": wall, "cpu_s": cpu, "load_before": load_before, "load_after": load()}
-    if {"prepared", "worked_out", "assembling"} <= set(marks):
+    if {"prepared", "assembling"} <= set(marks):
+        # The steps are worked out by the workers as the notebooks run: one phase, unless
+        # the runner worked them all out first.
+        steps_from = marks.get("worked_out", marks["prepared"])
         result |= {
             "prepare_s": marks["prepared"],
-            "work_out_s": marks["worked_out"] - marks["prepared"],
-            "notebooks_s": marks["assembling"] - marks["worked_out"],
+            "notebooks_s": marks["assembling"] - steps_from,
             "assemble_s": wall - marks["assembling"],
             "steps": steps,
         }
+        if "worked_out" in marks:
+            result["work_out_s"] = marks["worked_out"] - marks["prepared"]
     return result
 
 
@@ -191,6 +199,70 @@ def bench_compute(config: Path) -> dict:
     return json.loads(proc.stdout) | {"load_before": load_before, "load_after": load()}
 
 
+def make_batch(n: int) -> Path:
+    """A folder of ``n`` copies of the sample config, each its own service (its own name, so
+    its own workbook folder), with every path made absolute. Made under _runs, never committed."""
+    folder = RUNS / "batch" / f"configs-{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    raw = yaml.safe_load(SAMPLE.read_text())
+    raw["extract"]["path"] = str((SAMPLE.parent / raw["extract"]["path"]).resolve())
+    for section in ("reference", "readability"):
+        for key, value in (raw.get(section) or {}).items():
+            if isinstance(value, str) and (SAMPLE.parent / value).exists():
+                raw[section][key] = str((SAMPLE.parent / value).resolve())
+    for i in range(1, n + 1):
+        raw["service"]["name"] = f"Batch service {i:02d}"
+        (folder / f"service_{i:02d}.yml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return folder
+
+
+def run_batch_command(configs: Path, out: Path, scheduler: str | None = None) -> dict:
+    """`equity-workbook run --config <folder>` once, locally or on a scheduler: wall time and
+    the load around it (CPU seconds are counted by the caller)."""
+    cmd = [str(BIN / "equity-workbook"), "run", "--config", str(configs), "--out", str(out)]
+    cmd += ["--force"] + (["--scheduler", scheduler] if scheduler else [])
+    load_before = load()
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    built = proc.stdout.count(": workbook built")
+    if proc.returncode != 0:
+        raise SystemExit(f"the batch run failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
+    return {"wall_s": wall, "built": built, "load_before": load_before, "load_after": load()}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_batch(n: int) -> dict:
+    """N sample-sized services in one command: locally (one service after another, its
+    steps on every core), and on a two-worker Dask LocalCluster (`--scheduler`)."""
+    configs = make_batch(n)
+    outs = RUNS / "batch" / "out"
+    shutil.rmtree(outs, ignore_errors=True)
+    figures: dict = {"services": n, "cores": os.cpu_count()}
+    print(f"Batch of {n} services, locally", flush=True)
+    cpu = _children_cpu()
+    figures["local"] = run_batch_command(configs, outs / "local")
+    figures["local"]["cpu_s"] = _children_cpu() - cpu
+    print(json.dumps(figures["local"]), flush=True)
+    print(f"Batch of {n} services, on a 2-worker LocalCluster", flush=True)
+    from distributed import LocalCluster
+
+    cpu = _children_cpu()
+    # The workers are this process's children: their CPU is counted once they have ended.
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        figures["cluster"] = run_batch_command(configs, outs / "cluster", cluster.scheduler_address)
+    figures["cluster"]["cpu_s"] = _children_cpu() - cpu
+    shutil.rmtree(outs, ignore_errors=True)
+    return figures
+
+
 def machine() -> str:
     cores = os.cpu_count()
     try:
@@ -252,8 +324,23 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", default="6000,100000", help="referrals, comma-separated")
     ap.add_argument("--repeats", type=int, default=3, help="warm runs for each size")
     ap.add_argument("--no-cold", action="store_true", help="leave out the cold run")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="time N sample-sized services in one command, locally and on a 2-worker "
+        "Dask LocalCluster, instead of the sizes",
+    )
     args = ap.parse_args(argv)
     RUNS.mkdir(parents=True, exist_ok=True)
+    if args.batch:
+        figures = bench_batch(args.batch) | {
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": machine(),
+        }
+        (RUNS / f"batch-{args.batch}.json").write_text(json.dumps(figures, indent=2))
+        print(json.dumps(figures, indent=1))
+        return
     results = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "sizes": []}
     for rows in (int(s) for s in args.sizes.split(",")):
         print(f"Benchmarking {rows:,} referrals", flush=True)

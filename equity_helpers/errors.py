@@ -607,6 +607,18 @@ class PlaybookError(Exception):
         message = render(code, path=path, column=column, rows=shown, **fields)
         super().__init__(message)
 
+    def __reduce__(self):
+        # Sent whole from another process (a Dask worker): the words and details as they
+        # are, not made again from the code.
+        return (_restore_error, (type(self), str(self), self.__dict__))
+
+
+def _restore_error(cls: type, message: str, state: dict) -> PlaybookError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(PlaybookError):
     """The service config is missing, unreadable or has a wrong setting."""

@@ -1,7 +1,7 @@
 """A region's services on a Dask cluster: the same workbooks as a local run.
 
-``equity-workbook run --scheduler`` sends each service to a worker of a Dask distributed
-cluster. These tests use ``dask.distributed.LocalCluster``, the same scheduler and workers
+``equity-workbook run --scheduler`` sends each service's steps, and then the assembly of its
+workbook, to the workers of a Dask distributed cluster. These tests use ``dask.distributed.LocalCluster``, the same scheduler and workers
 a trust's platform runs, on this machine.
 """
 
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,20 +20,25 @@ import yaml
 from equity_helpers.errors import WorkbookError
 from equity_helpers.workbook import cluster, run_many
 from equity_helpers.workbook.execute import _InOrder
+from equity_helpers.workbook.folders import RUN_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "sample_service.yml"
-STEP = ["data-completeness"]
+STEPS = ["data-completeness", "pathway"]
 
 
 def _broken_config(tmp_path: Path) -> Path:
-    """A service whose extract is missing: its run stops before any notebook."""
+    """A service whose extract lacks the columns its config maps: its run stops on a
+    worker, while its extract is prepared, before any step."""
     cfg = yaml.safe_load(SAMPLE.read_text())
-    cfg["service_name"] = "Broken service"
-    cfg["extract"]["path"] = str(tmp_path / "no-such-extract.csv")
-    for key, value in cfg.get("reference", {}).items():
-        if isinstance(value, str) and (SAMPLE.parent / value).exists():
-            cfg["reference"][key] = str((SAMPLE.parent / value).resolve())
+    cfg["service"]["name"] = "Broken service"
+    extract = tmp_path / "broken-extract.csv"
+    extract.write_text("x,y\n1,2\n")
+    cfg["extract"]["path"] = str(extract)
+    for section in ("reference", "readability"):
+        for key, value in cfg.get(section, {}).items():
+            if isinstance(value, str) and (SAMPLE.parent / value).exists():
+                cfg[section][key] = str((SAMPLE.parent / value).resolve())
     path = tmp_path / "broken.yml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -43,6 +51,25 @@ def test_in_order_runs_each_job_at_once_and_keeps_its_error():
     assert ok.done() and ok.result() == 5
     assert bad.done() and isinstance(bad.exception(), ZeroDivisionError)
     assert list(cf.as_completed([ok, bad])) and pool._processes == {}
+
+
+def test_a_playbook_error_comes_back_from_a_worker_as_it_was_raised():
+    """A service's error crosses from a worker pickled: the same kind, code and words."""
+    import pickle
+
+    from equity_helpers.errors import ExtractError
+    from equity_helpers.privacy import DisclosureConfigError
+
+    for error in (
+        ExtractError(
+            "EXT004", path="extract.csv", missing="'Referral Accepted'", found="x, y", suggestion=""
+        ),
+        DisclosureConfigError("disclosure.rounding", 0, "a whole number of 1 or more"),
+    ):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error)
+        assert str(back) == str(error) and back.code == error.code
+        assert back.__dict__ == error.__dict__
 
 
 def test_a_scheduler_that_does_not_answer_gives_run007(tmp_path):
@@ -63,37 +90,73 @@ def test_workers_with_another_version_get_run008_before_any_work(tmp_path, monke
     assert not any(tmp_path.iterdir())  # nothing was built
 
 
+def _planted_failure(tmp_path: Path) -> Path:
+    """The notebooks, with the pathway's failing: a step's failure must stop no other."""
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", notebooks)
+    broken = notebooks / "pathway.md"
+    broken.write_text(
+        broken.read_text()
+        + "\n```{code-cell} ipython3\nraise RuntimeError('planted failure')\n```\n"
+    )
+    return notebooks
+
+
+def _published(folder: Path) -> dict:
+    """What a workbook publishes that a run decides: figures, steps and tables."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return {
+        "headlines": manifest["headlines"],
+        "account": manifest["account"],
+        "steps": [(s["name"], s["status"], s["glued"]) for s in manifest["steps"]],
+        "tables": {p.name: p.read_bytes() for p in sorted((folder / "tables").glob("*.csv"))},
+        # A kernel's start-up chatter is kept apart only when a notebook runs in a process's
+        # main thread (a Dask worker runs its tasks in threads).
+        "logs": sorted(p.name for p in (folder / "logs").iterdir() if p.suffix != ".log"),
+    }
+
+
 @pytest.mark.slow
 def test_a_cluster_builds_the_same_workbooks_and_one_failure_stops_nothing(tmp_path):
     from distributed import LocalCluster
 
     broken = _broken_config(tmp_path)
-    here = run_many([SAMPLE], tmp_path / "here", steps=STEP, force=True, progress=lambda m: None)
+    notebooks = _planted_failure(tmp_path)
+    options = dict(steps=STEPS, force=True, notebook_dir=notebooks)
+    here = run_many([SAMPLE], tmp_path / "here", progress=lambda m: None, **options)
     lines: list[str] = []
-    # Two worker processes, started as daemons as Dask does by default: each runs its
-    # service's notebooks one after another.
+    # Two worker processes, started as daemons as Dask does by default: each step is a
+    # task of its own, and so is the assembly of each service's workbook.
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as local:
         there = cluster.run_on_cluster(
-            [broken, SAMPLE],
-            tmp_path / "there",
-            local,
-            steps=STEP,
-            force=True,
-            progress=lines.append,
+            [broken, SAMPLE], tmp_path / "there", local, progress=lines.append, **options
         )
     failed, built = there
-    assert failed.service == "broken" and "no-such-extract.csv" in failed.error
-    assert built.error is None and built.ok
-    # The same figures as the local run, from the same step.
+    # The message from the catalogue, with its code, as a local run gives it.
+    assert failed.service == "broken" and "[EXT004]" in failed.error
+    assert "Referral Accepted" in failed.error
+    assert built.error is None and built.html_index.is_file()
+    # The same workbook as the local run: the failing step failed there too, and alone.
+    assert {s.name: s.status for s in built.steps} == {
+        "data-completeness": "ok",
+        "pathway": "failed",
+    }
+    assert "planted failure" in built.failures[0].message
+    assert _published(built.out_dir) == _published(here[0].out_dir)
     assert built.headlines() == here[0].headlines() and built.headlines()
-    assert [s.name for s in built.steps] == STEP
-    assert built.html_index.is_file()
     manifest = json.loads((built.out_dir / "manifest.json").read_text())
     assert manifest["made_by"] == "equity-workbook"
-    # The workers' progress came back, each line naming its service.
-    assert any(line.startswith("sample_service: ") and "[1/1]" in line for line in lines)
+    # Progress as in a local run, each line naming its service.
+    mine = [line for line in lines if line.startswith("sample_service: ")]
+    assert any("Read 6,000 rows" in line for line in mine)
+    assert any("[2/2]" in line for line in mine)
+    assert any("Where each group leaves the pathway: failed in " in line for line in mine)
+    assert any("Assembling the HTML workbook" in line for line in mine)
+    # The runs' private folders are gone: no prepared extract or step results are left.
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"{RUN_PREFIX}{os.getpid()}-*"))
+    assert leftovers == []
     # The index compares both services and says which failed.
     index = (tmp_path / "there" / "index.html").read_text()
     assert "failed" in index and "Derbyshire Long COVID" in index

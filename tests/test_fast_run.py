@@ -1,5 +1,6 @@
-"""The fast workbook run: every step is worked out once, in the runner, and each notebook takes
-its results from the run's own file; a notebook run without that file works them out itself.
+"""The fast workbook run: every step is worked out once, by a worker, and its notebook takes its
+results from the step's own file in the run's private folder; a notebook run without that file
+works them out itself.
 Glued values look exactly as ``myst_nb.glue`` makes them. Two services run in turn each get
 their own figures, and a PDF that cannot be printed does not stop the HTML workbook."""
 
@@ -22,7 +23,7 @@ from equity_helpers.service import prepare_to_file
 from equity_helpers.steps import STEPS, data_completeness
 from equity_helpers.steps import base as steps_base
 from equity_helpers.workbook import run_many, run_workbook
-from equity_helpers.workbook.execute import work_out_results
+from equity_helpers.workbook.execute import plan_steps, work_out_step
 from equity_helpers.workbook.site import site_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,27 +33,49 @@ ONE_STEP = ["data-completeness"]
 
 @pytest.fixture(scope="module")
 def worked_out(tmp_path_factory):
-    """The sample prepared once and every step worked out once, as the runner does."""
+    """The sample prepared once and every step worked out once, as the runner's workers do:
+    each in its own call, in the order the runner plans, each with its own results file."""
     folder = tmp_path_factory.mktemp("run")
     cfg = load_config(SAMPLE_CFG)
     prepared, _ = prepare_to_file(cfg, folder / "prepared.parquet")
-    written = work_out_results(cfg, prepared, list(STEPS), folder / "step-results.pickle")
-    return folder, prepared, written
+    _, _, todo = plan_steps(
+        cfg, prepared, folder, cache=folder / "cache", fingerprint="test", force=True
+    )
+    outcomes = {job.name: work_out_step(job) for job in todo}
+    return folder, prepared, todo, outcomes
 
 
-def test_the_runner_works_out_every_step_once_and_writes_them_all(worked_out):
-    folder, prepared, written = worked_out
-    assert sorted(written) == sorted(name.replace("-", "_") for name in STEPS)
-    service = open_service(str(SAMPLE_CFG), str(prepared), "", str(folder / "step-results.pickle"))
-    for module in STEPS.values():
-        module.run(service)
-    # Every result came from the file: this service object worked nothing out.
-    assert service.computed_steps == []
+def test_each_step_is_worked_out_once_and_written_to_its_own_file(worked_out):
+    folder, prepared, todo, outcomes = worked_out
+    assert sorted(outcomes) == sorted(STEPS)
+    for job in todo:
+        written, _, computed = outcomes[job.name]
+        assert written and Path(job.results).is_file(), job.name
+        assert Path(job.results).parent == folder / "results"  # the run's private folder
+        # Each call worked out its own step and nothing else: the steps it builds on came
+        # from their files.
+        assert computed == [job.name.replace("-", "_")], job.name
+    for job in todo:
+        service = open_service(str(SAMPLE_CFG), str(prepared), "", job.results)
+        STEPS[job.name].run(service)
+        # The notebook's service takes its step from the file and works nothing out.
+        assert service.computed_steps == [], job.name
+
+
+def test_a_step_that_builds_on_others_is_planned_after_them(worked_out):
+    _, _, todo, _ = worked_out
+    order = [job.name for job in todo]
+    summary = next(job for job in todo if job.name == "summary-and-plan")
+    assert "access-and-outcome-gaps" in summary.reads
+    for job in todo:
+        for read in job.reads:
+            assert order.index(read) < order.index(job.name), (read, job.name)
 
 
 def test_results_made_for_another_service_are_not_taken(worked_out, tmp_path):
-    folder, prepared, _ = worked_out
-    with open(folder / "step-results.pickle", "rb") as fh:
+    folder, prepared, todo, _ = worked_out
+    path = next(job.results for job in todo if job.name == "data-completeness")
+    with open(path, "rb") as fh:
         saved = pickle.load(fh)
     saved["service"] = "Another service"
     other = tmp_path / "other.pickle"
@@ -89,8 +112,9 @@ def _run_summary(tmp_path: Path, prepared: Path, results: str) -> tuple[list[str
 
 @pytest.mark.slow
 def test_the_summary_notebook_takes_the_runners_results(worked_out, tmp_path):
-    folder, prepared, _ = worked_out
-    computed, glued = _run_summary(tmp_path, prepared, str(folder / "step-results.pickle"))
+    _, prepared, todo, _ = worked_out
+    path = next(job.results for job in todo if job.name == "summary-and-plan")
+    computed, glued = _run_summary(tmp_path, prepared, path)
     # The summary's kernel worked out no step: not the summary, not the steps it builds on.
     assert computed == []
     # Without the file (in the book, in JupyterLab) the notebook works everything out itself,
@@ -218,3 +242,49 @@ def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch
     monkeypatch.setattr(pm, "execute_notebook", kernel_always_dies)
     status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, ".")
     assert status == "failed" and "Kernel died" in message and len(calls) == 2
+
+
+def test_each_notebook_goes_out_as_soon_as_its_step_is_worked_out():
+    """The runner's schedule, with stand-in jobs on two threads: no worker waits for the
+    steps to be worked out all together, and a step that builds on another waits for it."""
+    import concurrent.futures as cf
+    import threading
+
+    from equity_helpers.workbook.execute import StepJob, _schedule
+
+    def job(name, reads=()):
+        return StepJob(name, name, "", "", "", "", "", "", "", tuple(reads))
+
+    todo = [job("gaps"), job("a"), job("b"), job("summary", ["gaps"]), job("c")]
+    events: list[tuple[str, str, str]] = []
+    lock = threading.Lock()
+    busy = [0, 0]  # running now, most at once
+
+    def task(kind, name):
+        with lock:
+            busy[0] += 1
+            busy[1] = max(busy)
+            events.append(("start", kind, name))
+        with lock:
+            busy[0] -= 1
+            events.append(("end", kind, name))
+        return (True, 0.5, [name]) if kind == "work" else ("ok", "", 1.0)
+
+    finished = []
+    with cf.ThreadPoolExecutor(2) as pool:
+        _schedule(
+            todo,
+            2,
+            lambda kind, j, written: pool.submit(task, kind, j.name),
+            lambda j, outcome, worked: finished.append((j.name, outcome, worked)),
+        )
+    assert sorted(name for name, *_ in finished) == ["a", "b", "c", "gaps", "summary"]
+    assert all(outcome == ("ok", "", 1.0) and worked == 0.5 for _, outcome, worked in finished)
+    assert busy[1] <= 2
+    at = {(e, k, n): i for i, (e, k, n) in enumerate(events)}
+    for j in todo:
+        assert at[("end", "work", j.name)] < at[("start", "notebook", j.name)]
+    assert at[("end", "work", "gaps")] < at[("start", "work", "summary")]
+    # The first notebook starts before the last step is worked out.
+    first_notebook = min(at[("start", "notebook", j.name)] for j in todo)
+    assert first_notebook < at[("start", "work", "c")]

@@ -1,35 +1,54 @@
 """Build many services' workbooks on a Dask distributed cluster.
 
 ``equity-workbook run --scheduler ADDRESS`` sends the same work as a local run to a Dask
-cluster, which many analytics platforms already run: each service's workbook is built by
-:func:`~equity_helpers.workbook.run_workbook` on one of the cluster's workers, with the
-same outputs, the same failure isolation (one service's failure never stops the others)
-and the same progress lines, which the workers send back as they go.
+cluster, which many analytics platforms already run. Each service's run is split into
+tasks: preparing its extract; for each step, working the step out and then running its
+notebook (a step that builds on another waits for that step's results); and assembling
+its HTML workbook once its steps are done. The workers take the tasks of every service as
+they come free, with the same outputs, the same failure isolation (a failing step, or a
+service whose extract cannot be read, never stops the others) and the same progress
+lines as a local run.
 
 What the cluster needs:
 
 - the workers see the configs, the extracts, the reference files and the output folder
   at the same paths as the machine that starts the run (shared storage);
+- each run's private folder (the prepared extract and the steps' results, deleted when
+  the run ends) is made in the temporary folder of the machine that starts the run, so
+  on a cluster of several machines that folder (``TMPDIR``) must be a shared folder that
+  every worker can read and write, at the same path, and that only the team can open;
 - the workers have the same version of the playbook installed: checked before any work
   is sent (RUN008 names the version on each side).
 
-A worker that Dask starts as a daemon process (its default) may not start processes of
-its own, so it runs one service's notebooks one after another; a worker started with
-``DASK_DISTRIBUTED__WORKER__DAEMON=False`` runs them in parallel, as a local run does.
-Each service is its own task with its own run folder, so nothing of one service's data
-stays in memory for the next.
+Tasks pass each other only files in the run's private folder and small records (the
+steps' results as they appear on the page); nothing of one service's data stays in a
+worker's memory for another.
 """
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import PlaybookError, WorkbookError
+from ..notebooks import NOTEBOOK_DIR, NOTEBOOKS
 from .cache import _package_hash
+from .execute import _reads, finish_step, plan_steps, run_notebook, work_out_step
 from .folders import RunInterrupted
 from .index import write_index
-from .pipeline import failed_service, run_workbook
+from .pipeline import (
+    _begin,
+    _claim,
+    _finish,
+    _prepare,
+    _private_folder,
+    _reused,
+    _Run,
+    failed_service,
+)
+from .results import StepResult, WorkbookResult
 
 #: The topic the workers' progress lines travel on.
 TOPIC = "equity-workbook-progress"
@@ -40,19 +59,147 @@ def _version() -> str:
     return _package_hash()
 
 
-def _run_service(config_path: str, out: str, options: dict):
-    """On a worker: build one service's workbook, sending each progress line back."""
+def _sender(service: str) -> Callable[[str], None]:
+    """On a worker: send progress lines back to the machine that started the run."""
     from distributed import get_worker
 
     worker = get_worker()
 
     def progress(message: str) -> None:
-        worker.log_event(TOPIC, {"service": Path(config_path).stem, "message": message})
+        worker.log_event(TOPIC, {"service": service, "message": message})
 
+    return progress
+
+
+def _prepare_task(run: _Run, steps, notebook_dir: Path, force: bool) -> dict:
+    """On a worker: prepare the extract and plan the service's steps."""
     try:
-        return run_workbook(config_path, out, progress=progress, **options)
-    except PlaybookError as exc:
-        return failed_service(config_path, out, exc)
+        prepared, meta = _prepare(run.cfg, run.work, _sender(run.cfg.path.stem))
+        chosen, known, todo = plan_steps(
+            run.cfg,
+            prepared,
+            run.work,
+            cache=run.out / ".cache" / run.name / "steps",
+            fingerprint=run.fingerprint,
+            steps=steps,
+            notebook_dir=notebook_dir,
+            force=force,
+        )
+    except OSError as exc:
+        raise WorkbookError("RUN002", path=str(run.work), detail=exc.strerror or str(exc)) from None
+    return {
+        "meta": meta,
+        "chosen": [n.name for n in chosen],
+        "known": known,
+        "todo": {job.name: job for job in todo},
+    }
+
+
+def _work_task(plan: dict, name: str, *_before):
+    """On a worker: work out one step (after the steps it builds on, given as ``_before``)."""
+    job = plan["todo"].get(name)
+    return None if job is None else work_out_step(job)
+
+
+def _notebook_task(plan: dict, name: str, worked, roots: list) -> StepResult | None:
+    """On a worker: run one step's notebook and take in its result."""
+    job = plan["todo"].get(name)
+    if job is None:
+        return None  # skipped, or reused from the kept copy
+    written, worked_seconds, _ = worked
+    try:
+        status, message, seconds = run_notebook(job, written)
+    except Exception as exc:  # noqa: BLE001 - one step's failure, as in a local run
+        status, message, seconds = "failed", f"{type(exc).__name__}: {exc}"[:500], 0.0
+    return finish_step(job, status, message, seconds + worked_seconds, roots)
+
+
+def _finish_task(run: _Run, plan: dict, *made: StepResult | None) -> WorkbookResult:
+    """On a worker: assemble the service's HTML workbook from its steps, and publish it."""
+    by_name = {r.name: r for r in made if r is not None} | plan["known"]
+    results = [by_name[name] for name in plan["chosen"] if name in by_name]
+    try:
+        return _finish(run, plan["meta"], results, _sender(run.cfg.path.stem))
+    except OSError as exc:
+        raise WorkbookError("RUN002", path=str(run.out), detail=exc.strerror or str(exc)) from None
+
+
+def _in_order(names: list[str]) -> list[str]:
+    """The steps with each one after the steps it builds on (otherwise as given)."""
+    ordered: list[str] = []
+
+    def add(name: str, seen: tuple = ()) -> None:
+        if name in ordered or name in seen:
+            return
+        for read in _reads(name):
+            if read in names:
+                add(read, (*seen, name))
+        ordered.append(name)
+
+    for name in names:
+        add(name)
+    return ordered
+
+
+class _Service:
+    """One service's run as the machine that started it sees it: its lock, folder and tasks."""
+
+    def __init__(self, index: int, path: str, out: Path, started: float):
+        self.index, self.path, self.out, self.started = index, path, out, started
+        self.lock = self.work_lock = self.run = None
+        self.total = self.done = 0
+
+    def tidy(self) -> None:
+        """Delete the run's private folder and let the workbook folder go."""
+        if self.run is not None and self.run.work is not None:
+            shutil.rmtree(self.run.work, ignore_errors=True)
+        for lock in (self.work_lock, self.lock):
+            if lock is not None:
+                lock.release()
+
+
+def _submit_service(client, service: _Service, options: dict) -> dict:
+    """Claim the service's workbook folder here, then send its tasks to the cluster.
+
+    Returns the futures to watch, each with what it is; a workbook that is reused (nothing
+    changed) or a service that cannot start is given as the result at once.
+    """
+    steps = options.get("steps")
+    force = bool(options.get("force"))
+    baseline = options.get("baseline")
+    notebook_dir = Path(options.get("notebook_dir") or NOTEBOOK_DIR)
+    cfg, out, name, identity, service.lock = _claim(service.path, service.out)
+    run = _begin(
+        cfg,
+        out,
+        name,
+        identity,
+        baseline=baseline,
+        pdf=bool(options.get("pdf")),
+        steps=steps,
+        notebook_dir=notebook_dir,
+    )
+    reused = _reused(
+        run, force=force, baseline=baseline, started=service.started, progress=lambda m: None
+    )
+    if reused is not None:
+        return {"result": reused}
+    _, service.work_lock = _private_folder(run)
+    service.run = run
+    plan = client.submit(_prepare_task, run, steps, notebook_dir, force, pure=False)
+    names = [n.name for n in NOTEBOOKS if steps is None or n.name in steps]
+    worked: dict = {}
+    notebooks: dict = {}
+    for step in _in_order(names):
+        before = [worked[r] for r in _reads(step) if r in worked]
+        worked[step] = client.submit(_work_task, plan, step, *before, pure=False)
+        notebooks[step] = client.submit(
+            _notebook_task, plan, step, worked[step], run.roots, pure=False
+        )
+    finish = client.submit(_finish_task, run, plan, *notebooks.values(), pure=False)
+    watch = {plan: (service, "plan", None), finish: (service, "finish", None)}
+    watch |= {fut: (service, "step", step) for step, fut in notebooks.items()}
+    return {"watch": watch}
 
 
 def run_on_cluster(
@@ -70,7 +217,7 @@ def run_on_cluster(
     object (such as ``LocalCluster``). Returns one result per config, in the order given,
     and writes the index page comparing them when there are several. ``timeout`` is how
     long to wait for the scheduler to answer, in seconds; ``options`` are those of
-    :func:`~equity_helpers.workbook.run_workbook`.
+    :func:`~equity_helpers.workbook.run_workbook` (``jobs`` is left to the cluster).
     """
     from distributed import Client, as_completed
 
@@ -97,20 +244,32 @@ def run_on_cluster(
         client.subscribe_topic(
             TOPIC, lambda event: progress(f"{event[1]['service']}: {event[1]['message']}")
         )
-        futures = {
-            client.submit(_run_service, path, str(out), options, pure=False): i
-            for i, path in enumerate(paths)
-        }
+        services = [_Service(i, path, out, time.perf_counter()) for i, path in enumerate(paths)]
+        watch: dict = {}
         try:
-            for future in as_completed(futures):
-                i = futures[future]
+            for service in services:
                 try:
-                    results[i] = future.result()
-                except Exception as exc:  # the worker died, or the task could not run
-                    results[i] = failed_service(paths[i], out, exc)
+                    sent = _submit_service(client, service, options)
+                except PlaybookError as exc:
+                    service.tidy()
+                    results[service.index] = failed_service(service.path, out, exc)
+                    continue
+                if "result" in sent:
+                    service.tidy()
+                    results[service.index] = sent["result"]
+                    progress(f"{Path(service.path).stem}: {_REUSED}")
+                watch |= sent.get("watch", {})
+            for future in as_completed(list(watch)):
+                service, kind, step = watch[future]
+                _take(future, service, kind, results, progress)
         except KeyboardInterrupt:
-            client.cancel(list(futures))
+            client.cancel(list(watch))
+            for service in services:
+                service.tidy()
             raise RunInterrupted() from None
+        finally:
+            for service in services:
+                service.tidy()
         # The last progress lines may still be on their way from the scheduler.
         client.unsubscribe_topic(TOPIC)
     finally:
@@ -118,3 +277,34 @@ def run_on_cluster(
     if len(paths) > 1:
         write_index(results, out)
     return results
+
+
+_REUSED = "Nothing has changed since the last run: the workbook was reused."
+
+
+def _take(future, service: _Service, kind: str, results: list, progress) -> None:
+    """Take in one finished task of a service: report its progress, or its result."""
+    name = Path(service.path).stem
+    if kind == "finish":
+        try:
+            result = future.result()
+            result.seconds = time.perf_counter() - service.started
+        except Exception as exc:  # noqa: BLE001 - a service's error, or a worker that died
+            result = failed_service(service.path, service.out, exc)
+        service.tidy()
+        results[service.index] = result
+        return
+    if future.status != "finished":
+        return  # the service's assembly reports why
+    value = future.result()
+    if kind == "plan":
+        service.total = len(value["chosen"])
+        for r in value["known"].values():
+            service.done += 1
+            progress(f"{name}: [{service.done}/{service.total}] {r.title}: {r.status}")
+    elif value is not None:
+        service.done += 1
+        progress(
+            f"{name}: [{service.done}/{service.total}] {value.title}: "
+            f"{value.status} in {value.seconds:.1f} s"
+        )

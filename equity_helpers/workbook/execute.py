@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import ServiceConfig
@@ -156,8 +157,11 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
 
 
 def _warm_up() -> None:
-    """Load what running a notebook needs, in a worker, before its first notebook comes."""
+    """Load what working out a step and running a notebook need, in a worker, before its
+    first step comes."""
     import papermill  # noqa: F401
+
+    from .. import steps  # noqa: F401
 
 
 #: How papermill reports a kernel that died while starting, before any cell ran.
@@ -169,11 +173,15 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
     import papermill as pm
 
     logging.getLogger("papermill").setLevel(logging.ERROR)
-    # The kernel's own start-up chatter goes to a log file, not the user's terminal.
+    # The kernel's own start-up chatter goes to a log file, not the user's terminal. A
+    # process's error stream is shared by its threads: a notebook run in a thread (a Dask
+    # worker's) leaves it as it is.
     err_log = Path(output).with_suffix(".stderr.log")
-    saved = os.dup(2)
-    with open(err_log, "w") as fh:
-        os.dup2(fh.fileno(), 2)
+    saved = None
+    if threading.current_thread() is threading.main_thread():
+        saved = os.dup(2)
+        with open(err_log, "w") as fh:
+            os.dup2(fh.fileno(), 2)
     start = time.perf_counter()
     try:
         for attempt in (1, 2):
@@ -201,77 +209,87 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
     except Exception as exc:  # a kernel that dies, a missing kernel: still one step's failure
         return "failed", f"{type(exc).__name__}: {exc}"[:500], time.perf_counter() - start
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
-def work_out_results(cfg: ServiceConfig, prepared: Path, names: list[str], path: Path) -> list[str]:
-    """Run each named step's ``run`` once in this process and write the results to ``path``.
+@dataclass(frozen=True)
+class StepJob:
+    """One step of a run to work out and whose notebook to run, with where everything goes.
 
-    The steps a step builds on (the summary reads the gaps and the evaluation) are worked
-    out once too and written with them. A step that fails here is left out: its notebook
-    works it out again and reports the error on its own page. Returns the steps written.
+    Paths are text, so a job can travel to a worker process or a Dask worker as it is.
     """
-    from ..service import open_service
-    from ..steps import STEPS
-    from ..steps.base import save_results
 
-    service = open_service(str(cfg.path), str(prepared))
-    for name in names:
-        if name not in STEPS:
-            continue
-        start = time.perf_counter()
-        try:
-            STEPS[name].run(service)
-        except Exception as exc:  # noqa: BLE001 - reported by the step's own notebook
-            log.info("%s could not be worked out ahead: %s", name, exc)
-            continue
-        log.debug("%s worked out in %.2f s", name, time.perf_counter() - start)
-    try:
-        return save_results(service, path)
-    except OSError as exc:  # a full disk: each notebook works its step out itself
-        log.warning("The step results were not written for the notebooks: %s", exc)
+    name: str
+    title: str
+    config: str
+    prepared: str
+    #: The run's private folder.
+    work: str
+    source: str
+    target: str
+    tables: str
+    #: The kept copy of the finished step (in the workbook's cache).
+    entry: str
+    #: The steps of this run whose results this step builds on (worked out before it).
+    reads: tuple[str, ...] = ()
+
+    @property
+    def results(self) -> str:
+        """This step's results file, in the run's private folder."""
+        return results_file(self.work, self.name)
+
+
+def results_file(work: str | Path, name: str) -> str:
+    """Where a step's results are written for its notebook: the run's private folder."""
+    return str(Path(work) / "results" / f"{name}.pickle")
+
+
+def _reads(name: str) -> list[str]:
+    """The steps whose results a step builds on: the other step modules it imports."""
+    from ..steps import STEPS
+
+    module = STEPS.get(name)
+    if module is None:
         return []
+    found = vars(module).values()
+    return [other for other, m in STEPS.items() if m is not module and any(v is m for v in found)]
 
 
 def _missing_columns(info: NotebookInfo, columns: set[str]) -> list[str]:
     return [c for c in info.needs if c not in columns]
 
 
-def run_steps(
+def plan_steps(
     cfg: ServiceConfig,
     prepared: Path,
     work: Path,
     *,
-    jobs: int,
     cache: Path,
     fingerprint: str,
-    progress: Callable[[str], None],
     steps: list[str] | None = None,
     notebook_dir: Path = NOTEBOOK_DIR,
     force: bool = False,
-    roots: list[tuple[str, str]] | None = None,
-    while_notebooks_run: Callable[[], object] | None = None,
-) -> list[StepResult]:
-    """Run the notebooks for one service in parallel; reuse unchanged finished steps.
+) -> tuple[list[NotebookInfo], dict[str, StepResult], list[StepJob]]:
+    """Decide what each chosen step needs: nothing (skipped), its kept copy, or a run.
 
     A step's result is reused only when nothing it reads has changed (the extract, the
     config, every reference file and letter, the package and the step's notebook) and the
-    kept copy is whole. ``force`` runs every step again. ``while_notebooks_run`` is called
-    once the notebooks are handed to the workers (the pipeline gets the HTML build ready).
+    kept copy is whole. ``force`` runs every step again. Returns the chosen steps, the
+    results already known (skipped and reused), and the jobs to run: first the steps
+    others build on, then in the order of the notebooks.
     """
     import nbformat
     import pyarrow.parquet as pq
 
     columns = set(pq.read_schema(prepared).names)
-    (work / "notebooks").mkdir(parents=True, exist_ok=True)
-    (work / "tables").mkdir(parents=True, exist_ok=True)
-    (work / "logs").mkdir(parents=True, exist_ok=True)
+    for folder in ("notebooks", "tables", "logs", "results"):
+        (work / folder).mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     code = _package_hash()
-    roots = roots if roots is not None else _machine_roots()
     results: dict[str, StepResult] = {}
-    todo = []
+    todo: list[StepJob] = []
     chosen = [n for n in NOTEBOOKS if steps is None or n.name in steps]
     for info in chosen:
         missing = _missing_columns(info, columns)
@@ -291,14 +309,180 @@ def run_steps(
             continue
         source = work / "logs" / f"{info.name}.source.ipynb"
         nbformat.write(to_notebook(notebook_dir / f"{info.name}.md"), source)
-        step_tables = work / "logs" / f"{info.name}.tables"
-        params = {
-            "config_path": str(cfg.path),
-            "prepared_path": str(prepared),
-            "output_dir": str(step_tables),
-        }
-        todo.append((info, source, target, params, entry, step_tables))
+        todo.append(
+            StepJob(
+                info.name,
+                info.title,
+                str(cfg.path),
+                str(prepared),
+                str(work),
+                str(source),
+                str(target),
+                str(work / "logs" / f"{info.name}.tables"),
+                str(entry),
+            )
+        )
+    names = {job.name for job in todo}
+    todo = [replace(job, reads=tuple(r for r in _reads(job.name) if r in names)) for job in todo]
+    read = {r for job in todo for r in job.reads}
+    todo.sort(key=lambda job: job.name not in read)  # a stable sort: notebook order otherwise
+    return chosen, results, todo
 
+
+def work_out_step(job: StepJob) -> tuple[bool, float, list[str]]:
+    """Work out one step once (in a worker) and write its results for its notebook.
+
+    The results of the steps it builds on are taken from their files, so each step is
+    worked out once per run. A step that fails here is left out: its notebook works it
+    out again and reports the error on its own page. Returns whether the results were
+    written, the seconds taken and the steps this call worked out itself.
+    """
+    from ..service import open_service
+    from ..steps import STEPS
+    from ..steps.base import load_results, save_results
+
+    start = time.perf_counter()
+    if job.name not in STEPS:
+        return False, 0.0, []
+    service = None
+    try:
+        service = open_service(job.config, job.prepared)
+        for name in job.reads:
+            if Path(results_file(job.work, name)).is_file():
+                load_results(service, results_file(job.work, name))
+        STEPS[job.name].run(service)
+        save_results(service, job.results)
+        written = True
+    except OSError as exc:  # a full disk: the notebook works its step out itself
+        log.warning("The results of %s were not written for its notebook: %s", job.name, exc)
+        written = False
+    except Exception as exc:  # noqa: BLE001 - reported by the step's own notebook
+        log.info("%s could not be worked out ahead: %s", job.name, exc)
+        written = False
+    computed = list(service.computed_steps) if service is not None else []
+    return written, time.perf_counter() - start, computed
+
+
+def run_notebook(job: StepJob, written: bool) -> tuple[str, str, float]:
+    """Run one step's notebook (in a worker), with its results file when it was written."""
+    params = {"config_path": job.config, "prepared_path": job.prepared, "output_dir": job.tables}
+    if written:
+        params["results_path"] = job.results
+    return _execute(job.source, job.target, params, job.work)
+
+
+def finish_step(
+    job: StepJob, status: str, message: str, seconds: float, roots: list[tuple[str, str]]
+) -> StepResult:
+    """Take in a step's finished notebook: keep it for reuse, or file its failure."""
+    import nbformat
+
+    work, target, tables = Path(job.work), Path(job.target), Path(job.tables)
+    if status == "ok":
+        nb = sanitise_paths(nbformat.read(target, as_version=4), roots)
+        nbformat.write(for_the_service(nb), target)
+        try:
+            _cache_put(Path(job.entry), nb, tables)
+        except OSError as exc:  # a full disk loses the kept copy, not the step
+            log.warning("The result of %s was not kept for reuse: %s", job.name, exc)
+        if tables.is_dir():
+            shutil.copytree(tables, work / "tables", dirs_exist_ok=True)
+        return StepResult(
+            job.name, job.title, "ok", seconds, notebook=str(target), glued=read_glued(target)
+        )
+    log_path = work / "logs" / f"{job.name}.ipynb"
+    if target.is_file():
+        shutil.move(target, log_path)
+    msg = render("RUN001", step=job.title, detail=message, log=f"logs/{job.name}.ipynb")
+    return StepResult(job.name, job.title, "failed", seconds, msg)
+
+
+def _schedule(
+    todo: list[StepJob],
+    workers: int,
+    submit: Callable[[str, StepJob, bool], cf.Future],
+    finished: Callable[[StepJob, tuple, float], None],
+    started: Callable[[], object] | None = None,
+) -> None:
+    """Keep ``workers`` busy: each notebook as soon as its step's results exist, else the
+    next step that can be worked out (a step another builds on comes first).
+
+    ``submit(kind, job, written)`` hands a job ("work" or "notebook") to a worker;
+    ``finished(job, outcome, seconds)`` takes each notebook's outcome with the seconds
+    spent working its step out. ``started`` is called once the first jobs are out.
+    """
+    pending = list(todo)
+    ready: list[StepJob] = []
+    worked: dict[str, tuple] = {}
+    running: dict[cf.Future, tuple[str, StepJob]] = {}
+    while pending or ready or running:
+        while len(running) < workers and (ready or pending):
+            if ready:
+                job = ready.pop(0)
+                running[submit("notebook", job, worked[job.name][0])] = ("notebook", job)
+                continue
+            job = next((j for j in pending if all(r in worked for r in j.reads)), None)
+            if job is None and running:
+                break  # it waits for a step it builds on
+            job = job or pending[0]
+            pending.remove(job)
+            running[submit("work", job, False)] = ("work", job)
+        if started is not None:
+            started()
+            started = None
+        done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            kind, job = running.pop(fut)
+            try:
+                outcome = fut.result()
+            except cf.process.BrokenProcessPool:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the job could not run: the step's failure
+                outcome = (
+                    (False, 0.0, [])
+                    if kind == "work"
+                    else ("failed", f"{type(exc).__name__}: {exc}"[:500], 0.0)
+                )
+            if kind == "work":
+                worked[job.name] = outcome
+                ready.append(job)
+            else:
+                finished(job, outcome, worked[job.name][1])
+
+
+def run_steps(
+    cfg: ServiceConfig,
+    prepared: Path,
+    work: Path,
+    *,
+    jobs: int,
+    cache: Path,
+    fingerprint: str,
+    progress: Callable[[str], None],
+    steps: list[str] | None = None,
+    notebook_dir: Path = NOTEBOOK_DIR,
+    force: bool = False,
+    roots: list[tuple[str, str]] | None = None,
+    while_notebooks_run: Callable[[], object] | None = None,
+) -> list[StepResult]:
+    """Run the steps for one service on a pool of ``jobs`` workers; reuse unchanged ones.
+
+    Each step is worked out once, by a worker, and its notebook is handed to a worker as
+    soon as its results are written (see :func:`plan_steps` for what is reused).
+    ``while_notebooks_run`` is called once the first steps are handed to the workers (the
+    pipeline gets the HTML build ready).
+    """
+    roots = roots if roots is not None else _machine_roots()
+    chosen, results, todo = plan_steps(
+        cfg,
+        prepared,
+        work,
+        cache=cache,
+        fingerprint=fingerprint,
+        steps=steps,
+        notebook_dir=notebook_dir,
+        force=force,
+    )
     total = len(chosen)
     done = len(results)
     for r in results.values():
@@ -307,9 +491,30 @@ def run_steps(
         return [results[n.name] for n in chosen if n.name in results]
     ctx = multiprocessing.get_context("spawn")
     pool = None
+    workers = max(1, min(jobs, len(todo)))
+
+    def submit(kind: str, job: StepJob, written: bool) -> cf.Future:
+        nonlocal pool
+        args = (work_out_step, job) if kind == "work" else (run_notebook, job, written)
+        try:
+            with _SigintHeld():
+                return pool.submit(*args)
+        except cf.process.BrokenProcessPool:
+            # Worker processes could not start (for example when Python runs from
+            # standard input): every step is run here instead.
+            pool = _InOrder()
+            return pool.submit(*args)
+
+    def finished(job: StepJob, outcome: tuple, worked_seconds: float) -> None:
+        nonlocal done
+        status, message, seconds = outcome
+        seconds += worked_seconds
+        done += 1
+        results[job.name] = finish_step(job, status, message, seconds, roots)
+        progress(f"[{done}/{total}] {job.title}: {status} in {seconds:.1f} s")
+
     try:
         # Workers start with Ctrl-C held back: the run, not each worker, answers it.
-        workers = max(1, min(jobs, len(todo)))
         with _SigintHeld():
             pool = (
                 _InOrder()
@@ -321,60 +526,19 @@ def run_steps(
                     initargs=(os.getpid(),),
                 )
             )
-            # The workers start and load papermill while this process works out the steps.
-            for _ in range(workers):
+            for _ in range(workers):  # each worker loads what it needs before its first step
                 pool.submit(_warm_up)
-        # Every step is worked out once, here; the notebooks take the results from the file.
-        shared = work / "step-results.pickle"
-        start = time.perf_counter()
-        if work_out_results(cfg, prepared, [job[0].name for job in todo], shared):
-            for job in todo:
-                job[3]["results_path"] = str(shared)
-        progress(
-            f"Worked out the steps in {time.perf_counter() - start:.1f} s; running the notebooks"
-        )
-        with _SigintHeld():
-            futures = {
-                pool.submit(_execute, str(job[1]), str(job[2]), job[3], str(work)): job
-                for job in todo
-            }
-        if while_notebooks_run is not None:
-            while_notebooks_run()
-        for fut in cf.as_completed(futures):
-            info, src, tgt, params, entry, step_tables = futures[fut]
+        progress(f"Working out the steps and running their notebooks, {workers} at a time")
+        while True:
             try:
-                status, message, seconds = fut.result()
+                _schedule(todo, workers, submit, finished, while_notebooks_run)
+                break
             except cf.process.BrokenProcessPool:
-                # Worker processes could not start (for example when Python runs
-                # from standard input): run this step here instead.
-                status, message, seconds = _execute(str(src), str(tgt), params, str(work))
-            done += 1
-            if status == "ok":
-                nb = sanitise_paths(nbformat.read(tgt, as_version=4), roots)
-                nbformat.write(for_the_service(nb), tgt)
-                try:
-                    _cache_put(entry, nb, step_tables)
-                except OSError as exc:  # a full disk loses the kept copy, not the step
-                    log.warning("The result of %s was not kept for reuse: %s", info.name, exc)
-                if step_tables.is_dir():
-                    shutil.copytree(step_tables, work / "tables", dirs_exist_ok=True)
-                results[info.name] = StepResult(
-                    info.name,
-                    info.title,
-                    "ok",
-                    seconds,
-                    notebook=str(tgt),
-                    glued=read_glued(tgt),
-                )
-            else:
-                log_path = work / "logs" / f"{info.name}.ipynb"
-                if tgt.is_file():
-                    shutil.move(tgt, log_path)
-                msg = render(
-                    "RUN001", step=info.title, detail=message, log=f"logs/{info.name}.ipynb"
-                )
-                results[info.name] = StepResult(info.name, info.title, "failed", seconds, msg)
-            progress(f"[{done}/{total}] {info.title}: {status} in {seconds:.1f} s")
+                # The workers could not start or died: what is not finished runs here.
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = _InOrder()
+                todo = [job for job in todo if job.name not in results]
+                while_notebooks_run = None
     except BaseException:
         if pool is not None:
             with _SigintIgnored():
