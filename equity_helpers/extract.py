@@ -652,63 +652,99 @@ def _mask(mask) -> np.ndarray:
     return np.asarray(mask, dtype=bool)
 
 
+#: Figures in a message that count rows: added up when an extract is read in batches.
+_SUMMED = ("split", "changed", "unchanged")
+
+
 class _Collector:
-    """Collects issues with their spreadsheet row numbers."""
+    """Collects issues with their spreadsheet row numbers, over one or many batches of rows.
+
+    Each kind of issue (code and column) is counted over every batch; its example rows are
+    the first rows it was found on, and its example the first filled value. The issues come
+    out in the order the checks run, whichever batch first found each one.
+    """
 
     def __init__(self, row_numbers: np.ndarray, columns: dict[str, str]):
         self.row_numbers = row_numbers
         self.columns = columns
-        self.issues: list[Issue] = []
+        #: Issues made whole elsewhere, given after the ones collected here.
+        self.later: list[Issue] = []
+        self._found: dict[tuple, dict] = {}
+        self._order: list[tuple] = []
+        self._batch: list[tuple] = []
+
+    def batch(self, row_numbers: np.ndarray) -> None:
+        """Start the next batch of rows, with their spreadsheet row numbers."""
+        self.row_numbers = row_numbers
+        self._batch = []
+
+    def _place(self, key: tuple) -> None:
+        """Keep the checks in the order they run, even when a batch skips one."""
+        if key not in self._order:
+            after = next((k for k in reversed(self._batch) if k in self._order), None)
+            self._order.insert(0 if after is None else self._order.index(after) + 1, key)
+        self._batch.append(key)
 
     def add(self, code: str, mask, canonical: str | None, values: pd.Series | None = None, **extra):
         mask = _mask(mask)
+        key = (code, canonical, extra.get("file"))
+        self._place(key)
         n = int(mask.sum())
         if n == 0:
             return
-        rows = self.row_numbers[mask][:EXAMPLE_ROWS].tolist()
-        example = None
-        if values is not None:
+        seen = self._found.setdefault(
+            key, {"count": 0, "rows": [], "filled": None, "first": None, "extra": {}}
+        )
+        seen["count"] += n
+        if len(seen["rows"]) < EXAMPLE_ROWS:
+            seen["rows"] += self.row_numbers[mask][: EXAMPLE_ROWS - len(seen["rows"])].tolist()
+        if values is not None and seen["filled"] is None:
             picked = values[mask].fillna("")
             filled = picked[picked.ne("")]
-            example = str(filled.iloc[0] if len(filled) else picked.iloc[0])
-        column = self.columns.get(canonical, canonical) if canonical else None
-        fields = (
-            dict(
-                count=n,
-                rows=format_rows(rows, total=n),
-                example=example,
-                column=column,
-                field=canonical,
+            if len(filled):
+                seen["filled"] = str(filled.iloc[0])
+            if seen["first"] is None:
+                seen["first"] = str(picked.iloc[0])
+        for k, v in extra.items():
+            seen["extra"][k] = seen["extra"].get(k, 0) + v if k in _SUMMED else v
+
+    def count(self, code: str) -> int:
+        """Rows found so far with this code, in any column."""
+        return sum(f["count"] for k, f in self._found.items() if k[0] == code)
+
+    def finish(self) -> list[Issue]:
+        """Every issue found, each said once (and logged), then the ones made elsewhere."""
+        issues = []
+        for key in self._order:
+            if key not in self._found:
+                continue
+            code, canonical, _ = key
+            seen = self._found[key]
+            n, rows = seen["count"], seen["rows"]
+            example = seen["filled"] if seen["filled"] is not None else seen["first"]
+            column = self.columns.get(canonical, canonical) if canonical else None
+            fields = (
+                dict(
+                    count=n,
+                    rows=format_rows(rows, total=n),
+                    example=example,
+                    column=column,
+                    field=canonical,
+                )
+                | seen["extra"]
             )
-            | extra
-        )
-        message = render(code, **fields)
-        self.issues.append(Issue(code, column, n, rows, example, message, CATALOGUE[code].kind))
-        (log.info if CATALOGUE[code].kind == "exclusion" else log.warning)(message)
+            message = render(code, **fields)
+            issues.append(Issue(code, column, n, rows, example, message, CATALOGUE[code].kind))
+            (log.info if CATALOGUE[code].kind == "exclusion" else log.warning)(message)
+        return issues + self.later
 
 
-def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtract:
-    """Read, map, validate and derive the analysis columns for one service.
-
-    Raises
-    ------
-    ExtractError
-        When the extract cannot serve the analysis at all (unreadable, missing
-        required columns, repeated referral IDs, no rows left).
-    """
-    today = today or dt.date.today()
-    path = Path(cfg.extract_path)
-    raw, info = read_extract(
-        path,
-        sheet=cfg.extract_sheet,
-        header_row=cfg.extract_header_row,
-        expected_columns=list(cfg.columns.values()),
-    )
-    found = list(raw.columns)
+def _check_columns(cfg: ServiceConfig, path: Path, found: list[str]) -> None:
+    """Stop when a mapped column is named twice or not found (with the closest names)."""
     repeated = sorted({s for s in cfg.columns.values() if found.count(s) > 1})
     if repeated:
         raise ExtractError("EXT012", path=str(path), columns=", ".join(f"'{c}'" for c in repeated))
-    missing = {c: s for c, s in cfg.columns.items() if s not in raw.columns}
+    missing = {c: s for c, s in cfg.columns.items() if s not in found}
     if missing:
         import difflib
 
@@ -727,12 +763,17 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
             found=", ".join(f"'{c}'" for c in found),
             suggestion=suggestion,
         )
+
+
+def _unread_columns(cfg: ServiceConfig, found: list[str], opening) -> tuple[list, list]:
+    """The columns never read: identifiers (by name, or NHS numbers in the first 200
+    rows, ``opening``), and free text."""
     mapped_sources = set(cfg.columns.values())
     dropped = [
         c
         for c in found
         if c not in mapped_sources
-        and (IDENTIFIER_PATTERN.search(c) or holds_nhs_numbers(raw[c].iloc[:200]))
+        and (IDENTIFIER_PATTERN.search(c) or holds_nhs_numbers(opening[c].iloc[:200]))
     ]
     if dropped:
         log.warning(render("EXT009", columns=", ".join(dropped)))
@@ -741,26 +782,17 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         for c in found
         if c not in mapped_sources and c not in dropped and FREE_TEXT_PATTERN.search(c)
     ]
+    return dropped, free_text
+
+
+def _source(raw: pd.DataFrame, cfg: ServiceConfig) -> pd.DataFrame:
+    """The mapped columns under their canonical names, as text without spaces around."""
     src = pd.DataFrame({canon: raw[source] for canon, source in cfg.columns.items()})
-    src = src.astype("string").apply(lambda s: s.str.strip())
-    del raw
-    n_read = len(src)
-    row_numbers = np.asarray(info["row_numbers"])
-    col = _Collector(row_numbers, cfg.columns)
-    out = pd.DataFrame(index=src.index)
-    keep = np.ones(n_read, dtype=bool)
-    excluded: dict[str, int] = {}
+    return src.astype("string").apply(lambda s: s.str.strip())
 
-    def exclude(code, mask, canonical, values=None, **extra):
-        mask = _mask(mask) & keep
-        col.add(code, mask, canonical, values, **extra)
-        if mask.any():
-            excluded[code] = excluded.get(code, 0) + int(mask.sum())
-            keep[mask] = False
 
-    # Referral ID: blank rows are excluded; repeats stop the run.
-    rid = src["referral_id"].fillna("")
-    exclude("EXC001", rid.eq(""), "referral_id")
+def _repeated_ids(rid: pd.Series, row_numbers: np.ndarray, cfg: ServiceConfig, path: Path):
+    """Stop when a referral ID is given on more than one row (blank IDs aside)."""
     dup = rid.duplicated(keep=False) & rid.ne("")
     if dup.any():
         dup_rows = row_numbers[dup.to_numpy()]
@@ -773,8 +805,93 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
             count=int(rid[dup].nunique()),
         )
 
+
+@dataclass
+class _Areas:
+    """The reference data the area checks use, read once for all batches of rows."""
+
+    imd: pd.DataFrame
+    catchment: pd.Series
+    by_code: pd.DataFrame
+    lookup: dict | None = None
+
+
+def _areas(cfg: ServiceConfig) -> _Areas:
+    imd = load_imd(cfg.imd_path, cfg.imd_edition)
+    areas = _Areas(imd=imd, catchment=pd.Series(dtype="string"), by_code=imd.set_index("lsoa_code"))
+    if not cfg.has("lsoa_code"):
+        return areas
+    if cfg.lsoa_lookup is not None:
+        lookup = load_lsoa_lookup(cfg.lsoa_lookup)
+        old, new = ("lsoa11", "lsoa21") if cfg.imd_edition == 2025 else ("lsoa21", "lsoa11")
+        # The census counts residents of LSOA 2021 areas: it can only choose among those.
+        residents = _population_totals(cfg) if new == "lsoa21" else None
+        chosen, rule = split_rule(lookup, old, new, residents)
+        options = lookup[[old, new]].dropna().drop_duplicates()
+        n_options = options.groupby(old)[new].size()
+        quintile = options[new].map(areas.by_code["imd_quintile"])
+        # A split area whose new areas are in different IMD quintiles: the choice matters.
+        differs = quintile.groupby(options[old]).nunique(dropna=False).gt(1)
+        areas.lookup = dict(
+            old=old, new=new, chosen=chosen, rule=rule, n_options=n_options, differs=differs
+        )
+    catchment = catchment_lsoas(imd, cfg.catchment_lads)["lsoa_code"]
+    if cfg.catchment_lsoa_file is not None:
+        listed = load_lsoa_list(cfg.catchment_lsoa_file)
+        catchment = catchment[catchment.isin(listed)] if cfg.catchment_lads else listed
+    areas.catchment = catchment
+    return areas
+
+
+@dataclass
+class _Rules:
+    """What every batch of rows is checked against, decided once for the whole extract."""
+
+    cfg: ServiceConfig
+    today: dt.date
+    fmt: str | None
+    areas: _Areas
+
+
+def _date_format(cfg: ServiceConfig) -> str | None:
+    return (cfg.raw.get("extract") or {}).get("date_format")
+
+
+def _rules(cfg: ServiceConfig, today: dt.date | None) -> _Rules:
+    return _Rules(
+        cfg=cfg,
+        today=today or dt.date.today(),
+        fmt=_date_format(cfg),
+        areas=_areas(cfg),
+    )
+
+
+def _prepare_rows(
+    src: pd.DataFrame, rules: _Rules, col: _Collector, derived: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Check, exclude and derive the analysis columns for some rows of the extract.
+
+    The same for the whole extract at once or for it batch by batch: every rule here
+    looks at one row at a time. Returns the rows used and the rows excluded, by reason.
+    """
+    cfg, today, fmt, areas = rules.cfg, rules.today, rules.fmt, rules.areas
+    n_read = len(src)
+    out = pd.DataFrame(index=src.index)
+    keep = np.ones(n_read, dtype=bool)
+    excluded: dict[str, int] = {}
+
+    def exclude(code, mask, canonical, values=None, **extra):
+        mask = _mask(mask) & keep
+        col.add(code, mask, canonical, values, **extra)
+        if mask.any():
+            excluded[code] = excluded.get(code, 0) + int(mask.sum())
+            keep[mask] = False
+
+    # Referral ID: blank rows are excluded (repeats have stopped the run already).
+    rid = src["referral_id"].fillna("")
+    exclude("EXC001", rid.eq(""), "referral_id")
+
     # Referral date: must be a date, not in the future, inside the period.
-    fmt = (cfg.raw.get("extract") or {}).get("date_format")
     ref_date = parse_dates(src["referral_date"], fmt)
     exclude("EXC002", ref_date.isna(), "referral_date", src["referral_date"].fillna(""))
     # (Compared as timestamps: when no date could be read, .dt.date holds no dates to compare.)
@@ -828,12 +945,6 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     for fieldname in ("religion", "sexual_orientation", "marital_status"):
         if cfg.has(fieldname):
             out[fieldname] = codes.normalise_category(src[fieldname], cfg.values.get(fieldname))
-
-    # Appointments, from a file of one row per appointment.
-    derived, appointments = None, None
-    if cfg.appointments_path is not None:
-        derived, appointments, appt_issues = derive_appointments(cfg, rid, fmt)
-        derived = derived.set_axis(src.index)
 
     # Dates along the pathway.
     for fieldname in ("first_appointment_date", "discharge_date"):
@@ -901,19 +1012,84 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         out["outcome_improvement"] = change if cfg.outcome_higher_is_better else -change
 
     # Areas and deprivation.
-    imd = load_imd(cfg.imd_path, cfg.imd_edition)
     if cfg.has("lsoa_code"):
-        _add_deprivation(out, src, cfg, imd, col, keep)
+        _add_deprivation(out, src, cfg, areas, col, keep)
 
-    data = out[keep].reset_index(drop=True)
+    return out[keep].reset_index(drop=True), excluded
+
+
+def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtract:
+    """Read, map, validate and derive the analysis columns for one service.
+
+    Raises
+    ------
+    ExtractError
+        When the extract cannot serve the analysis at all (unreadable, missing
+        required columns, repeated referral IDs, no rows left).
+    """
+    path = Path(cfg.extract_path)
+    raw, info = read_extract(
+        path,
+        sheet=cfg.extract_sheet,
+        header_row=cfg.extract_header_row,
+        expected_columns=list(cfg.columns.values()),
+    )
+    found = list(raw.columns)
+    _check_columns(cfg, path, found)
+    dropped, free_text = _unread_columns(cfg, found, raw)
+    src = _source(raw, cfg)
+    del raw
+    row_numbers = np.asarray(info["row_numbers"])
+    rid = src["referral_id"].fillna("")
+    _repeated_ids(rid, row_numbers, cfg, path)
+    derived, appointments, appt_issues = None, None, []
+    if cfg.appointments_path is not None:
+        # Appointments, from a file of one row per appointment.
+        derived, appointments, appt_issues = derive_appointments(cfg, rid, _date_format(cfg))
+        derived = derived.set_axis(src.index)
+    rules = _rules(cfg, today)
+    col = _Collector(row_numbers, cfg.columns)
+    data, excluded = _prepare_rows(src, rules, col, derived)
+    return _prepared(
+        cfg,
+        path,
+        info,
+        col,
+        data,
+        len(src),
+        [excluded],
+        (appointments, appt_issues),
+        (dropped, free_text),
+    )
+
+
+def _prepared(
+    cfg: ServiceConfig,
+    path: Path,
+    info: dict,
+    col: _Collector,
+    data: pd.DataFrame | None,
+    n_read: int,
+    excluded: list[dict[str, int]],
+    appointments: tuple,
+    unread: tuple,
+) -> PreparedExtract:
+    """The row account and the issues, once every row has been prepared."""
+    totals = Counter()
+    for part in excluded:
+        totals.update(part)
+    # In the order the exclusions are checked, as one pass over the whole extract gives.
+    order = [k[0] for k in col._order if k[0] in totals]
+    excluded_all = {code: totals[code] for code in dict.fromkeys(order)}
     outside = _outside_table(info, col)
-    if appointments is not None:
-        col.issues += appt_issues
+    col.later += appointments[1]
+    issues = col.finish()
+    rows_used = n_read - sum(excluded_all.values())
     account = RowAccount(
-        rows_read=n_read, rows_used=len(data), excluded=excluded, outside_table=outside
+        rows_read=n_read, rows_used=rows_used, excluded=excluded_all, outside_table=outside
     )
     if account.rows_used == 0:
-        reason = max(excluded, key=excluded.get) if excluded else "EXC002"
+        reason = max(excluded_all, key=excluded_all.get) if excluded_all else "EXC002"
         raise ExtractError(
             "EXT010", path=str(path), count=n_read, reason=CATALOGUE[reason].title.lower()
         )
@@ -921,10 +1097,10 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     return PreparedExtract(
         data=data,
         account=account,
-        issues=col.issues,
-        dropped_identifiers=dropped,
-        free_text=free_text,
-        appointments=appointments,
+        issues=issues,
+        dropped_identifiers=unread[0],
+        free_text=unread[1],
+        appointments=appointments[0],
         source=path.name + (f" (sheet '{info['sheet']}')" if info.get("sheet") else ""),
         encoding=info["encoding"],
         delimiter=info["delimiter"],
@@ -1014,7 +1190,7 @@ def derive_appointments(
         "outside_table": _outside_table(info, col),
     }
     assert account["rows_read"] == account["rows_used"] + sum(left.values())
-    return derived, account, col.issues
+    return derived, account, col.finish()
 
 
 def _outside_table(info: dict, col: _Collector) -> dict[str, int]:
@@ -1031,7 +1207,7 @@ def _outside_table(info: dict, col: _Collector) -> dict[str, int]:
             f"below the data (line{'s' * (len(footer) != 1)} {format_rows(footer)})"
         )
     message = render("EXT014", lines=" and ".join(parts))
-    col.issues.append(
+    col.later.append(
         Issue("EXT014", None, titles + len(footer), footer[:EXAMPLE_ROWS], None, message, "warning")
     )
     log.info(message)
@@ -1091,29 +1267,20 @@ def _population_totals(cfg: ServiceConfig) -> pd.Series | None:
     return None
 
 
-def _add_deprivation(
-    out, src, cfg: ServiceConfig, imd: pd.DataFrame, col: _Collector, keep
-) -> None:
+def _add_deprivation(out, src, cfg: ServiceConfig, areas: _Areas, col: _Collector, keep) -> None:
+    imd = areas.imd
     code = src["lsoa_code"].fillna("").str.upper()
     fmt_ok = codes.lsoa_format_ok(code)
     col.add("VAL005", (~fmt_ok & code.ne("")).to_numpy() & keep, "lsoa_code", src["lsoa_code"])
     code = code.where(fmt_ok, pd.NA)
     known = code.isin(imd["lsoa_code"])
-    if cfg.lsoa_lookup is not None:
-        lookup = load_lsoa_lookup(cfg.lsoa_lookup)
-        old, new = ("lsoa11", "lsoa21") if cfg.imd_edition == 2025 else ("lsoa21", "lsoa11")
-        # The census counts residents of LSOA 2021 areas: it can only choose among those.
-        residents = _population_totals(cfg) if new == "lsoa21" else None
-        chosen, rule = split_rule(lookup, old, new, residents)
+    if areas.lookup is not None:
+        old, new, chosen = areas.lookup["old"], areas.lookup["new"], areas.lookup["chosen"]
         convertible = code.notna() & ~known & code.isin(chosen.index)
         if convertible.any():
             # Codes the lookup lists that are the same in both years need no change.
             unchanged = known & code.isin(chosen.index)
-            options = lookup[[old, new]].dropna().drop_duplicates()
-            n_options = options.groupby(old)[new].size()
-            quintile = options[new].map(imd.set_index("lsoa_code")["imd_quintile"])
-            # A split area whose new areas are in different IMD quintiles: the choice matters.
-            differs = quintile.groupby(options[old]).nunique(dropna=False).gt(1)
+            n_options, differs = areas.lookup["n_options"], areas.lookup["differs"]
             in_split = (convertible & code.map(n_options).gt(1)).to_numpy() & keep
             matters = (convertible & code.map(differs).eq(True)).to_numpy() & keep
             code = code.mask(convertible, code[convertible].map(chosen))
@@ -1123,7 +1290,7 @@ def _add_deprivation(
                 "lsoa_code",
                 split=int(in_split.sum()),
                 changed=int(matters.sum()),
-                rule=rule,
+                rule=areas.lookup["rule"],
                 unchanged=int((unchanged.to_numpy() & keep).sum()),
                 old=f"20{old[-2:]}",
                 new=f"20{new[-2:]}",
@@ -1144,13 +1311,9 @@ def _add_deprivation(
         edition=cfg.imd_edition,
         hint=hint,
     )
-    catchment = catchment_lsoas(imd, cfg.catchment_lads)["lsoa_code"]
-    if cfg.catchment_lsoa_file is not None:
-        listed = load_lsoa_list(cfg.catchment_lsoa_file)
-        catchment = catchment[catchment.isin(listed)] if cfg.catchment_lads else listed
-    inside = code.isin(catchment)
+    inside = code.isin(areas.catchment)
     col.add("VAL006", (known & ~inside).to_numpy() & keep, "lsoa_code", src["lsoa_code"])
-    by_code = imd.set_index("lsoa_code")
+    by_code = areas.by_code
     out["lsoa_code"] = code
     out["lsoa_status"] = np.select(
         [code.isna() & src["lsoa_code"].fillna("").eq(""), code.isna(), ~known, ~inside],
