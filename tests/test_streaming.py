@@ -201,3 +201,44 @@ def test_sample_copy_is_the_sample(tmp_path):
     shutil.copy(ROOT / "sample_data" / "long_covid_service_extract.csv", tmp_path / "x.csv")
     cfg = _sample_copy(tmp_path, SAMPLE_TEXT)
     assert prepare(cfg).account == prepare(load_config(SAMPLE)).account
+
+
+def test_hashing_an_extract_reads_it_a_piece_at_a_time(tmp_path):
+    """The fingerprint hashes a big extract without holding it in memory."""
+    import hashlib
+    import tracemalloc
+
+    from equity_helpers.preparation import file_digest
+
+    path = tmp_path / "big.csv"
+    piece = b"LC1,01/04/2022,38,1,A,E01900109\n" * 32_000
+    with open(path, "wb") as fh:
+        for _ in range(40):  # about 40 MB
+            fh.write(piece)
+    tracemalloc.start()
+    digest = file_digest(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert digest == hashlib.sha256(piece * 40).hexdigest()
+    assert peak < 4 * 2**20, f"hashing held {peak / 2**20:.0f} MB"
+
+
+def test_preparing_to_a_file_uses_batches_for_a_big_csv(tmp_path, monkeypatch):
+    """prepare_to_file prepares a CSV over the size limit in batches, with the same result."""
+    from equity_helpers import extract, preparation
+
+    cfg = load_config(SAMPLE)
+    whole, meta_whole = preparation.prepare_to_file(cfg, tmp_path / "whole.parquet")
+    called = []
+    real = extract.prepare_in_batches
+
+    def spy(*args, **kwargs):
+        called.append(kwargs)
+        return real(*args, **kwargs, batch_rows=1000)
+
+    monkeypatch.setattr(extract, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(preparation, "prepare_in_batches", spy)
+    batched, meta_batched = preparation.prepare_to_file(cfg, tmp_path / "batched.parquet")
+    assert called, "the big file was not prepared in batches"
+    assert meta_batched == meta_whole
+    pd.testing.assert_frame_equal(read_prepared(batched)[0], read_prepared(whole)[0])
