@@ -5,6 +5,9 @@ file that every notebook reads. Nothing is lost silently: every row read is eith
 used or excluded for a named reason, and every value that could not be used is
 counted, with row numbers and an example, in the data-quality report.
 
+A big CSV extract (:data:`STREAM_BYTES` or more) is prepared a batch of rows at a time
+(:func:`prepare_in_batches`), with the same data, row account and issues as one whole read.
+
 Example
 -------
 >>> from equity_helpers.config import load_config
