@@ -1396,7 +1396,7 @@ def _add_deprivation(out, src, cfg: ServiceConfig, areas: _Areas, col: _Collecto
 #: A CSV extract at least this big is prepared in batches of rows, never whole in memory.
 STREAM_BYTES = 64 * 2**20
 #: Rows in each batch when an extract is prepared in batches.
-BATCH_ROWS = 250_000
+BATCH_ROWS = 100_000
 _CHUNK = 1 << 24
 #: A line of nothing but spaces, after a line break (the break after it is not taken).
 _BLANK_LINE = re.compile(r"\n([^\S\n]*)(?=\n)")
