@@ -8,7 +8,6 @@ an extract that cannot be used must stop with the same message both ways.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +197,6 @@ def test_the_prepared_file_is_made_whole_or_not_at_all(tmp_path):
 
 def test_sample_copy_is_the_sample(tmp_path):
     """The helper above reads the sample's own extract as the sample does."""
-    shutil.copy(ROOT / "sample_data" / "long_covid_service_extract.csv", tmp_path / "x.csv")
     cfg = _sample_copy(tmp_path, SAMPLE_TEXT)
     assert prepare(cfg).account == prepare(load_config(SAMPLE)).account
 
