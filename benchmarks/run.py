@@ -3,6 +3,7 @@
     python benchmarks/run.py                       # the sample and 100,000 referrals
     python benchmarks/run.py --sizes 6000 --repeats 1   # a quick look
     python benchmarks/run.py --batch 20            # 20 services, locally and on a cluster
+    python benchmarks/run.py --sizes 1000000,10000000   # big extracts
 
 Each figure is the command a user types, `equity-workbook run --config ... --out ... --force`,
 into an empty folder (no step reused), timed from outside, with the machine's load average
@@ -17,7 +18,13 @@ into an empty folder (no step reused), timed from outside, with the machine's lo
   would slow everyone else on the machine.)
 - unchanged re-run: the same command without `--force` (the workbook is reused);
 - compute only: every step's `run(service)` in one plain Python process, after preparing
-  the extract (no notebooks, no HTML): the limit the workbook run could approach.
+  the extract (no notebooks, no HTML): the limit the workbook run could approach;
+- prepare only (1,000,000 referrals and more): preparing the extract in a new process.
+
+Each row gives the peak memory too: the largest max RSS of the command and of the
+processes it started (`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`).
+A size of 1,000,000 or more is run once warm (no cold run, no untimed run first); its
+extract is the generator's 1,000,000 referrals, repeated with new referral IDs.
 
 The wall time is split into its phases from the times the command prints its progress:
 preparing the extract, working out the steps and running the notebooks (one phase: the
@@ -62,6 +69,8 @@ def make_service(rows: int) -> Path:
     sample's generator (never committed), with a config pointing at it."""
     if rows == 6000:
         return SAMPLE
+    if rows > BUILD_LIMIT:
+        return make_big_service(rows)
     import generate
 
     folder = RUNS / f"n{rows}"
@@ -80,6 +89,110 @@ def make_service(rows: int) -> Path:
     return config
 
 
+#: Referrals the generator makes in one go; bigger extracts repeat it with new referral IDs.
+BUILD_LIMIT = 1_000_000
+
+
+def make_big_service(rows: int) -> Path:
+    """A config and extract of `rows` referrals (a multiple of 1,000,000), made quickly.
+
+    The generator builds 1,000,000 referrals once; a bigger extract repeats that file, each
+    copy with its own referral IDs (a prefix per copy), streamed to the CSV a copy at a time,
+    so making 10,000,000 referrals needs the memory of one copy.
+    """
+    folder = RUNS / f"n{rows}"
+    config = folder / "service.yml"
+    if config.is_file():
+        return config
+    base = make_service(BUILD_LIMIT)
+    if rows == BUILD_LIMIT:
+        return base
+    copies, extra = divmod(rows, BUILD_LIMIT)
+    if extra:
+        raise SystemExit(f"{rows:,} is not a multiple of {BUILD_LIMIT:,}")
+    folder.mkdir(parents=True, exist_ok=True)
+    data = (base.parent / "extract.csv").read_bytes()
+    header, _, body = data.partition(b"\n")
+    tmp = folder / "extract.csv.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(header + b"\n")
+        for k in range(copies):
+            fh.write(re.sub(rb"(?m)^LC", b"LC%02d-" % k, body))
+    tmp.replace(folder / "extract.csv")
+    shutil.copytree(base.parent / "reference", folder / "reference", dirs_exist_ok=True)
+    raw = yaml.safe_load(base.read_text())
+    raw["service"]["name"] = f"Benchmark service {rows:,}"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return config
+
+
+#: Runs a command and says the largest memory (max RSS, KB) of it and the processes it
+#: started: ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` in a process of its own, so
+#: each figure is one command's, not the largest so far in this process.
+PEAK_MARK = "@@peak-kb"
+PEAK = f"""
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[1:])
+print("{PEAK_MARK}", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)
+sys.exit(code)
+"""
+
+
+def peak_gb(kb: int | None) -> float | None:
+    """Kilobytes (as Linux gives max RSS) in GB."""
+    return None if kb is None else round(kb * 1024 / 1e9, 2)
+
+
+PREPARE = """
+import sys, tempfile, time
+from pathlib import Path
+from equity_helpers.config import load_config
+from equity_helpers.preparation import prepare_to_file
+cfg = load_config(sys.argv[1])
+with tempfile.TemporaryDirectory() as tmp:
+    start = time.perf_counter()
+    prepare_to_file(cfg, Path(tmp) / "prepared.parquet")
+    print("prepare_s", time.perf_counter() - start)
+"""
+
+
+def bench_prepare(config: Path) -> dict:
+    """Prepare only: the time and peak memory of preparing the extract, in a new process."""
+    load_before = load()
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK, sys.executable, "-c", PREPARE, str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    wall = time.perf_counter() - start
+    lines = dict(line.split(maxsplit=1) for line in proc.stdout.splitlines() if " " in line)
+    return {
+        "wall_s": wall,
+        "prepare_s": float(lines["prepare_s"]),
+        "peak_gb": peak_gb(int(lines[PEAK_MARK])),
+        "load_before": load_before,
+        "load_after": load(),
+    }
+
+
+def bench_big(rows: int) -> dict:
+    """A big extract: one warm `--force` run, an unchanged re-run, prepare only, compute only.
+
+    (No cold run and no untimed run first: at this size the fixed costs they show are lost
+    in the time spent on the data.)
+    """
+    config = make_service(rows)
+    figures = {"rows": rows, "prepare": bench_prepare(config)}
+    with tempfile.TemporaryDirectory(prefix="equity-bench-") as tmp:
+        figures["warm"] = [run_command(config, Path(tmp) / "warm")]
+        figures["rerun"] = run_command(config, Path(tmp) / "warm", force=False)
+    figures["compute"] = bench_compute(config)
+    return figures
+
+
 def load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -88,6 +201,7 @@ def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dic
     """Run `equity-workbook run` once; wall and CPU seconds, phases, and the load around it."""
     cmd = [str(BIN / "equity-workbook"), "run", "--config", str(config), "--out", str(out)]
     cmd += ["--force"] if force else []
+    cmd = [sys.executable, "-c", PEAK, *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = load()
     start = time.perf_counter()
@@ -97,8 +211,12 @@ def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dic
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
     )
     output = []
+    peak = None
     for line in proc.stdout:
         now = time.perf_counter() - start
+        if line.startswith(PEAK_MARK):
+            peak = int(line.split()[1])
+            continue
         output.append(line)
         if line.startswith("Read ") and "rows" in line:
             marks["prepared"] = now
@@ -117,6 +235,7 @@ def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dic
         raise SystemExit(f"the run failed ({code}):\n" + "".join(output[-30:]))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result = {"wall_s": wall, "cpu_s": cpu, "load_before": load_before, "load_after": load()}
+    result["peak_gb"] = peak_gb(peak)
     if {"prepared", "assembling"} <= set(marks):
         # The steps are worked out by the workers as the notebooks run: one phase, unless
         # the runner worked them all out first.
@@ -167,7 +286,8 @@ import json, sys, tempfile, time
 from pathlib import Path
 start = time.perf_counter()
 from equity_helpers.config import load_config
-from equity_helpers.service import open_service, prepare_to_file
+from equity_helpers.preparation import prepare_to_file
+from equity_helpers.service import open_service
 from equity_helpers.steps import STEPS
 imported = time.perf_counter()
 cfg = load_config(sys.argv[1])
@@ -190,13 +310,18 @@ def bench_compute(config: Path) -> dict:
     """Every step's run in one plain Python process: no notebooks, no HTML."""
     load_before = load()
     proc = subprocess.run(
-        [sys.executable, "-c", COMPUTE, str(config)],
+        [sys.executable, "-c", PEAK, sys.executable, "-c", COMPUTE, str(config)],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     )
-    return json.loads(proc.stdout) | {"load_before": load_before, "load_after": load()}
+    figures, peak = proc.stdout.strip().splitlines()[-2:]
+    return json.loads(figures) | {
+        "peak_gb": peak_gb(int(peak.split()[1])),
+        "load_before": load_before,
+        "load_after": load(),
+    }
 
 
 def make_batch(n: int) -> Path:
@@ -282,17 +407,28 @@ def _loads(runs: list[dict]) -> str:
     return f"{min(values):.1f}-{max(values):.1f}"
 
 
+def _peak(runs: list[dict]) -> str:
+    peaks = [r["peak_gb"] for r in runs if r.get("peak_gb") is not None]
+    return f"{max(peaks):.2f}" if peaks else "-"
+
+
 def write_readme(results: dict) -> None:
     lines = [
         "| Referrals | Run | Wall (s) | CPU (s) | Prepare (s) | Steps (s) | Notebooks (s) "
-        "| HTML (s) | Load |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| HTML (s) | Peak memory (GB) | Load |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for size in results["sizes"]:
         n = f"{size['rows']:,}"
         rows = []
         if "cold" in size:
             rows.append(("cold, `--force`", [size["cold"]]))
+        if "prepare" in size:
+            p = size["prepare"]
+            lines.append(
+                f"| {n} | prepare only | {p['wall_s']:.1f} | - | {p['prepare_s']:.1f} | - | - "
+                f"| - | {_peak([p])} | {_loads([p])} |"
+            )
         rows.append((f"warm, `--force` (median of {len(size['warm'])})", size["warm"]))
         rows.append(("unchanged re-run", [size["rerun"]]))
         for label, runs in rows:
@@ -300,12 +436,14 @@ def write_readme(results: dict) -> None:
                 f"{_median(runs, k):.1f}" if any(k in r for r in runs) else "-"
                 for k in ("wall_s", "cpu_s", "prepare_s", "work_out_s", "notebooks_s", "assemble_s")
             ]
-            lines.append(f"| {n} | {label} | " + " | ".join(cells) + f" | {_loads(runs)} |")
+            lines.append(
+                f"| {n} | {label} | " + " | ".join(cells) + f" | {_peak(runs)} | {_loads(runs)} |"
+            )
         c = size["compute"]
         lines.append(
             f"| {n} | compute only (one process) | {c['total_s']:.1f} | - | "
             f"{c['import_s'] + c['prepare_s']:.1f} | {c['steps_s']:.1f} | - | - | "
-            f"{_loads([c])} |"
+            f"{_peak([c])} | {_loads([c])} |"
         )
     table = "\n".join(lines)
     block = (
@@ -344,7 +482,10 @@ def main(argv=None) -> None:
     results = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "sizes": []}
     for rows in (int(s) for s in args.sizes.split(",")):
         print(f"Benchmarking {rows:,} referrals", flush=True)
-        results["sizes"].append(bench_size(rows, args.repeats, cold=not args.no_cold))
+        if rows >= BUILD_LIMIT:
+            results["sizes"].append(bench_big(rows))
+        else:
+            results["sizes"].append(bench_size(rows, args.repeats, cold=not args.no_cold))
         (RUNS / "results.json").write_text(json.dumps(results, indent=2))
     write_readme(results)
     print(json.dumps(results, indent=1))

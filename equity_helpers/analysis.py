@@ -89,7 +89,7 @@ def completeness(data: pd.DataFrame, rule: DisclosureRule) -> pd.DataFrame:
     rows = []
     for field in monitoring_fields(data):
         if field == "pregnancy" and "sex" in data:
-            sub = data[data["sex"].eq("2")]
+            sub = data.loc[data["sex"].eq("2"), [field]]  # one column, not a copy of all
         else:
             sub = data
         c = _classify(sub, field).value_counts()
@@ -379,8 +379,9 @@ def representation(service, dimension: str, adults_only: bool = True) -> pd.Data
         served = data.loc[data["age_group"].ne(codes.UNKNOWN_AGE), "age_group"]
         if not served.eq("0-15").any():
             pop = pop.drop("0-15", errors="ignore")
-    sub = data[data["in_catchment"]] if "in_catchment" in data else data
-    groups = sub[dimension].astype("string")
+    # The one column counted (filtering the whole table would copy every column).
+    sub = data.loc[data["in_catchment"], dimension] if "in_catchment" in data else data[dimension]
+    groups = sub.astype("string")
     counts = groups[groups.isin(pop.index)].value_counts().reindex(pop.index, fill_value=0)
     total, total_pop = counts.sum(), pop.sum()
     # Shares and ratios from the published counts, so they cannot undo the rounding.

@@ -5,6 +5,9 @@ file that every notebook reads. Nothing is lost silently: every row read is eith
 used or excluded for a named reason, and every value that could not be used is
 counted, with row numbers and an example, in the data-quality report.
 
+A big CSV extract (:data:`STREAM_BYTES` or more) is prepared a batch of rows at a time
+(:func:`prepare_in_batches`), with the same data, row account and issues as one whole read.
+
 Example
 -------
 >>> from equity_helpers.config import load_config
@@ -16,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -360,9 +364,12 @@ def footer_count(rows: list[list], width: int) -> int:
     return n
 
 
-def _ragged_rows(text: str, delimiter: str, header_idx: int) -> tuple[list[int], int, int]:
-    """Line numbers of rows whose number of values differs from the header's (error path)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def _ragged_rows(lines, delimiter: str, header_idx: int) -> tuple[list[int], int, int]:
+    """Line numbers of rows whose number of values differs from the header's (error path).
+
+    ``lines``: the text's lines, as a file opened with ``newline=""`` gives them.
+    """
+    reader = csv.reader(lines, delimiter=delimiter)
     width, bad, found = None, [], 0
     try:
         for i, row in enumerate(reader):
@@ -392,31 +399,103 @@ def _row_numbers(text: str, header_idx: int, n: int) -> np.ndarray:
     return lines[:n]
 
 
-def _cut_footer(
-    text: str, records: list, header_idx: int, width: int, delimiter: str
-) -> tuple[str, list[int]]:
-    """The text without the lines below the table, and the line numbers of those lines.
+def _footer_lines(
+    tail: str, offset: int, first_data: int, width: int, delimiter: str
+) -> tuple[int, list[int]]:
+    """How many characters at the end of the text are lines below the table, and their
+    line numbers. ``tail`` is the end of the text, from the start of a line; ``offset``
+    the number of lines above it; ``first_data`` the index of the first line of data.
 
     Only the last 500 lines are looked at, so a large file is not split into lines.
     """
-    first_data = (records[header_idx][0] + 1) if header_idx < len(records) else 1
-    if len(text) > 400_000:  # the header is far above: look at the end only
-        start = text.index("\n", len(text) - 200_000) + 1
-        tail = text[start:].split("\n")
-        offset = text.count("\n", 0, start)
-    else:
-        tail = text.split("\n")
-        offset = 0
-    skip = max(first_data - offset, len(tail) - 500, 0)
-    tail, offset = tail[skip:], offset + skip
-    cut = footer_count([_split_line(line.rstrip("\r"), delimiter) for line in tail], width)
+    lines = tail.split("\n")
+    skip = max(first_data - offset, len(lines) - 500, 0)
+    lines, offset = lines[skip:], offset + skip
+    cut = footer_count([_split_line(line.rstrip("\r"), delimiter) for line in lines], width)
     if not cut:
-        return text, []
-    gone = tail[len(tail) - cut :]
-    rows = [offset + len(tail) - cut + i + 1 for i, line in enumerate(gone) if line.strip()]
+        return 0, []
+    gone = lines[len(lines) - cut :]
+    rows = [offset + len(lines) - cut + i + 1 for i, line in enumerate(gone) if line.strip()]
     if not rows:  # only blank lines at the end
+        return 0, []
+    return sum(len(line) + 1 for line in gone), rows
+
+
+def _tail(text: str, chars: int | None = None, newlines: int = 0) -> tuple[str, int]:
+    """The end of a text to look for lines below the table in, and the lines above it.
+
+    A text of over 400,000 characters is looked at from its last 200,000 (from the next
+    line start). ``text`` may be only the end of a longer one: then ``chars`` is the whole
+    text's length and ``newlines`` its number of line breaks.
+    """
+    if (chars or len(text)) <= 400_000:
+        return text, 0
+    start = text.index("\n", len(text) - 200_000) + 1
+    tail = text[start:]
+    if chars is None:
+        return tail, text.count("\n", 0, start)
+    return tail, newlines - tail.count("\n")
+
+
+def _cut_footer(
+    text: str, records: list, header_idx: int, width: int, delimiter: str
+) -> tuple[str, list[int]]:
+    """The text without the lines below the table, and the line numbers of those lines."""
+    first_data = (records[header_idx][0] + 1) if header_idx < len(records) else 1
+    tail, offset = _tail(text)
+    removed, rows = _footer_lines(tail, offset, first_data, width, delimiter)
+    if not removed:
         return text, []
-    return text[: len(text) - sum(len(line) + 1 for line in gone)] + "\n", rows
+    return text[: len(text) - removed] + "\n", rows
+
+
+@dataclass
+class _Layout:
+    """Where the table is in a CSV text: its delimiter, header and the lines above it."""
+
+    delimiter: str
+    records: list
+    header_idx: int
+    header_reason: str
+    header: list[str]
+    titles: int
+
+    @property
+    def first_data(self) -> int:
+        """Index of the line the data starts on (after the header record)."""
+        return (self.records[self.header_idx][0] + 1) if self.header_idx < len(self.records) else 1
+
+
+def _layout(opening_text: str, expected: list[str]) -> _Layout:
+    """Find the header and delimiter from the first 200,000 characters of a CSV text."""
+    opening = opening_text.split("\n")[:31]
+    delimiter = _sniff_delimiter("\n".join(opening))
+    records = _records(opening_text, delimiter)
+    header_idx, header_reason = _find_header(records, expected)
+    if header_idx:  # a title or notes above the table: sniff again from the header down
+        delimiter = _sniff_delimiter("\n".join(opening[records[header_idx][0] :]))
+        records = _records(opening_text, delimiter)
+    header = records[header_idx][1] if header_idx < len(records) else []
+    titles = sum(1 for _, f in records[:header_idx] if any(v.strip() for v in f))
+    return _Layout(delimiter, records, header_idx, header_reason, header, titles)
+
+
+def _csv_options(layout: _Layout, on_bad_row, encoding: str | None = None) -> dict:
+    """The parser's settings: every column read as text, rows of the wrong width collected."""
+    read = pacsv.ReadOptions(block_size=1 << 24, skip_rows=layout.header_idx)
+    if encoding:
+        read.encoding = encoding
+    return dict(
+        read_options=read,
+        parse_options=pacsv.ParseOptions(
+            delimiter=layout.delimiter, newlines_in_values=True, invalid_row_handler=on_bad_row
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in layout.header},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
 def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -429,17 +508,11 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
     # Decide the encoding from the whole file: a stray byte far down must not be missed.
     text, encoding = _decode(raw)
     text = text.lstrip("\ufeff")
-    opening = text[:200_000].split("\n")[:31]
-    delimiter = _sniff_delimiter("\n".join(opening))
-    records = _records(text[:200_000], delimiter)
-    header_idx, header_reason = _find_header(records, expected)
-    if header_idx:  # a title or notes above the table: sniff again from the header down
-        delimiter = _sniff_delimiter("\n".join(opening[records[header_idx][0] :]))
-        records = _records(text[:200_000], delimiter)
-    header = records[header_idx][1] if header_idx < len(records) else []
-    titles = sum(1 for _, f in records[:header_idx] if any(v.strip() for v in f))
+    layout = _layout(text[:200_000], expected)
+    delimiter, header_idx, header_reason = layout.delimiter, layout.header_idx, layout.header_reason
+    header, titles = layout.header, layout.titles
     # Totals, run details and notes below the table are cut off before the table is parsed.
-    text, footer_rows = _cut_footer(text, records, header_idx, len(header), delimiter)
+    text, footer_rows = _cut_footer(text, layout.records, header_idx, len(header), delimiter)
     bad: list = []
 
     def on_bad_row(row):
@@ -452,22 +525,11 @@ def _read_csv(path: Path, expected: list[str]) -> tuple[pd.DataFrame, dict]:
             source = io.BytesIO(raw[3:])
         if footer_rows:
             source = io.BytesIO(text.encode("utf-8"))
-        table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(block_size=1 << 24, skip_rows=header_idx),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_bad_row
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        table = pacsv.read_csv(source, **_csv_options(layout, on_bad_row))
     except pa.ArrowInvalid as exc:
         raise ExtractError("EXT008", path=str(path), detail=str(exc).splitlines()[0]) from None
     if bad:
-        rows, width, found = _ragged_rows(text, delimiter, header_idx)
+        rows, width, found = _ragged_rows(io.StringIO(text, newline=""), delimiter, header_idx)
         if not rows:  # the parser and the line reader split the file differently
             detail = (
                 f"{len(bad)} rows have a different number of values from the header; a "
@@ -699,63 +761,99 @@ def _mask(mask) -> np.ndarray:
     return np.asarray(mask, dtype=bool)
 
 
+#: Figures in a message that count rows: added up when an extract is read in batches.
+_SUMMED = ("split", "changed", "unchanged")
+
+
 class _Collector:
-    """Collects issues with their spreadsheet row numbers."""
+    """Collects issues with their spreadsheet row numbers, over one or many batches of rows.
+
+    Each kind of issue (code and column) is counted over every batch; its example rows are
+    the first rows it was found on, and its example the first filled value. The issues come
+    out in the order the checks run, whichever batch first found each one.
+    """
 
     def __init__(self, row_numbers: np.ndarray, columns: dict[str, str]):
         self.row_numbers = row_numbers
         self.columns = columns
-        self.issues: list[Issue] = []
+        #: Issues made whole elsewhere, given after the ones collected here.
+        self.later: list[Issue] = []
+        self._found: dict[tuple, dict] = {}
+        self._order: list[tuple] = []
+        self._batch: list[tuple] = []
+
+    def batch(self, row_numbers: np.ndarray) -> None:
+        """Start the next batch of rows, with their spreadsheet row numbers."""
+        self.row_numbers = row_numbers
+        self._batch = []
+
+    def _place(self, key: tuple) -> None:
+        """Keep the checks in the order they run, even when a batch skips one."""
+        if key not in self._order:
+            after = next((k for k in reversed(self._batch) if k in self._order), None)
+            self._order.insert(0 if after is None else self._order.index(after) + 1, key)
+        self._batch.append(key)
 
     def add(self, code: str, mask, canonical: str | None, values: pd.Series | None = None, **extra):
         mask = _mask(mask)
+        key = (code, canonical, extra.get("file"))
+        self._place(key)
         n = int(mask.sum())
         if n == 0:
             return
-        rows = self.row_numbers[mask][:EXAMPLE_ROWS].tolist()
-        example = None
-        if values is not None:
+        seen = self._found.setdefault(
+            key, {"count": 0, "rows": [], "filled": None, "first": None, "extra": {}}
+        )
+        seen["count"] += n
+        if len(seen["rows"]) < EXAMPLE_ROWS:
+            seen["rows"] += self.row_numbers[mask][: EXAMPLE_ROWS - len(seen["rows"])].tolist()
+        if values is not None and seen["filled"] is None:
             picked = values[mask].fillna("")
             filled = picked[picked.ne("")]
-            example = str(filled.iloc[0] if len(filled) else picked.iloc[0])
-        column = self.columns.get(canonical, canonical) if canonical else None
-        fields = (
-            dict(
-                count=n,
-                rows=format_rows(rows, total=n),
-                example=example,
-                column=column,
-                field=canonical,
+            if len(filled):
+                seen["filled"] = str(filled.iloc[0])
+            if seen["first"] is None:
+                seen["first"] = str(picked.iloc[0])
+        for k, v in extra.items():
+            seen["extra"][k] = seen["extra"].get(k, 0) + v if k in _SUMMED else v
+
+    def count(self, code: str) -> int:
+        """Rows found so far with this code, in any column."""
+        return sum(f["count"] for k, f in self._found.items() if k[0] == code)
+
+    def finish(self) -> list[Issue]:
+        """Every issue found, each said once (and logged), then the ones made elsewhere."""
+        issues = []
+        for key in self._order:
+            if key not in self._found:
+                continue
+            code, canonical, _ = key
+            seen = self._found[key]
+            n, rows = seen["count"], seen["rows"]
+            example = seen["filled"] if seen["filled"] is not None else seen["first"]
+            column = self.columns.get(canonical, canonical) if canonical else None
+            fields = (
+                dict(
+                    count=n,
+                    rows=format_rows(rows, total=n),
+                    example=example,
+                    column=column,
+                    field=canonical,
+                )
+                | seen["extra"]
             )
-            | extra
-        )
-        message = render(code, **fields)
-        self.issues.append(Issue(code, column, n, rows, example, message, CATALOGUE[code].kind))
-        (log.info if CATALOGUE[code].kind == "exclusion" else log.warning)(message)
+            message = render(code, **fields)
+            issues.append(Issue(code, column, n, rows, example, message, CATALOGUE[code].kind))
+            (log.info if CATALOGUE[code].kind == "exclusion" else log.warning)(message)
+        return issues + self.later
 
 
-def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtract:
-    """Read, map, validate and derive the analysis columns for one service.
-
-    Raises
-    ------
-    ExtractError
-        When the extract cannot serve the analysis at all (unreadable, missing
-        required columns, repeated referral IDs, no rows left).
-    """
-    today = today or dt.date.today()
-    path = Path(cfg.extract_path)
-    raw, info = read_extract(
-        path,
-        sheet=cfg.extract_sheet,
-        header_row=cfg.extract_header_row,
-        expected_columns=list(cfg.columns.values()),
-    )
-    found = list(raw.columns)
+def _check_columns(cfg: ServiceConfig, path: Path, found: list[str]) -> None:
+    """Stop when a mapped column is named twice or not found (with the closest names)."""
     repeated = sorted({s for s in cfg.columns.values() if found.count(s) > 1})
     if repeated:
         raise ExtractError("EXT012", path=str(path), columns=", ".join(f"'{c}'" for c in repeated))
-    missing = {c: s for c, s in cfg.columns.items() if s not in raw.columns}
+    missing = {c: s for c, s in cfg.columns.items() if s not in found}
     if missing:
         import difflib
 
@@ -774,12 +872,17 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
             found=", ".join(f"'{c}'" for c in found),
             suggestion=suggestion,
         )
+
+
+def _unread_columns(cfg: ServiceConfig, found: list[str], opening) -> tuple[list, list]:
+    """The columns never read: identifiers (by name, or NHS numbers in the first 200
+    rows, ``opening``), and free text."""
     mapped_sources = set(cfg.columns.values())
     dropped = [
         c
         for c in found
         if c not in mapped_sources
-        and (IDENTIFIER_PATTERN.search(c) or holds_nhs_numbers(raw[c].iloc[:200]))
+        and (IDENTIFIER_PATTERN.search(c) or holds_nhs_numbers(opening[c].iloc[:200]))
     ]
     if dropped:
         log.warning(render("EXT009", columns=", ".join(dropped)))
@@ -788,26 +891,17 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         for c in found
         if c not in mapped_sources and c not in dropped and FREE_TEXT_PATTERN.search(c)
     ]
+    return dropped, free_text
+
+
+def _source(raw: pd.DataFrame, cfg: ServiceConfig) -> pd.DataFrame:
+    """The mapped columns under their canonical names, as text without spaces around."""
     src = pd.DataFrame({canon: raw[source] for canon, source in cfg.columns.items()})
-    src = src.astype("string").apply(lambda s: s.str.strip())
-    del raw
-    n_read = len(src)
-    row_numbers = np.asarray(info["row_numbers"])
-    col = _Collector(row_numbers, cfg.columns)
-    out = pd.DataFrame(index=src.index)
-    keep = np.ones(n_read, dtype=bool)
-    excluded: dict[str, int] = {}
+    return src.astype("string").apply(lambda s: s.str.strip())
 
-    def exclude(code, mask, canonical, values=None, **extra):
-        mask = _mask(mask) & keep
-        col.add(code, mask, canonical, values, **extra)
-        if mask.any():
-            excluded[code] = excluded.get(code, 0) + int(mask.sum())
-            keep[mask] = False
 
-    # Referral ID: blank rows are excluded; repeats stop the run.
-    rid = src["referral_id"].fillna("")
-    exclude("EXC001", rid.eq(""), "referral_id")
+def _repeated_ids(rid: pd.Series, row_numbers: np.ndarray, cfg: ServiceConfig, path: Path):
+    """Stop when a referral ID is given on more than one row (blank IDs aside)."""
     dup = rid.duplicated(keep=False) & rid.ne("")
     if dup.any():
         dup_rows = row_numbers[dup.to_numpy()]
@@ -820,8 +914,94 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
             count=int(rid[dup].nunique()),
         )
 
+
+@dataclass
+class _Areas:
+    """The reference data the area checks use, read once for all batches of rows."""
+
+    imd: pd.DataFrame
+    catchment: pd.Series
+    by_code: pd.DataFrame
+    lookup: dict | None = None
+
+
+def _areas(cfg: ServiceConfig) -> _Areas:
+    imd = load_imd(cfg.imd_path, cfg.imd_edition)
+    areas = _Areas(imd=imd, catchment=pd.Series(dtype="string"), by_code=imd.set_index("lsoa_code"))
+    if not cfg.has("lsoa_code"):
+        return areas
+    if cfg.lsoa_lookup is not None:
+        lookup = load_lsoa_lookup(cfg.lsoa_lookup)
+        old, new = ("lsoa11", "lsoa21") if cfg.imd_edition == 2025 else ("lsoa21", "lsoa11")
+        # The census counts residents of LSOA 2021 areas: it can only choose among those.
+        residents = _population_totals(cfg) if new == "lsoa21" else None
+        chosen, rule = split_rule(lookup, old, new, residents)
+        options = lookup[[old, new]].dropna().drop_duplicates()
+        n_options = options.groupby(old)[new].size()
+        quintile = options[new].map(areas.by_code["imd_quintile"])
+        # A split area whose new areas are in different IMD quintiles: the choice matters.
+        differs = quintile.groupby(options[old]).nunique(dropna=False).gt(1)
+        areas.lookup = dict(
+            old=old, new=new, chosen=chosen, rule=rule, n_options=n_options, differs=differs
+        )
+    catchment = catchment_lsoas(imd, cfg.catchment_lads)["lsoa_code"]
+    if cfg.catchment_lsoa_file is not None:
+        listed = load_lsoa_list(cfg.catchment_lsoa_file)
+        catchment = catchment[catchment.isin(listed)] if cfg.catchment_lads else listed
+    areas.catchment = catchment
+    return areas
+
+
+@dataclass
+class _Rules:
+    """What every batch of rows is checked against, decided once for the whole extract."""
+
+    cfg: ServiceConfig
+    today: dt.date
+    fmt: str | None
+    areas: _Areas
+
+
+def _date_format(cfg: ServiceConfig) -> str | None:
+    return (cfg.raw.get("extract") or {}).get("date_format")
+
+
+def _rules(cfg: ServiceConfig, today: dt.date | None) -> _Rules:
+    return _Rules(
+        cfg=cfg,
+        today=today or dt.date.today(),
+        fmt=_date_format(cfg),
+        areas=_areas(cfg),
+    )
+
+
+def _prepare_rows(
+    src: pd.DataFrame, rules: _Rules, col: _Collector, derived: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, int]]:
+    """Check, exclude and derive the analysis columns for some rows of the extract.
+
+    The same for the whole extract at once or for it batch by batch: every rule here
+    looks at one row at a time. Returns the columns for every row, which rows are used,
+    and the rows excluded, by reason.
+    """
+    cfg, today, fmt, areas = rules.cfg, rules.today, rules.fmt, rules.areas
+    n_read = len(src)
+    out = pd.DataFrame(index=src.index)
+    keep = np.ones(n_read, dtype=bool)
+    excluded: dict[str, int] = {}
+
+    def exclude(code, mask, canonical, values=None, **extra):
+        mask = _mask(mask) & keep
+        col.add(code, mask, canonical, values, **extra)
+        if mask.any():
+            excluded[code] = excluded.get(code, 0) + int(mask.sum())
+            keep[mask] = False
+
+    # Referral ID: blank rows are excluded (repeats have stopped the run already).
+    rid = src["referral_id"].fillna("")
+    exclude("EXC001", rid.eq(""), "referral_id")
+
     # Referral date: must be a date, not in the future, inside the period.
-    fmt = (cfg.raw.get("extract") or {}).get("date_format")
     ref_date = parse_dates(src["referral_date"], fmt)
     exclude("EXC002", ref_date.isna(), "referral_date", src["referral_date"].fillna(""))
     # (Compared as timestamps: when no date could be read, .dt.date holds no dates to compare.)
@@ -875,12 +1055,6 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     for fieldname in ("religion", "sexual_orientation", "marital_status"):
         if cfg.has(fieldname):
             out[fieldname] = codes.normalise_category(src[fieldname], cfg.values.get(fieldname))
-
-    # Appointments, from a file of one row per appointment.
-    derived, appointments = None, None
-    if cfg.appointments_path is not None:
-        derived, appointments, appt_issues = derive_appointments(cfg, rid, fmt)
-        derived = derived.set_axis(src.index)
 
     # Dates along the pathway.
     for fieldname in ("first_appointment_date", "discharge_date"):
@@ -948,19 +1122,85 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
         out["outcome_improvement"] = change if cfg.outcome_higher_is_better else -change
 
     # Areas and deprivation.
-    imd = load_imd(cfg.imd_path, cfg.imd_edition)
     if cfg.has("lsoa_code"):
-        _add_deprivation(out, src, cfg, imd, col, keep)
+        _add_deprivation(out, src, cfg, areas, col, keep)
 
-    data = out[keep].reset_index(drop=True)
+    return out, keep, excluded
+
+
+def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtract:
+    """Read, map, validate and derive the analysis columns for one service.
+
+    Raises
+    ------
+    ExtractError
+        When the extract cannot serve the analysis at all (unreadable, missing
+        required columns, repeated referral IDs, no rows left).
+    """
+    path = Path(cfg.extract_path)
+    raw, info = read_extract(
+        path,
+        sheet=cfg.extract_sheet,
+        header_row=cfg.extract_header_row,
+        expected_columns=list(cfg.columns.values()),
+    )
+    found = list(raw.columns)
+    _check_columns(cfg, path, found)
+    dropped, free_text = _unread_columns(cfg, found, raw)
+    src = _source(raw, cfg)
+    del raw
+    row_numbers = np.asarray(info["row_numbers"])
+    rid = src["referral_id"].fillna("")
+    _repeated_ids(rid, row_numbers, cfg, path)
+    derived, appointments, appt_issues = None, None, []
+    if cfg.appointments_path is not None:
+        # Appointments, from a file of one row per appointment.
+        derived, appointments, appt_issues = derive_appointments(cfg, rid, _date_format(cfg))
+        derived = derived.set_axis(src.index)
+    rules = _rules(cfg, today)
+    col = _Collector(row_numbers, cfg.columns)
+    data, keep, excluded = _prepare_rows(src, rules, col, derived)
+    data = data[keep].reset_index(drop=True)
+    return _prepared(
+        cfg,
+        path,
+        info,
+        col,
+        data,
+        len(src),
+        [excluded],
+        (appointments, appt_issues),
+        (dropped, free_text),
+    )
+
+
+def _prepared(
+    cfg: ServiceConfig,
+    path: Path,
+    info: dict,
+    col: _Collector,
+    data: pd.DataFrame | None,
+    n_read: int,
+    excluded: list[dict[str, int]],
+    appointments: tuple,
+    unread: tuple,
+) -> PreparedExtract:
+    """The row account and the issues, once every row has been prepared."""
+    totals = Counter()
+    for part in excluded:
+        totals.update(part)
+    # In the order the exclusions are checked, as one pass over the whole extract gives.
+    order = [k[0] for k in col._order if k[0] in totals]
+    excluded_all = {code: totals[code] for code in dict.fromkeys(order)}
     outside = _outside_table(info, col)
-    if appointments is not None:
-        col.issues += appt_issues
+    col.later += appointments[1]
+    issues = col.finish()
+    rows_used = n_read - sum(excluded_all.values())
     account = RowAccount(
-        rows_read=n_read, rows_used=len(data), excluded=excluded, outside_table=outside
+        rows_read=n_read, rows_used=rows_used, excluded=excluded_all, outside_table=outside
     )
     if account.rows_used == 0:
-        reason = max(excluded, key=excluded.get) if excluded else "EXC002"
+        reason = max(excluded_all, key=excluded_all.get) if excluded_all else "EXC002"
         raise ExtractError(
             "EXT010", path=str(path), count=n_read, reason=CATALOGUE[reason].title.lower()
         )
@@ -968,10 +1208,10 @@ def prepare(cfg: ServiceConfig, *, today: dt.date | None = None) -> PreparedExtr
     return PreparedExtract(
         data=data,
         account=account,
-        issues=col.issues,
-        dropped_identifiers=dropped,
-        free_text=free_text,
-        appointments=appointments,
+        issues=issues,
+        dropped_identifiers=unread[0],
+        free_text=unread[1],
+        appointments=appointments[0],
         source=path.name + (f" (sheet '{info['sheet']}')" if info.get("sheet") else ""),
         encoding=info["encoding"],
         delimiter=info["delimiter"],
@@ -1061,7 +1301,7 @@ def derive_appointments(
         "outside_table": _outside_table(info, col),
     }
     assert account["rows_read"] == account["rows_used"] + sum(left.values())
-    return derived, account, col.issues
+    return derived, account, col.finish()
 
 
 def _outside_table(info: dict, col: _Collector) -> dict[str, int]:
@@ -1078,7 +1318,7 @@ def _outside_table(info: dict, col: _Collector) -> dict[str, int]:
             f"below the data (line{'s' * (len(footer) != 1)} {format_rows(footer)})"
         )
     message = render("EXT014", lines=" and ".join(parts))
-    col.issues.append(
+    col.later.append(
         Issue("EXT014", None, titles + len(footer), footer[:EXAMPLE_ROWS], None, message, "warning")
     )
     log.info(message)
@@ -1138,29 +1378,20 @@ def _population_totals(cfg: ServiceConfig) -> pd.Series | None:
     return None
 
 
-def _add_deprivation(
-    out, src, cfg: ServiceConfig, imd: pd.DataFrame, col: _Collector, keep
-) -> None:
+def _add_deprivation(out, src, cfg: ServiceConfig, areas: _Areas, col: _Collector, keep) -> None:
+    imd = areas.imd
     code = src["lsoa_code"].fillna("").str.upper()
     fmt_ok = codes.lsoa_format_ok(code)
     col.add("VAL005", (~fmt_ok & code.ne("")).to_numpy() & keep, "lsoa_code", src["lsoa_code"])
     code = code.where(fmt_ok, pd.NA)
     known = code.isin(imd["lsoa_code"])
-    if cfg.lsoa_lookup is not None:
-        lookup = load_lsoa_lookup(cfg.lsoa_lookup)
-        old, new = ("lsoa11", "lsoa21") if cfg.imd_edition == 2025 else ("lsoa21", "lsoa11")
-        # The census counts residents of LSOA 2021 areas: it can only choose among those.
-        residents = _population_totals(cfg) if new == "lsoa21" else None
-        chosen, rule = split_rule(lookup, old, new, residents)
+    if areas.lookup is not None:
+        old, new, chosen = areas.lookup["old"], areas.lookup["new"], areas.lookup["chosen"]
         convertible = code.notna() & ~known & code.isin(chosen.index)
         if convertible.any():
             # Codes the lookup lists that are the same in both years need no change.
             unchanged = known & code.isin(chosen.index)
-            options = lookup[[old, new]].dropna().drop_duplicates()
-            n_options = options.groupby(old)[new].size()
-            quintile = options[new].map(imd.set_index("lsoa_code")["imd_quintile"])
-            # A split area whose new areas are in different IMD quintiles: the choice matters.
-            differs = quintile.groupby(options[old]).nunique(dropna=False).gt(1)
+            n_options, differs = areas.lookup["n_options"], areas.lookup["differs"]
             in_split = (convertible & code.map(n_options).gt(1)).to_numpy() & keep
             matters = (convertible & code.map(differs).eq(True)).to_numpy() & keep
             code = code.mask(convertible, code[convertible].map(chosen))
@@ -1170,7 +1401,7 @@ def _add_deprivation(
                 "lsoa_code",
                 split=int(in_split.sum()),
                 changed=int(matters.sum()),
-                rule=rule,
+                rule=areas.lookup["rule"],
                 unchanged=int((unchanged.to_numpy() & keep).sum()),
                 old=f"20{old[-2:]}",
                 new=f"20{new[-2:]}",
@@ -1191,13 +1422,9 @@ def _add_deprivation(
         edition=cfg.imd_edition,
         hint=hint,
     )
-    catchment = catchment_lsoas(imd, cfg.catchment_lads)["lsoa_code"]
-    if cfg.catchment_lsoa_file is not None:
-        listed = load_lsoa_list(cfg.catchment_lsoa_file)
-        catchment = catchment[catchment.isin(listed)] if cfg.catchment_lads else listed
-    inside = code.isin(catchment)
+    inside = code.isin(areas.catchment)
     col.add("VAL006", (known & ~inside).to_numpy() & keep, "lsoa_code", src["lsoa_code"])
-    by_code = imd.set_index("lsoa_code")
+    by_code = areas.by_code
     out["lsoa_code"] = code
     out["lsoa_status"] = np.select(
         [code.isna() & src["lsoa_code"].fillna("").eq(""), code.isna(), ~known, ~inside],
@@ -1209,6 +1436,450 @@ def _add_deprivation(
     out["imd_quintile"] = code.map(by_code["imd_quintile"]).astype("Int64")
     out["core20"] = out["imd_decile"].le(2).astype("boolean")
     out["lad_code"] = code.map(by_code["lad_code"])
+
+
+# --------------------------------------------------------------------------- big extracts
+
+#: A CSV extract at least this big is prepared in batches of rows, never whole in memory.
+STREAM_BYTES = 64 * 2**20
+#: Rows in each batch when an extract is prepared in batches.
+BATCH_ROWS = 100_000
+_CHUNK = 1 << 24
+#: A line of nothing but spaces, after a line break (the break after it is not taken).
+_BLANK_LINE = re.compile(r"\n([^\S\n]*)(?=\n)")
+
+
+@dataclass
+class _Scan:
+    """What one pass over a CSV file's text finds, keeping only its ends in memory."""
+
+    encoding: str
+    size: int
+    head: str
+    tail: str
+    chars: int
+    newlines: int
+    #: Lines of nothing but spaces: (line number, whether the line is empty or a lone "\r").
+    blanks: list[tuple[int, bool]]
+
+
+def _scan_as(path: Path, encoding: str) -> _Scan | None:
+    """Decode the whole file in pieces; None when it is not in this encoding."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    head, tail, chars, newlines, blanks = "", "", 0, 0, []
+    carry, line, started = "\n", 1, False
+    with open(path, "rb") as fh:
+        while True:
+            raw = fh.read(_CHUNK)
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError:
+                return None
+            if not started:
+                text = text.lstrip("\ufeff")
+                started = bool(text)
+            chars += len(text)
+            newlines += text.count("\n")
+            if len(head) < 200_000:
+                head += text[: 200_000 - len(head)]
+            tail = (tail + text)[-400_000:]
+            buf = carry + text
+            cut = buf.rfind("\n")
+            for m in _BLANK_LINE.finditer(buf, 0, cut + 1):
+                number = line + buf.count("\n", 0, m.start())
+                blanks.append((number, number >= 2 and m.group(1) in ("", "\r")))
+            line += buf.count("\n", 0, cut)
+            carry = buf[cut:]
+            if not raw:
+                break
+    if not carry[1:].strip():  # the text after the last line break: blank too
+        blanks.append((line, False))
+    return _Scan(encoding, path.stat().st_size, head, tail, chars, newlines, blanks)
+
+
+def _scan(path: Path) -> _Scan:
+    """The encoding (decided from the whole file, as for a small one) and the text's ends."""
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(4)
+            fh.seek(0)
+            filled = False
+            while not filled and (piece := fh.read(_CHUNK)):
+                filled = bool(piece.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"))
+        if not filled:
+            raise ExtractError("EXT001", path=str(path))
+        tries = ["utf-8-sig", "cp1252", "latin-1"]
+        if start.startswith((b"\xff\xfe", b"\xfe\xff")):
+            tries.insert(0, "utf-16")
+        for encoding in tries:
+            scan = _scan_as(path, encoding)
+            if scan is not None:
+                return scan
+    except OSError as exc:  # no permission to read it, or a disk error
+        raise ExtractError("EXT008", path=str(path), detail=exc.strerror or str(exc)) from None
+    raise AssertionError("latin-1 reads any bytes")  # pragma: no cover
+
+
+class _Range(io.RawIOBase):
+    """Part of a file, from one byte to another, read as a file of its own."""
+
+    def __init__(self, path: Path, start: int, stop: int):
+        self._fh = open(path, "rb")  # noqa: SIM115 (closed with this object)
+        self._fh.seek(start)
+        self._left = stop - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self._fh.readinto(memoryview(b)[: max(min(len(b), self._left), 0)])
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+class _RowNumbers:
+    """Spreadsheet row numbers of the data rows, as :func:`_row_numbers` gives them for the
+    whole text, for any rows, from the blank lines a scan of the file found.
+
+    ``last_line``: the number of line breaks in the text the table is read from; ``cut``:
+    whether lines below the table were cut off (the text then ends with a line break).
+    """
+
+    def __init__(self, first: int, blanks: list, last_line: int, cut: bool):
+        self.first = first
+        limit = last_line if cut else last_line + 1
+        kept = {n for n, _ in blanks if n <= limit} | ({last_line + 1} if cut else set())
+        # Blank lines are skipped only when the text has an empty line between two others.
+        self.skips = any(flag for n, flag in blanks if n <= last_line)
+        lines = np.array(sorted(n for n in kept if n >= first), dtype=np.int64)
+        #: How many lines are not blank from the first data line on.
+        self.available = (last_line + 1 - first + 1) - len(lines)
+        self._c = lines - np.arange(len(lines)) - first
+
+    def at(self, i: np.ndarray) -> np.ndarray:
+        if not self.skips:
+            return self.first + i
+        return self.first + i + np.searchsorted(self._c, i, side="right")
+
+    def __call__(self, start: int, n: int) -> np.ndarray:
+        return self.at(np.arange(start, start + n))
+
+    def settle(self, total: int) -> bool:
+        """Count rows one line each when the text has fewer lines than rows, as a whole
+        read does; True when that changes the numbers given so far."""
+        if self.skips and self.available < total:
+            self.skips = False
+            return True
+        return False
+
+
+class _CsvStream:
+    """A CSV extract read in batches of rows, each column as text."""
+
+    def __init__(self, path: Path, scan: _Scan, layout: _Layout, stop: int):
+        self.path, self.scan, self.layout, self.stop = path, scan, layout, stop
+        self.bad: list = []
+        utf8 = scan.encoding == "utf-8-sig"
+        start = 0
+        if utf8:
+            with open(path, "rb") as fh:
+                start = 3 if fh.read(3) == b"\xef\xbb\xbf" else 0
+        self._source = io.BufferedReader(_Range(path, start, stop), _CHUNK)
+        try:
+            self._reader = pacsv.open_csv(
+                self._source,
+                **_csv_options(layout, self._on_bad_row, None if utf8 else scan.encoding),
+            )
+        except pa.ArrowInvalid as exc:
+            raise ExtractError("EXT008", path=str(path), detail=str(exc).splitlines()[0]) from None
+        except StopIteration:  # nothing under the header
+            self._reader = None
+        names = self._reader.schema.names if self._reader is not None else layout.header
+        self.names = [str(c).strip().lstrip("\ufeff") for c in names]
+
+    def _on_bad_row(self, row):
+        self.bad.append(row)
+        return "skip"
+
+    def batches(self, rows: int):
+        """Tables of ``rows`` rows, in the file's order."""
+        pending, have, want = [], 0, rows
+        try:
+            while self._reader is not None:
+                try:
+                    batch = self._reader.read_next_batch()
+                except StopIteration:
+                    break
+                pending.append(batch)
+                have += batch.num_rows
+                while have >= want:
+                    table = pa.Table.from_batches(pending)
+                    yield table.slice(0, want)
+                    rest = table.slice(want)
+                    pending, have, want = rest.to_batches(), rest.num_rows, rows
+        except pa.ArrowInvalid as exc:
+            raise ExtractError(
+                "EXT008", path=str(self.path), detail=str(exc).splitlines()[0]
+            ) from None
+        finally:
+            self._source.close()
+        if have:
+            yield pa.Table.from_batches(pending)
+        self._check_widths()
+
+    def _check_widths(self) -> None:
+        """Stop, naming the rows, when rows have a different number of values from the header."""
+        if not self.bad:
+            return
+        enc = self.scan.encoding
+        with io.TextIOWrapper(
+            io.BufferedReader(_Range(self.path, 0, self.stop)), encoding=enc, newline=""
+        ) as text:
+            lines = (line.lstrip("\ufeff") if i == 0 else line for i, line in enumerate(text))
+            rows, width, found = _ragged_rows(lines, self.layout.delimiter, self.layout.header_idx)
+        if not rows:  # the parser and the line reader split the file differently
+            detail = (
+                f"{len(self.bad)} rows have a different number of values from the header; a "
+                "quote mark or line break inside a value may have split or joined rows"
+            )
+            raise ExtractError("EXT008", path=str(self.path), detail=detail)
+        raise ExtractError(
+            "EXT013",
+            path=str(self.path),
+            rows=rows[:EXAMPLE_ROWS],
+            rows_total=len(rows),
+            count=len(self.bad),
+            width=width,
+            found=found,
+        )
+
+
+def _open_stream(path: Path, expected: list[str]) -> tuple[_Scan, _Layout, dict, int]:
+    """Scan a CSV extract and find its table: the facts a whole read gives, and the byte
+    the table ends at (lines below it cut off)."""
+    scan = _scan(path)
+    layout = _layout(scan.head, expected)
+    tail, offset = _tail(scan.tail, scan.chars, scan.newlines)
+    removed, footer_rows = _footer_lines(
+        tail, offset, layout.first_data, len(layout.header), layout.delimiter
+    )
+    stop, last_line = scan.size, scan.newlines
+    if removed:
+        gone = scan.tail[len(scan.tail) - removed + 1 :]  # from the line break kept
+        codec = {"utf-8-sig": "utf-8", "utf-16": "utf-16-le"}.get(scan.encoding, scan.encoding)
+        if scan.encoding == "utf-16":
+            with open(path, "rb") as fh:
+                codec = "utf-16-be" if fh.read(2) == b"\xfe\xff" else "utf-16-le"
+        stop -= len(gone.encode(codec))
+        last_line = scan.newlines - gone.count("\n")
+    if scan.encoding != "utf-8-sig":
+        log.warning(render("EXT011", path=path, encoding=scan.encoding))
+    info = {
+        "encoding": scan.encoding,
+        "delimiter": layout.delimiter,
+        "titles": layout.titles,
+        "footer_rows": footer_rows,
+    }
+    if layout.header_reason:
+        info["header_reason"] = layout.header_reason
+    info["_row_numbers"] = _RowNumbers(
+        layout.header_idx + 2, scan.blanks, last_line, cut=bool(removed)
+    )
+    return scan, layout, info, stop
+
+
+def streams(cfg: ServiceConfig, batch_rows: int | None = None) -> bool:
+    """Whether the extract is prepared in batches: a big CSV file, or when asked to."""
+    path = Path(cfg.extract_path)
+    if path.suffix.lower() not in (".csv", ".txt", ".tsv") or not path.is_file():
+        return False
+    return batch_rows is not None or path.stat().st_size >= STREAM_BYTES
+
+
+def _pandas(table: pa.Table, names: list[str], wanted) -> pd.DataFrame:
+    """Some columns of a batch, by name, as a whole read gives them."""
+    return pd.DataFrame({name: table.column(names.index(name)).to_pandas() for name in wanted})
+
+
+def _repeated_ids_in(ids: list, hashes: list, rows: _RowNumbers, cfg, path: Path) -> None:
+    """:func:`_repeated_ids` for an extract read in batches: by hash, then by value."""
+    if not hashes:
+        return
+    h = np.concatenate(hashes)
+    order = np.sort(h[h != 0])
+    twice = order[1:][order[1:] == order[:-1]]
+    if not len(twice):
+        return
+    where = np.flatnonzero(np.isin(h, twice))
+    rid = pd.Series(pa.chunked_array(ids).take(pa.array(where)).to_pandas(), dtype="string")
+    _repeated_ids(rid, rows.at(where), cfg, path)
+
+
+def _id_hashes(rid: pd.Series) -> np.ndarray:
+    """A hash of each referral ID; 0 for a blank one, and never for a filled one."""
+    h = pd.util.hash_array(rid.to_numpy(dtype=object), categorize=False)
+    filled = (rid != "").to_numpy(dtype=bool)
+    h[filled & (h == 0)] = 1
+    h[~filled] = 0
+    return h
+
+
+def prepare_in_batches(
+    cfg: ServiceConfig,
+    out: str | Path,
+    *,
+    today: dt.date | None = None,
+    batch_rows: int | None = None,
+    extra: dict | None = None,
+    _plain_rows: bool = False,
+) -> Path:
+    """:func:`prepare` for a big CSV extract, writing the prepared file as it goes.
+
+    The extract is read a batch of rows at a time and each batch prepared by the same
+    rules, so memory is bounded by the batch, not the file. Everything that needs the
+    whole extract is decided once for all of it: the encoding (from every byte), the
+    header and the lines above and below the table, the spreadsheet row numbers, the row
+    account, repeated referral IDs, and each issue's count, example rows and example.
+    The prepared data, account and issues are those :func:`prepare` gives.
+    """
+    import os
+
+    import pyarrow.parquet as pq
+
+    rows_per_batch = batch_rows or BATCH_ROWS
+    path = Path(cfg.extract_path)
+    problem = file_problem(path, "extract.path", ExtractError)
+    if problem is not None:
+        raise problem
+    expected = list(cfg.columns.values())
+    scan, layout, info, stop = _open_stream(path, expected)
+    rownums: _RowNumbers = info.pop("_row_numbers")
+    if _plain_rows:
+        rownums.skips = False
+    stream = _CsvStream(path, scan, layout, stop)
+    found = stream.names
+    if len(found) == 1 and (len(expected) > 1 or any(d in found[0] for d in _DELIMITERS)):
+        single = found[0] not in expected
+    else:
+        single = False
+    try:
+        _check_columns(cfg, path, found)
+        column_problem = None
+    except ExtractError as exc:
+        column_problem = exc
+
+    def read_only(columns=()) -> tuple[int, list]:
+        n, kept = 0, []
+        for table in stream.batches(rows_per_batch):
+            n += table.num_rows
+            if columns:
+                kept.append(_pandas(table, found, columns))
+        return n, kept
+
+    if single or column_problem is not None:
+        n, _ = read_only()  # a broken file is said first, as when it is read whole
+        if single:
+            raise ExtractError("EXT005", path=str(path), header=str(found[0])[:80])
+        if n == 0:
+            raise ExtractError("EXT002", path=str(path))
+        raise column_problem
+
+    derived, appointments, appt_issues = None, None, []
+    rid_source = cfg.columns["referral_id"]
+    if cfg.appointments_path is not None:
+        # Every referral ID is needed before the first batch: read that column first.
+        n, parts = read_only([rid_source])
+        if n == 0:
+            raise ExtractError("EXT002", path=str(path))
+        rid = pd.concat([p[rid_source] for p in parts], ignore_index=True)
+        rid = rid.astype("string").str.strip().fillna("")
+        rownums.settle(n)
+        _repeated_ids(rid, rownums(0, n), cfg, path)
+        derived, appointments, appt_issues = derive_appointments(cfg, rid, _date_format(cfg))
+        del rid, parts
+        stream = _CsvStream(path, scan, layout, stop)
+
+    rules = _rules(cfg, today)
+    col = _Collector(np.array([], dtype=np.int64), cfg.columns)
+    n_read, excluded, ids, hashes = 0, [], [], []
+    others = [c for c in found if c not in set(expected)]
+    opening, seen = [], 0
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    writer, schema = None, None
+    try:
+        for table in stream.batches(rows_per_batch):
+            n = table.num_rows
+            if stream.bad:  # the file is broken: read on only to name every broken row
+                n_read += n
+                continue
+            if seen < 200:  # identifiers are looked for in the first 200 rows
+                opening.append(_pandas(table.slice(0, 200 - seen), found, others))
+                seen += min(n, 200 - seen)
+            src = _source(_pandas(table, found, expected), cfg)
+            ids.append(pa.array(src["referral_id"].fillna(""), type=pa.large_string()))
+            hashes.append(_id_hashes(src["referral_id"].fillna("")))
+            col.batch(rownums(n_read, n))
+            part = None
+            if derived is not None:
+                part = derived.iloc[n_read : n_read + n].set_axis(src.index)
+            data, keep, excl = _prepare_rows(src, rules, col, part)
+            excluded.append(excl)
+            n_read += n
+            # The rows used, chosen by the parser's filter (much faster than pandas' on text).
+            arrow = pa.Table.from_pandas(data, preserve_index=False).filter(pa.array(keep))
+            del data, src
+            if writer is None:
+                schema = wide = arrow.schema
+                writer = pq.ParquetWriter(tmp, schema)
+            elif not arrow.schema.equals(schema):
+                # A column's type can depend on its values (whole days are whole numbers
+                # until a day is missing): the file takes the widest, as a whole read does.
+                wide = pa.unify_schemas([wide, arrow.schema], promote_options="permissive")
+                arrow = arrow.cast(schema)
+            writer.write_table(arrow)
+        if n_read == 0:
+            raise ExtractError("EXT002", path=str(path))
+        if rownums.settle(n_read):
+            # Row numbers must be counted as a whole read counts them: read again.
+            writer.close()
+            writer = None
+            return prepare_in_batches(
+                cfg, out, today=today, batch_rows=batch_rows, extra=extra, _plain_rows=True
+            )
+        _repeated_ids_in(ids, hashes, rownums, cfg, path)
+        unread = _unread_columns(cfg, found, pd.concat(opening, ignore_index=True))
+        prepared = _prepared(
+            cfg, path, info, col, None, n_read, excluded, (appointments, appt_issues), unread
+        )
+        meta = {"equity_helpers": json.dumps(prepared.metadata() | (extra or {}))}
+        if wide.equals(schema):
+            writer.add_key_value_metadata(meta)
+            writer.close()
+            writer = None
+        else:  # write the batches again with the wider types
+            writer.close()
+            writer = None
+            narrow, tmp = tmp, tmp.with_name(tmp.name + ".wide")
+            try:
+                source = pq.ParquetFile(narrow)
+                with pq.ParquetWriter(tmp, wide) as wider:
+                    for i in range(source.num_row_groups):
+                        wider.write_table(source.read_row_group(i).cast(wide))
+                    wider.add_key_value_metadata(meta)
+            finally:
+                narrow.unlink(missing_ok=True)
+        tmp.replace(out)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return out
 
 
 # --------------------------------------------------------------------------- prepared file
@@ -1241,11 +1912,9 @@ def read_prepared(path: str | Path, columns: list[str] | None = None) -> tuple[p
 
     path = Path(path)
     schema = pq.read_schema(path)
-    meta = (
-        json.loads(schema.metadata[b"equity_helpers"])
-        if b"equity_helpers" in schema.metadata
-        else {}
-    )
+    # The file's own key-value metadata: a file written in batches adds it at the end.
+    stored = pq.read_metadata(path).metadata or {}
+    meta = json.loads(stored[b"equity_helpers"]) if b"equity_helpers" in stored else {}
     if columns is not None:
         columns = [c for c in columns if c in schema.names]
     return pd.read_parquet(path, columns=columns), meta

@@ -194,7 +194,9 @@ def protect_labels(service) -> None:
     """
     if service.__dict__.get("_labels_protected"):
         return
-    data = service.data.copy()
+    # A shallow copy: only the merged columns are new (copy-on-write keeps the rest shared),
+    # so a big extract's table is not held twice.
+    data = service.data.copy(deep=False)
     for name in CATEGORY_FIELDS:
         if name in data:
             data[name] = merge_small_groups(data[name], service.rule)

@@ -44,7 +44,7 @@ def core20(service) -> dict:
     if not service.has_population("imd_decile"):
         out["why_not"] = NO_POP
         return out
-    inside = data[data["in_catchment"]]
+    inside = data.loc[data["in_catchment"], ["core20"]]  # one column, not a copy of all
     x, n = int(inside["core20"].sum()), len(inside)
     pop = analysis.population_by(service, "imd_decile")
     px, pn = float(pop.reindex(["1", "2"]).fillna(0).sum()), float(pop.sum())

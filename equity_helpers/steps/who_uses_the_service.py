@@ -116,7 +116,8 @@ def expected_by_area(service) -> pd.DataFrame | None:
         var_name="age_band",
         value_name="population",
     ).fillna({"population": 0})
-    inside = data[data["in_catchment"].fillna(False).astype(bool)]
+    # Only the two columns counted: filtering the whole table would copy every column.
+    inside = data.loc[data["in_catchment"].fillna(False).astype(bool), ["lsoa_code", "age_group"]]
     inside = inside[inside["age_group"].astype("string").isin(CENSUS_AGE_GROUPS)]
     observed = (
         pd.DataFrame(

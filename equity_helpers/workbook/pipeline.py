@@ -19,7 +19,7 @@ from ..config import ServiceConfig, load_config, resolve_path
 from ..errors import PlaybookError, WorkbookError
 from ..notebooks import NOTEBOOK_DIR
 from ..pdf import print_pdf
-from ..service import input_fingerprint, prepare_to_file
+from ..preparation import input_fingerprint, prepare_to_file
 from .cache import _code_hash, _package_hash
 from .execute import _SigintIgnored, run_steps
 from .folders import (
