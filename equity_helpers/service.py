@@ -17,15 +17,7 @@ import pandas as pd
 
 from .config import ServiceConfig, load_config, resolve_path
 from .extract import read_prepared
-
-# Preparing the extract lives in its own module (the runner uses it too); these names
-# stay importable from here.
-from .preparation import (  # noqa: F401
-    file_digest,
-    input_fingerprint,
-    prepare_to_file,
-    private_cache_folder,
-)
+from .preparation import prepare_to_file
 from .privacy import DisclosureRule, export_table
 from .reference import (
     catchment_lsoas,

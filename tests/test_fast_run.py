@@ -19,7 +19,7 @@ import pytest
 from equity_helpers import open_service
 from equity_helpers.config import load_config
 from equity_helpers.notebooks import read_glued, to_notebook
-from equity_helpers.service import prepare_to_file
+from equity_helpers.preparation import prepare_to_file
 from equity_helpers.steps import STEPS, data_completeness
 from equity_helpers.steps import base as steps_base
 from equity_helpers.workbook import run_many, run_workbook

@@ -17,7 +17,7 @@ import yaml
 from equity_helpers import open_service
 from equity_helpers.cli import main
 from equity_helpers.config import load_config
-from equity_helpers.service import prepare_to_file
+from equity_helpers.preparation import prepare_to_file
 from equity_helpers.steps import data_completeness
 from equity_helpers.workbook.pages import _front_page
 

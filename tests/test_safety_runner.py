@@ -22,7 +22,7 @@ import yaml
 
 from equity_helpers.config import load_config
 from equity_helpers.errors import WorkbookError
-from equity_helpers.service import input_fingerprint, prepare_to_file
+from equity_helpers.preparation import input_fingerprint, prepare_to_file
 from equity_helpers.workbook import run_many, run_workbook, slugify
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..notebooks import NOTEBOOK_DIR, NotebookInfo
-from ..service import file_digest
+from ..preparation import file_digest
 from .folders import _read_json
 from .paths import ROOT
 
