@@ -35,13 +35,28 @@ class Service:
     """A service ready for analysis."""
 
     cfg: ServiceConfig
-    data: pd.DataFrame
     meta: dict
     prepared_path: Path
     output_dir: Path | None = None
     _exports: list = field(default_factory=list)
     #: The steps this service object worked out itself (not handed over by the runner).
     computed_steps: list = field(default_factory=list)
+    _data: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The prepared rows, read from the prepared file when first asked for.
+
+        A notebook handed its step's results by the workbook runner never asks, so its
+        kernel does not hold a copy of a big extract.
+        """
+        if self._data is None:
+            self._data, _ = read_prepared(self.prepared_path)
+        return self._data
+
+    @data.setter
+    def data(self, value: pd.DataFrame) -> None:
+        self._data = value
 
     @property
     def rule(self) -> DisclosureRule:
@@ -135,13 +150,11 @@ def open_service(
     cfg = load_config(resolve_path(config_path))
     if prepared_path:
         path = Path(prepared_path)
-        data, meta = read_prepared(path)
     else:
-        path, meta = prepare_to_file(cfg)
-        data, meta = read_prepared(path)
+        path, _ = prepare_to_file(cfg)
+    _, meta = read_prepared(path, columns=[])  # the rows are read when first needed
     service = Service(
         cfg=cfg,
-        data=data,
         meta=meta,
         prepared_path=path,
         output_dir=Path(output_dir) if output_dir else None,

@@ -58,8 +58,15 @@ def test_each_step_is_worked_out_once_and_written_to_its_own_file(worked_out):
     for job in todo:
         service = open_service(str(SAMPLE_CFG), str(prepared), "", job.results)
         STEPS[job.name].run(service)
-        # The notebook's service takes its step from the file and works nothing out.
+        # The notebook's service takes its step from the file and works nothing out...
         assert service.computed_steps == [], job.name
+        # ...and never reads the extract's rows (a big extract is not held in every kernel).
+        assert service._data is None, job.name
+    # A service given no results reads the rows when a step needs them.
+    service = open_service(str(SAMPLE_CFG), str(prepared))
+    assert service._data is None
+    STEPS["data-completeness"].run(service)
+    assert len(service.data) == service.account["rows_used"]
 
 
 def test_a_step_that_builds_on_others_is_planned_after_them(worked_out):

@@ -56,7 +56,7 @@ ON_PAGES: dict[str, list[tuple[str, str]]] = {
     "dna_overall_pct": [
         (
             GAPS,
-            r"Across the (?:service|groups shown \(hidden groups left out\)), "
+            r"Across the (?:service|groups shown \(hidden groups left out\)) ?, "
             rf"(?P<v>{NUM}) ?% of offered appointments were missed",
         ),
     ],

@@ -113,6 +113,10 @@ def still_alive_after(pids, seconds: float) -> dict[int, str]:
     return {p: pids[p] for p in alive(pids)}
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_slow_run(tmp_path: Path, slow_notebooks: Path, out: Path, config=SAMPLE_CFG):
     """Start `equity-workbook run` as a terminal starts a job, and wait until a step runs.
 
@@ -142,6 +146,9 @@ def start_slow_run(tmp_path: Path, slow_notebooks: Path, out: Path, config=SAMPL
         cwd=ROOT,
         env=env,
         start_new_session=True,  # its own process group, as a shell gives a job
+        # A terminal's job answers Ctrl-C, even when this test run was started in the
+        # background (where a shell starts programs with Ctrl-C ignored).
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:

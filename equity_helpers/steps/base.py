@@ -262,10 +262,10 @@ def cached(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def run(service) -> StepResult:
-        protect_labels(service)
         cache = service.__dict__.setdefault("_step_results", {})
         key = step.__module__
-        if key not in cache:
+        if key not in cache:  # results handed over need no rows: none are read
+            protect_labels(service)
             cache[key] = seal(step(service), service.rule)
             service.__dict__.setdefault("computed_steps", []).append(key.rsplit(".", 1)[-1])
         return cache[key]
