@@ -16,13 +16,19 @@ help:
 	@echo "make bench      run the benchmarks (not part of make test)"
 	@echo "make links      check the book's external links (needs internet; never blocks)"
 
+# Matplotlib lists the computer's fonts the first time it is used: setting up does it once.
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -c "import matplotlib.font_manager"
 	@touch $(STAMP)
 
+# pip compiles the packages it installs, but not this one (it is installed in place, and
+# changes with every update): every setup compiles whatever has changed in it (a tenth of a
+# second when nothing has), so a workbook run finds it compiled.
 setup: $(STAMP)
+	@$(BIN)/python -m compileall -q equity_helpers
 
 workbook: setup
 	$(BIN)/equity-workbook run --config $(SAMPLE_CONFIG) --out $(OUT)

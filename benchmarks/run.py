@@ -10,12 +10,20 @@ into an empty folder (no step reused), timed from outside, with the machine's lo
 (`os.getloadavg()`, the last minute) beside it:
 
 - warm: the same command run once before, untimed, so Python's compiled files, Matplotlib's
-  font cache and the operating system's file cache are all in place;
-- cold: the first run after installing. Python's compiled files (`PYTHONPYCACHEPREFIX`),
-  Matplotlib's settings and font cache (`MPLCONFIGDIR`) and IPython's folder (`IPYTHONDIR`)
-  point at new empty folders, so every module is compiled again and the font cache is
-  rebuilt, as on a fresh install. (The operating system's file cache is not emptied: that
-  would slow everyone else on the machine.)
+  font cache and the operating system's file cache are all in place (the project's package is
+  compiled first, as `make setup` leaves it);
+- install, then cold: the first run after installing, as on a fresh clone. The files git
+  lists (tracked, and new files it does not ignore) are copied to a new folder and `make
+  setup` is run there with the Python this benchmark runs on: a new `.venv`, `pip install -r
+  requirements.txt` (pip compiles the packages it installs), then the setup's first-run work
+  (compiling the project's own package, building Matplotlib's font cache). pip's cache is
+  used, so the install's time says little about downloading. Matplotlib's, IPython's and
+  Jupyter's folders (`MPLCONFIGDIR`, `IPYTHONDIR`, `JUPYTER_CONFIG_DIR`, `JUPYTER_DATA_DIR`)
+  are new and empty, for the install and the run, as for someone who has never used them.
+  The install is timed on a row of its own; the cold row is the command's first run from the
+  new installation. The operating system's file cache is not emptied (the files pip has just
+  written are in it, as they are for someone who has just installed). It needs git and make;
+  `--no-cold` leaves it out;
 - unchanged re-run: the same command without `--force` (the workbook is reused);
 - compute only: every step's `run(service)` in one plain Python process, after preparing
   the extract (no notebooks, no HTML): the limit the workbook run could approach;
@@ -33,7 +41,10 @@ workers work each step out just before its notebook), and assembling the HTML.
 `--batch N` times N sample-sized services in one command (`run --config <folder>`), locally
 and on a 2-worker Dask LocalCluster (`--scheduler`), with CPU seconds and the load around each.
 CPU seconds (the command and everything it started) are given too: on a shared machine they
-say what the run cost when the wall time is stretched by other work.
+say what the run cost when the wall time is stretched by other work. Every command runs with
+this process's environment; when it sets `PYTHONDONTWRITEBYTECODE` (Python then writes no
+compiled files, and compiles again in every process any module whose compiled file is
+missing or out of date), the figures say so.
 
 Writes the table to benchmarks/README.md (between the markers) and the raw figures to
 benchmarks/_runs/results.json. Not part of `make test`.
@@ -156,26 +167,35 @@ with tempfile.TemporaryDirectory() as tmp:
 """
 
 
-def bench_prepare(config: Path) -> dict:
-    """Prepare only: the time and peak memory of preparing the extract, in a new process."""
+def run_script(script: str, config: Path) -> tuple[list[str], dict]:
+    """Runs one of the scripts here (`python -c SCRIPT CONFIG`) in a new process: the lines it
+    printed, and its wall time, peak memory and the load before and after."""
     load_before = load()
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", PEAK, sys.executable, "-c", PREPARE, str(config)],
+        [sys.executable, "-c", PEAK, sys.executable, "-c", script, str(config)],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     )
     wall = time.perf_counter() - start
-    lines = dict(line.split(maxsplit=1) for line in proc.stdout.splitlines() if " " in line)
-    return {
+    lines = proc.stdout.splitlines()
+    peak = next(int(line.split()[1]) for line in lines if line.startswith(PEAK_MARK))
+    printed = [line for line in lines if not line.startswith(PEAK_MARK)]
+    return printed, {
         "wall_s": wall,
-        "prepare_s": float(lines["prepare_s"]),
-        "peak_gb": peak_gb(int(lines[PEAK_MARK])),
+        "peak_gb": peak_gb(peak),
         "load_before": load_before,
         "load_after": load(),
     }
+
+
+def bench_prepare(config: Path) -> dict:
+    """Prepare only: the time and peak memory of preparing the extract, in a new process."""
+    printed, figures = run_script(PREPARE, config)
+    lines = dict(line.split(maxsplit=1) for line in printed if " " in line)
+    return {"prepare_s": float(lines["prepare_s"])} | figures
 
 
 def bench_big(rows: int) -> dict:
@@ -197,9 +217,12 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dict:
-    """Run `equity-workbook run` once; wall and CPU seconds, phases, and the load around it."""
-    cmd = [str(BIN / "equity-workbook"), "run", "--config", str(config), "--out", str(out)]
+def run_command(
+    config: Path, out: Path, *, force: bool = True, env=None, bin: Path = BIN, cwd: Path = ROOT
+) -> dict:
+    """Run `equity-workbook run` once (from the installation whose scripts are in `bin`);
+    wall and CPU seconds, phases, and the load around it."""
+    cmd = [str(bin / "equity-workbook"), "run", "--config", str(config), "--out", str(out)]
     cmd += ["--force"] if force else []
     cmd = [sys.executable, "-c", PEAK, *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -208,7 +231,7 @@ def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dic
     marks = {}
     steps = []
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
     )
     output = []
     peak = None
@@ -251,16 +274,83 @@ def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dic
     return result
 
 
-def cold_env(folder: Path) -> dict:
-    """An environment as on the first run after installing (see the module's docstring)."""
-    for name in ("pycache", "mpl", "ipython"):
+def fresh_clone(folder: Path) -> Path:
+    """A copy of the project as a fresh clone holds it: the files git lists (tracked, and new
+    files it does not ignore), so no environment, compiled files, workbooks or caches."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(
+            "The cold run copies the project's files as git lists them, so it needs git and a "
+            "git checkout. Leave it out with --no-cold."
+        ) from exc
+    for name in filter(None, listed.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file() or source.is_symlink():  # a deleted file git still tracks is left out
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name, follow_symlinks=False)
+    return folder
+
+
+#: A new user's settings and caches: Matplotlib's (its font cache too), IPython's and Jupyter's.
+USER_FOLDERS = {
+    "MPLCONFIGDIR": "matplotlib",
+    "IPYTHONDIR": "ipython",
+    "JUPYTER_CONFIG_DIR": "jupyter-config",
+    "JUPYTER_DATA_DIR": "jupyter-data",
+}
+
+
+def new_user_env(folder: Path) -> dict:
+    """This environment, with the folders in USER_FOLDERS new and empty, as for someone who has
+    never run Matplotlib, IPython or Jupyter."""
+    env = dict(os.environ)
+    for variable, name in USER_FOLDERS.items():
         (folder / name).mkdir(parents=True, exist_ok=True)
-    return dict(
-        os.environ,
-        PYTHONPYCACHEPREFIX=str(folder / "pycache"),
-        MPLCONFIGDIR=str(folder / "mpl"),
-        IPYTHONDIR=str(folder / "ipython"),
-    )
+        env[variable] = str(folder / name)
+    # Run from `make bench`, this process has make's settings; the install is a `make setup` of
+    # its own, with the Makefile's own settings.
+    for variable in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+        env.pop(variable, None)
+    return env
+
+
+def install(project: Path, env: dict) -> dict:
+    """`make setup` in a fresh clone, with the Python this benchmark runs on: a new `.venv`,
+    the packages (from pip's cache when it has them) and the setup's first-run work."""
+    python = getattr(sys, "_base_executable", None) or sys.executable
+    cmd = ["make", "-C", str(project), "setup", f"PYTHON={python}"]
+    cpu = _children_cpu()
+    load_before = load()
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"make setup failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return {
+        "wall_s": wall,
+        "cpu_s": _children_cpu() - cpu,
+        "load_before": load_before,
+        "load_after": load(),
+    }
+
+
+def bench_cold(config: Path, folder: Path) -> tuple[dict, dict]:
+    """The first `--force` run after installing: a fresh clone, `make setup` in it (timed on its
+    own), then the command from the new installation, as a new user (see the module's docstring)."""
+    project = fresh_clone(folder / "project")
+    env = new_user_env(folder / "user")
+    print("Installing into a new environment (make setup)", flush=True)
+    installed = install(project, env)
+    if config == SAMPLE:
+        config = project / SAMPLE.relative_to(ROOT)
+    first = run_command(config, folder / "out", env=env, bin=project / ".venv" / "bin", cwd=project)
+    return installed, first
 
 
 def bench_size(rows: int, repeats: int, cold: bool) -> dict:
@@ -269,7 +359,7 @@ def bench_size(rows: int, repeats: int, cold: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="equity-bench-") as tmp:
         tmp = Path(tmp)
         if cold:
-            figures["cold"] = run_command(config, tmp / "cold", env=cold_env(tmp / "fresh"))
+            figures["install"], figures["cold"] = bench_cold(config, tmp / "cold")
         run_command(config, tmp / "warm-up")  # untimed: compiled files and caches in place
         warm = []
         for k in range(repeats):
@@ -308,20 +398,8 @@ print(json.dumps({"import_s": imported - start, "prepare_s": ready - imported,
 
 def bench_compute(config: Path) -> dict:
     """Every step's run in one plain Python process: no notebooks, no HTML."""
-    load_before = load()
-    proc = subprocess.run(
-        [sys.executable, "-c", PEAK, sys.executable, "-c", COMPUTE, str(config)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    figures, peak = proc.stdout.strip().splitlines()[-2:]
-    return json.loads(figures) | {
-        "peak_gb": peak_gb(int(peak.split()[1])),
-        "load_before": load_before,
-        "load_after": load(),
-    }
+    printed, figures = run_script(COMPUTE, config)
+    return json.loads(printed[-1]) | figures
 
 
 def make_batch(n: int) -> Path:
@@ -421,8 +499,14 @@ def write_readme(results: dict) -> None:
     for size in results["sizes"]:
         n = f"{size['rows']:,}"
         rows = []
+        if "install" in size:
+            i = size["install"]
+            lines.append(
+                f"| {n} | install (`make setup`, new environment) | {i['wall_s']:.1f} "
+                f"| {i['cpu_s']:.1f} | - | - | - | - | - | {_loads([i])} |"
+            )
         if "cold" in size:
-            rows.append(("cold, `--force`", [size["cold"]]))
+            rows.append(("cold, `--force`, first run after install", [size["cold"]]))
         if "prepare" in size:
             p = size["prepare"]
             lines.append(
@@ -446,10 +530,16 @@ def write_readme(results: dict) -> None:
             f"{_peak([c])} | {_loads([c])} |"
         )
     table = "\n".join(lines)
+    bytecode = (
+        ""
+        if results.get("writes_bytecode", True)
+        else " `PYTHONDONTWRITEBYTECODE` was set: Python wrote no compiled files during the runs "
+        "(only pip and `make setup` wrote them)."
+    )
     block = (
         f"<!-- results -->\nMeasured {results['date']} on {results['machine']}. "
         "Load is the one-minute load average before and after each run "
-        f"(the machine has {os.cpu_count()} cores).\n\n{table}\n<!-- /results -->"
+        f"(the machine has {os.cpu_count()} cores).{bytecode}\n\n{table}\n<!-- /results -->"
     )
     readme = ROOT / "benchmarks" / "README.md"
     text = readme.read_text()
@@ -471,6 +561,10 @@ def main(argv=None) -> None:
     )
     args = ap.parse_args(argv)
     RUNS.mkdir(parents=True, exist_ok=True)
+    # As `make setup` leaves it, even when Python is told not to write compiled files.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "equity_helpers"], cwd=ROOT, check=True
+    )
     if args.batch:
         figures = bench_batch(args.batch) | {
             "date": time.strftime("%Y-%m-%d"),
@@ -479,7 +573,12 @@ def main(argv=None) -> None:
         (RUNS / f"batch-{args.batch}.json").write_text(json.dumps(figures, indent=2))
         print(json.dumps(figures, indent=1))
         return
-    results = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "sizes": []}
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "writes_bytecode": not os.environ.get("PYTHONDONTWRITEBYTECODE"),
+        "sizes": [],
+    }
     for rows in (int(s) for s in args.sizes.split(",")):
         print(f"Benchmarking {rows:,} referrals", flush=True)
         if rows >= BUILD_LIMIT:
