@@ -203,15 +203,7 @@ class PreparedExtract:
 
     def report(self) -> str:
         """A plain-text report of the row account and every data-quality issue."""
-        lines = [self.account_text()]
-        if self.dropped_identifiers:
-            lines.append("Identifier columns not read: " + ", ".join(self.dropped_identifiers))
-        if self.free_text:
-            lines.append("Free-text columns not read: " + ", ".join(self.free_text))
-        for i in self.issues:
-            lines.append("")
-            lines.append(i.message)
-        return "\n".join(lines)
+        return report_text(self.metadata())
 
     def account_text(self) -> str:
         """The row account of the extract (and of the appointments file) as plain text."""
@@ -230,6 +222,24 @@ class PreparedExtract:
             "free_text": self.free_text,
             "appointments": self.appointments,
         }
+
+
+def report_text(meta: dict) -> str:
+    """The data-quality report, as plain text, from a prepared file's metadata.
+
+    The row account, the columns not read and every issue's message: what the command
+    line's ``prepare`` prints, however the extract was prepared (whole or in batches).
+    """
+    appointments = meta.get("appointments")
+    lines = account_lines(meta["account"], appointments)
+    out = [account_text(lines, meta["source"], (appointments or {}).get("source", ""))]
+    if meta.get("dropped_identifiers"):
+        out.append("Identifier columns not read: " + ", ".join(meta["dropped_identifiers"]))
+    if meta.get("free_text"):
+        out.append("Free-text columns not read: " + ", ".join(meta["free_text"]))
+    for issue in meta["issues"]:
+        out += ["", issue["message"]]
+    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- reading

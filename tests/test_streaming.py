@@ -240,3 +240,37 @@ def test_preparing_to_a_file_uses_batches_for_a_big_csv(tmp_path, monkeypatch):
     assert called, "the big file was not prepared in batches"
     assert meta_batched == meta_whole
     pd.testing.assert_frame_equal(read_prepared(batched)[0], read_prepared(whole)[0])
+
+
+def test_the_prepare_command_prepares_a_big_csv_in_batches(tmp_path, monkeypatch, capsys):
+    """`equity-workbook prepare` takes the runner's path: a big CSV in batches, same result."""
+    from equity_helpers import extract
+    from equity_helpers.cli import main
+
+    cfg = load_config(SAMPLE)
+    whole = prepare(cfg)
+    called = []
+    real = extract.prepare_in_batches
+
+    def spy(*args, **kwargs):
+        called.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(extract, "BATCH_ROWS", 777)
+    monkeypatch.setattr("equity_helpers.preparation.prepare_in_batches", spy)
+    out = tmp_path / "cli.parquet"
+    capsys.readouterr()
+    assert main(["prepare", "--config", str(SAMPLE), "--out", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert called, "the big file was not prepared in batches"
+    assert shown == whole.report() + f"\n\nPrepared data written to {out}\n"
+    data, meta = read_prepared(out)
+    pd.testing.assert_frame_equal(data, _whole(cfg, tmp_path / "whole.parquet")[0])
+    assert {k: v for k, v in meta.items() if k != "fingerprint"} == whole.metadata()
+    # Without --out the report is the same, and no prepared file is left behind.
+    monkeypatch.setenv("EQUITY_CACHE", str(tmp_path / "cache"))
+    assert main(["prepare", "--config", str(SAMPLE)]) == 0
+    assert capsys.readouterr().out == whole.report() + "\n"
+    assert len(called) == 2
+    assert list((tmp_path / "cache").iterdir()) == []
