@@ -16,17 +16,10 @@ import pytest
 import yaml
 from test_bad_inputs import CASES, build_config
 
+from equity_helpers.batches import _RowNumbers, _scan, prepare_in_batches
 from equity_helpers.config import load_config
 from equity_helpers.errors import PlaybookError
-from equity_helpers.extract import (
-    _row_numbers,
-    _RowNumbers,
-    _scan,
-    prepare,
-    prepare_in_batches,
-    read_prepared,
-    write_prepared,
-)
+from equity_helpers.extract import _row_numbers, prepare, read_prepared, write_prepared
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "sample_service.yml"
@@ -228,17 +221,17 @@ def test_hashing_an_extract_reads_it_a_piece_at_a_time(tmp_path):
 
 def test_preparing_to_a_file_uses_batches_for_a_big_csv(tmp_path, monkeypatch):
     """prepare_to_file prepares a CSV over the size limit in batches, with the same result."""
-    from equity_helpers import extract, preparation
+    from equity_helpers import batches, preparation
 
     cfg = load_config(SAMPLE)
     called = []
-    real = extract.prepare_in_batches
+    real = batches.prepare_in_batches
 
     def spy(*args, **kwargs):
         called.append(kwargs)
         return real(*args, **kwargs, batch_rows=1000)
 
-    monkeypatch.setattr(extract, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(batches, "STREAM_BYTES", 1000)
     monkeypatch.setattr(preparation, "prepare_in_batches", spy)
     batched, meta = preparation.prepare_to_file(cfg, tmp_path / "batched.parquet")
     assert called, "the big file was not prepared in batches"
@@ -248,18 +241,18 @@ def test_preparing_to_a_file_uses_batches_for_a_big_csv(tmp_path, monkeypatch):
 
 def test_the_prepare_command_prepares_a_big_csv_in_batches(tmp_path, monkeypatch, capsys):
     """`equity-workbook prepare` takes the runner's path: a big CSV in batches, same result."""
-    from equity_helpers import extract
+    from equity_helpers import batches
     from equity_helpers.cli import main
 
     called = []
-    real = extract.prepare_in_batches
+    real = batches.prepare_in_batches
 
     def spy(*args, **kwargs):
         called.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(extract, "STREAM_BYTES", 1000)
-    monkeypatch.setattr(extract, "BATCH_ROWS", 777)
+    monkeypatch.setattr(batches, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(batches, "BATCH_ROWS", 777)
     monkeypatch.setattr("equity_helpers.preparation.prepare_in_batches", spy)
     out = tmp_path / "cli.parquet"
     capsys.readouterr()
