@@ -199,6 +199,8 @@ def load() -> float:
 
 def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dict:
     """Run `equity-workbook run` once; wall and CPU seconds, phases, and the load around it."""
+    from equity_helpers.extract import ROWS_READ
+
     cmd = [str(BIN / "equity-workbook"), "run", "--config", str(config), "--out", str(out)]
     cmd += ["--force"] if force else []
     cmd = [sys.executable, "-c", PEAK, *cmd]
@@ -218,7 +220,7 @@ def run_command(config: Path, out: Path, *, force: bool = True, env=None) -> dic
             peak = int(line.split()[1])
             continue
         output.append(line)
-        if line.startswith("Read ") and "rows" in line:
+        if line.startswith(ROWS_READ):  # the progress line with the row account
             marks["prepared"] = now
         m = re.match(r"\[(\d+)/(\d+)\] (.*): (\w+)(?: in ([\d.]+) s)?", line)
         if m:

@@ -137,6 +137,10 @@ class AccountLine:
 
 #: The heading of the account's count column, wherever the account is shown.
 ACCOUNT_COUNT_HEADER = "Rows"
+#: The account's labels, written here once: its lines and the runner's progress line use them.
+ROWS_READ = "Rows read from the extract"
+ROWS_USED = "Rows analysed"
+LEFT_OUT = "Left out"
 
 
 def account_lines(account: dict, appointments: dict | None = None) -> list[AccountLine]:
@@ -151,16 +155,31 @@ def account_lines(account: dict, appointments: dict | None = None) -> list[Accou
     """
     outside = account.get("outside_table") or {}
     lines = [AccountLine(f"Not part of the table: {what}", n) for what, n in outside.items() if n]
-    lines.append(AccountLine("Rows read from the extract", account["rows_read"]))
+    lines.append(AccountLine(ROWS_READ, account["rows_read"]))
     for code, n in account["excluded"].items():
-        lines.append(AccountLine(f"Left out: {CATALOGUE[code].title.lower()}", n))
-    lines.append(AccountLine("Rows analysed", account["rows_used"]))
+        lines.append(AccountLine(f"{LEFT_OUT}: {CATALOGUE[code].title.lower()}", n))
+    lines.append(AccountLine(ROWS_USED, account["rows_used"]))
     if appointments:
         lines.append(AccountLine("Appointment rows read", appointments["rows_read"], True))
         for code, n in appointments["excluded"].items():
             lines.append(AccountLine(f"Not counted: {CATALOGUE[code].title.lower()}", n, True))
         lines.append(AccountLine("Appointments counted", appointments["rows_used"], True))
     return lines
+
+
+def account_summary(account: dict) -> str:
+    """The row account in one line, in the words of :func:`account_lines` (for progress).
+
+    >>> account_summary({"rows_read": 6000, "rows_used": 5974, "excluded": {"a": 20, "b": 6}})
+    'Rows read from the extract: 6,000; rows analysed: 5,974; left out: 26 (for 2 reasons)'
+    """
+    left_out = sum(account["excluded"].values())
+    reasons = len([n for n in account["excluded"].values() if n])
+    why = f" (for {reasons} reason{'s' if reasons != 1 else ''})" if reasons else ""
+    return (
+        f"{ROWS_READ}: {account['rows_read']:,}; {ROWS_USED.lower()}: "
+        f"{account['rows_used']:,}; {LEFT_OUT.lower()}: {left_out:,}{why}"
+    )
 
 
 def account_table(lines: list[AccountLine]) -> pd.DataFrame:
