@@ -165,7 +165,10 @@ def build_lone_wait(folder: Path) -> Path:
     median wait is everyone's. Everyone but one person is White; the one Black person
     waited :data:`LONE_WAIT` days and every other wait is a different number of days, so
     the White median (everyone but them) differs from everyone's and would tell on which
-    side the Black person lies.
+    side the Black person lies. The gaps step's table of waits is attacked on its own
+    (``test_crafted.py``); the case is not among :data:`CASES`, whose workbooks are
+    attacked whole, because the attacker reads the pathway table's one deprivation group,
+    labelled "2", as a count of two people.
     """
     data = sample_rows()
     lone = _first_clean_row(data)
@@ -197,7 +200,6 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "lone-month": (build_lone_month, "a month with one referral"),
     "one-area": (build_one_area, "every small group in one home area"),
     "lone-score": (build_lone_score, "one person's outcome score beside a mean for everyone"),
-    "lone-wait": (build_lone_wait, "one person's wait beside a median for everyone"),
     "sample": (build_sample, "the synthetic sample service"),
 }
 

@@ -13,7 +13,7 @@ import pytest
 from equity_helpers.privacy import OTHER_SMALL_GROUPS
 
 from .__main__ import main
-from .crafted import CASES, JEDI, LONE_LABEL, LONE_SCORE, LONE_WAIT
+from .crafted import CASES, JEDI, LONE_LABEL, LONE_SCORE, LONE_WAIT, build_lone_wait
 from .truth import truth_from_config
 
 
@@ -104,7 +104,7 @@ def test_the_lone_score_is_one_black_person_among_30_scores(written):
     assert black.tolist() == [LONE_SCORE]
 
 
-def test_the_lone_wait_tempts_the_medians_attack_and_the_step_withholds_it(written, tmp_path):
+def test_the_lone_wait_tempts_the_medians_attack_and_the_step_withholds_it(tmp_path):
     """Per-field medians as computed would tell on which side the one Black person's wait
     lies; the gaps step's published table of waits tells nothing."""
     from equity_helpers import analysis, open_service
@@ -112,7 +112,7 @@ def test_the_lone_wait_tempts_the_medians_attack_and_the_step_withholds_it(writt
 
     from .attacks import _MEDIANS, attack_folder
 
-    config = written["lone-wait"]
+    config = build_lone_wait(tmp_path / "input")
     truth, groups = _groups(config)
     assert groups[("ethnic_group", "Black")] == 1
     service = open_service(config, output_dir=tmp_path / "step" / "tables")
