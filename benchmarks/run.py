@@ -222,6 +222,8 @@ def run_command(
 ) -> dict:
     """Run `equity-workbook run` once (from the installation whose scripts are in `bin`);
     wall and CPU seconds, phases, and the load around it."""
+    from equity_helpers.extract import ROWS_READ
+
     cmd = [str(bin / "equity-workbook"), "run", "--config", str(config), "--out", str(out)]
     cmd += ["--force"] if force else []
     cmd = [sys.executable, "-c", PEAK, *cmd]
@@ -241,7 +243,7 @@ def run_command(
             peak = int(line.split()[1])
             continue
         output.append(line)
-        if line.startswith("Read ") and "rows" in line:
+        if line.startswith(ROWS_READ):  # the progress line with the row account
             marks["prepared"] = now
         m = re.match(r"\[(\d+)/(\d+)\] (.*): (\w+)(?: in ([\d.]+) s)?", line)
         if m:

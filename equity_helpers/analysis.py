@@ -295,24 +295,32 @@ def group_mean(
     return out
 
 
-def hide_complements(parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
-    """Secondary suppression for tables of means that split the same people different ways.
+def hide_complements(parts: list[pd.DataFrame], *, adds_up: bool = True) -> list[pd.DataFrame]:
+    """Secondary suppression for tables of means or medians that split the same people
+    different ways.
 
     Each part splits everyone with a value by one field (ethnic group, deprivation), so a
     part whose groups are all shown gives everyone's total; taking a second part's shown
     groups from that total would leave its hidden group's. So when any part hides a group,
     every part with none hidden also hides its smallest group (the first, when sizes tie).
 
+    Medians do not add up (``adds_up=False``): only a part with one group gives everyone's
+    median, and that set beside the median of everyone outside a hidden group tells on
+    which side of it the hidden people lie. So only a part with one group is hidden.
+
     >>> a = pd.DataFrame({"group": ["x", "y"], "n": [40, None], "mean": [1.0, None]})
     >>> b = pd.DataFrame({"group": ["p", "q"], "n": [30, 15], "mean": [2.0, 3.0]})
     >>> hide_complements([a, b])[1]["mean"].tolist()
     [2.0, nan]
+    >>> d = pd.DataFrame({"group": ["p"], "n": [45], "mean": [2.5]})
+    >>> [p["mean"].tolist() for p in hide_complements([a, b, d], adds_up=False)[1:]]
+    [[2.0, 3.0], [nan]]
     """
     if not any(p["n"].isna().any() for p in parts if len(p)):
         return parts
     out = []
     for p in parts:
-        if len(p) and not p["n"].isna().any():
+        if len(p) and not p["n"].isna().any() and (adds_up or len(p) == 1):
             smallest = pd.to_numeric(p["n"]).astype(float).idxmin()
             p = p.copy()
             for c in p.columns:

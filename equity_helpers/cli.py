@@ -100,14 +100,21 @@ def cmd_check(args) -> int:
 
 
 def cmd_prepare(args) -> int:
+    import tempfile
+
     from .config import load_config
-    from .extract import prepare, write_prepared
+    from .extract import report_text
+    from .preparation import prepare_to_file, private_cache_folder
 
     cfg = load_config(args.config)
-    prepared = prepare(cfg)
-    print(prepared.report())
+    # Prepared as a workbook run prepares it: a big CSV file a batch of rows at a time.
     if args.out:
-        write_prepared(prepared, args.out)
+        _, meta = prepare_to_file(cfg, args.out)
+    else:  # only the report is wanted: the prepared rows are not kept
+        with tempfile.TemporaryDirectory(dir=private_cache_folder()) as folder:
+            _, meta = prepare_to_file(cfg, Path(folder) / "prepared.parquet")
+    print(report_text(meta))
+    if args.out:
         print(f"\nPrepared data written to {args.out}")
     return 0
 

@@ -15,6 +15,8 @@ under such a chart opens it at full size.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -35,8 +37,15 @@ TITLE = 14
 TEXT = 11
 #: The default chart size in inches; a chart is shown at this size, or the page's width.
 #: 5.9 inches is 566 CSS pixels: on a phone 390 pixels wide the column is about 352
-#: pixels, so a chart shrunk to fit still has text of about 9 pixels.
+#: pixels, so a chart shrunk to fit still has text of at least 9 pixels, as long as
+#: nothing on it reaches past its width (see :func:`fit_width`).
 WIDTH = 5.9
+#: The CSS pixels a chart is shown in on a phone 390 pixels wide (the page's margins take
+#: the rest), and the smallest text, in CSS pixels, a chart may then have.
+PHONE_COLUMN = 352
+PHONE_TEXT = 9
+#: The margin (inches) a chart is saved with around everything drawn on it.
+PAD = 0.05
 #: The longest title line, in characters, that fits across a chart of :data:`WIDTH`.
 TITLE_CHARACTERS = 47
 
@@ -58,6 +67,8 @@ STYLE = {
     # saved by hand), there are enough of them to print sharply.
     "figure.dpi": 200,
     "savefig.dpi": 200,
+    # A chart is saved cut to what is drawn on it (as notebooks show it), with a thin margin.
+    "savefig.pad_inches": PAD,
 }
 
 
@@ -86,10 +97,40 @@ def _title(title: str) -> str:
     return textwrap.fill(title, TITLE_CHARACTERS)
 
 
+#: The longest line of an axis label, in characters, before it is wrapped.
+LABEL_CHARACTERS = 50
+
+
+def _label(text: str) -> str:
+    """A long axis label on two lines or more, each line kept as it was given."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, LABEL_CHARACTERS) for line in text.split("\n"))
+
+
+#: The longest line of a group's name beside a bar, in characters, before it is wrapped.
+TICK_CHARACTERS = 30
+
+
+def _names(labels: list[str]) -> list[str]:
+    """Groups' names beside a plot, long ones on two lines or more, so the plot keeps
+    most of the chart's width."""
+    import textwrap
+
+    return [textwrap.fill(str(label), TICK_CHARACTERS) for label in labels]
+
+
+def _rows_height(labels, row: float, extra: float) -> float:
+    """A chart's height for one row a group: ``row`` inches each, more for a name on
+    several lines (so that names never run into each other), and ``extra`` for the rest."""
+    lines = max([name.count("\n") + 1 for name in _names(labels)] + [1])
+    return max(row, 0.19 * lines + 0.1) * len(labels) + extra
+
+
 def _style(ax, title: str, xlabel: str | None, ylabel: str | None) -> None:
     ax.set_title(_title(title), loc="left", fontsize=TITLE, fontweight="bold")
     if xlabel:
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(_label(xlabel))
     if ylabel:
         ax.set_ylabel(ylabel)
     ax.spines[["top", "right"]].set_visible(False)
@@ -108,6 +149,35 @@ def _spread(values: list[float], gap: float) -> list[float]:
     # Moving every label by the same amount keeps the gaps; this keeps them centred.
     shift = sum(p - v for p, v in zip(placed, values, strict=True)) / len(values)
     return [p - shift for p in placed]
+
+
+def _end_names(ax, ends: list[tuple[object, float, str]]) -> None:
+    """Names at the ends of lines (x, y, name), moved apart so that no two overprint: at
+    least a line and a half of text apart, measured on the plot as laid out."""
+    if not ends:
+        return
+    fig = ax.figure
+    fig.canvas.draw()
+    bottom, top = ax.get_ylim()
+    per_unit = ax.get_window_extent().height * 72 / fig.dpi / (top - bottom)  # points
+    order = sorted(range(len(ends)), key=lambda i: ends[i][1])
+    gap = 1.5 * TEXT / per_unit
+    placed = _spread([ends[i][1] for i in order], gap)
+    # Kept within the plot's height: never up into the title, nor down under the axis.
+    if placed[-1] > top - gap / 2:
+        placed = [p - (placed[-1] - top + gap / 2) for p in placed]
+    if placed[0] < bottom + gap / 2:
+        placed = [p + (bottom + gap / 2 - placed[0]) for p in placed]
+    for i, at in zip(order, placed, strict=True):
+        x, y, name = ends[i]
+        ax.annotate(
+            f" {name}",
+            (x, y),
+            xytext=(2, (at - y) * per_unit),
+            textcoords="offset points",
+            va="center",
+            fontsize=TEXT,
+        )
 
 
 def _dates(ax) -> None:
@@ -146,7 +216,7 @@ def bar_ci(
     >>> t = pd.DataFrame({"group": ["A", "B"], "pct": [10.0, None], "lower": [8, None], "upper": [12, None]})
     >>> ax = bar_ci(t, title="Example", xlabel="%")
     """
-    ax = _new(ax, height=max(2.2, 0.45 * len(table) + 1.2))
+    ax = _new(ax, height=max(2.2, _rows_height(table[group], 0.45, 1.2)))
     labels = table[group].astype(str).tolist()[::-1]
     vals = pd.to_numeric(table[value], errors="coerce").to_numpy(dtype=float)[::-1]
     y = np.arange(len(labels))
@@ -198,7 +268,7 @@ def bar_ci(
             zorder=4,
         )
         ax.set_ylim(-0.6, len(labels) + 0.35)
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, _names(labels))
     # Room for the longest interval and its number: no error bar is cut off.
     ax.set_xlim(0, max(top * 1.2, 1))
     if (~shown).any():
@@ -211,7 +281,7 @@ def paired_bars(
     table: pd.DataFrame, a: str, b: str, group: str = "group", *, title: str, xlabel: str, ax=None
 ):
     """Two measures side by side for each group (for example referrals and population)."""
-    ax = _new(ax, height=max(2.4, 0.55 * len(table) + 1.2))
+    ax = _new(ax, height=max(2.4, _rows_height(table[group], 0.55, 1.2)))
     labels = table[group].astype(str).tolist()[::-1]
     y = np.arange(len(labels))
     h = 0.38
@@ -236,7 +306,7 @@ def paired_bars(
                 va="center",
                 fontsize=TEXT,
             )
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, _names(labels))
     # The key goes under the chart, where it cannot hide a bar.
     handles, labels = ax.get_legend_handles_labels()
     if ax.figure.get_layout_engine() is not None:
@@ -253,7 +323,7 @@ def paired_bars(
 
 def ratio_plot(table: pd.DataFrame, group: str = "group", *, title: str, ax=None):
     """Representation ratios with intervals against the line of fair share (1)."""
-    ax = _new(ax, height=max(2.2, 0.45 * len(table) + 1.2))
+    ax = _new(ax, height=max(2.2, _rows_height(table[group], 0.45, 1.2)))
     labels = table[group].astype(str).tolist()[::-1]
     r = pd.to_numeric(table["ratio"], errors="coerce").to_numpy(dtype=float)[::-1]
     lo = pd.to_numeric(table["lower"], errors="coerce").to_numpy(dtype=float)[::-1]
@@ -297,7 +367,7 @@ def ratio_plot(table: pd.DataFrame, group: str = "group", *, title: str, ax=None
             zorder=4,
         )
     ax.axvline(1, color="black", linestyle="--", linewidth=1)
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, _names(labels))
     ax.set_ylim(-0.6, len(labels) - 0.1)
     # The key goes under the chart, where it cannot hide a point.
     if ax.figure.get_layout_engine() is not None:
@@ -313,6 +383,7 @@ def line_chart(
 ):
     """A line over time, one style per series, labelled at the end of each line."""
     ax = _new(ax)
+    ends: list[tuple[object, float, str]] = []
     groups = [(None, df)] if series is None else list(df.groupby(series, sort=False))
     for k, (name, sub) in enumerate(groups):
         ax.plot(
@@ -326,9 +397,13 @@ def line_chart(
         )
         last = sub.dropna(subset=[y]).tail(1)
         if name is not None and len(last):
-            ax.annotate(f" {name}", (last[x].iloc[0], last[y].iloc[0]), fontsize=TEXT)
+            ends.append((last[x].iloc[0], float(last[y].iloc[0]), str(name)))
     if pd.api.types.is_datetime64_any_dtype(df[x]):
         _dates(ax)
+    elif not pd.api.types.is_numeric_dtype(df[x]):  # named steps along the axis, wrapped
+        steps = [str(v) for v in dict.fromkeys(df[x])]
+        ax.set_xticks(range(len(steps)), [textwrap.fill(v, 14) for v in steps])
+    _end_names(ax, ends)
     _style(ax, title, None, ylabel)
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)
     return ax
@@ -437,7 +512,7 @@ def pathway_chart(path: pd.DataFrame, *, title: str, ax=None):
     """Share of each group still in the pathway at each stage."""
     ax = _new(ax, height=4)
     stages = list(dict.fromkeys(path["stage"]))
-    ends: list[tuple[float, str]] = []
+    ends: list[tuple[object, float, str]] = []
     for k, (g, sub) in enumerate(path.groupby("group", sort=False)):
         v = sub.set_index("stage").reindex(stages)["% of referred"].to_numpy(dtype=float)
         ax.plot(
@@ -449,19 +524,9 @@ def pathway_chart(path: pd.DataFrame, *, title: str, ax=None):
             label=str(g),
         )
         if not np.isnan(v[-1]):
-            ends.append((v[-1], str(g)))
-    # Names at the end of each line, moved apart so that no two overprint.
-    ends.sort()
-    for (value, name), at in zip(ends, _spread([e[0] for e in ends], 5.0), strict=True):
-        ax.annotate(
-            f" {name}",
-            (len(stages) - 1, value),
-            xytext=(len(stages) - 1 + 0.04, at),
-            textcoords="data",
-            va="center",
-            fontsize=TEXT,
-        )
+            ends.append((len(stages) - 1, float(v[-1]), str(g)))
     ax.set_ylim(0, 105)
+    _end_names(ax, ends)
     ax.legend(frameon=False, fontsize=TEXT, loc="lower left", ncols=2)
     _style(ax, title, None, "% of those referred")
     ax.grid(axis="y", color="#dddddd", linewidth=0.6)
@@ -516,7 +581,7 @@ def spc_with_change(spc: pd.DataFrame, *, title: str, ylabel: str, change=None, 
         # Named in the key under the chart, so no label sits on top of a point.
         ax.axvline(change, color="black", linestyle=":", linewidth=1.2, label="Change began")
     ax.set_xlabel("Month the referral was received" + ("\n" + "\n".join(notes) if notes else ""))
-    ax.legend(frameon=False, fontsize=TEXT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3)
+    ax.legend(frameon=False, fontsize=TEXT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
     return ax
 
 
@@ -530,7 +595,7 @@ def crude_and_standardised(table: pd.DataFrame, label: str = "label", *, title: 
     ...                   "standardised": [0.9, None], "lower": [0.7, None], "upper": [1.1, None]})
     >>> ax = crude_and_standardised(t, title="Example")
     """
-    ax = _new(ax, height=max(2.4, 0.45 * len(table) + 1.4))
+    ax = _new(ax, height=max(2.4, _rows_height(table[label], 0.45, 1.4)))
     labels = table[label].astype(str).tolist()[::-1]
     y = np.arange(len(labels))
 
@@ -552,8 +617,12 @@ def crude_and_standardised(table: pd.DataFrame, label: str = "label", *, title: 
         ax.text(v if not np.isnan(v) else 1, yi - 0.35, f"{v:.2f}" if not np.isnan(v) else "*",
                 fontsize=TEXT, ha="center")  # fmt: skip
     ax.axvline(1, color="black", linestyle="--", linewidth=1)
-    ax.set_yticks(y, labels)
-    ax.legend(loc="best", frameon=False, fontsize=TEXT)
+    ax.set_yticks(y, _names(labels))
+    # The key goes under the chart, where it cannot hide a point.
+    if ax.figure.get_layout_engine() is not None:
+        ax.figure.legend(loc="outside lower center", ncols=1, frameon=False, fontsize=TEXT)
+    else:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False, fontsize=TEXT)
     _style(ax, title, "Representation ratio (1 = referred in line with the area's people)", None)
     return ax
 
@@ -588,7 +657,8 @@ def draw(chart, ax=None):
     xlim = options.pop("xlim", None)
     legend_below = options.pop("legend_below", None)
     if chart.plot == "bar_ci" and ax is None:
-        ax = _new(None, height=max(2.2, 0.45 * len(chart.data) + 1.2))
+        names = chart.data[options.get("group", "group")]
+        ax = _new(None, height=max(2.2, _rows_height(names, 0.45, 1.2)))
     if chart.plot == "funnel_plot":
         ax = funnel_plot(chart.data, options.pop("limits"), ax=ax, **options)
     elif chart.plot == "funnel_plot_adjusted":
@@ -624,7 +694,55 @@ def draw(chart, ax=None):
             frameon=False, fontsize=TEXT, loc="upper center", bbox_to_anchor=(0.5, -0.25),
             ncols=legend_below,
         )  # fmt: skip
+    fit_width(ax.figure)
     return ax
+
+
+def fit_width(fig) -> None:
+    """Keep everything drawn on a chart within its width, so that it is saved
+    :data:`WIDTH` wide and its text stays readable when a phone shrinks it to fit.
+
+    The layout places the plot; a title then starts at the left edge of the labels beside
+    the plot, not of the plot, and the plots are narrowed (their labels moving with them)
+    until nothing reaches past either side: the numbers written after bars, a key.
+    """
+    fig.canvas.draw()
+    if fig.get_layout_engine() is not None:
+        fig.set_layout_engine("none")  # keep the places the layout found; adjust them here
+    renderer = fig.canvas.get_renderer()
+    for _ in range(8):
+        for ax in fig.axes:
+            _title_over_labels(ax, renderer)
+        fig.canvas.draw()
+        box = fig.get_tightbbox(renderer)
+        width = fig.get_figwidth()
+        left, right = max(0.0, -box.x0) / width, max(0.0, box.x1 - width) / width
+        if left + right < 0.002 or left + right > 0.5:
+            break  # it fits; or it never will by narrowing the plots (a key too wide)
+        for ax in fig.axes:  # every plot (and a colour scale) squeezed into what is left
+            pos = ax.get_position()
+            x0 = left + pos.x0 * (1 - left - right)
+            ax.set_position([x0, pos.y0, pos.width * (1 - left - right), pos.height])
+
+
+def _title_over_labels(ax, renderer) -> None:
+    """Start a plot's title (set on its left) where the labels beside the plot start, and
+    above the highest of them."""
+    title = getattr(ax, "_left_title", None)
+    if title is None or not title.get_text():
+        return
+    plot = ax.get_window_extent(renderer)
+    labels = ax.yaxis.get_tightbbox(renderer) if ax.yaxis.get_visible() else None
+    left = min(plot.x0, labels.x0) if labels is not None else plot.x0
+    above = max(0.0, labels.y1 - plot.y1) if labels is not None else 0.0
+    ax.set_title(
+        title.get_text(),
+        loc="left",
+        fontsize=TITLE,
+        fontweight="bold",
+        x=(left - plot.x0) / plot.width,
+        pad=plt.rcParams["axes.titlepad"] + above * 72 / ax.figure.dpi + 1,
+    )
 
 
 # ----------------------------------------------------------------------------- data behind a chart

@@ -2,7 +2,7 @@
 
 Used by the workbook runner (:mod:`equity_helpers.workbook`) and by
 :func:`equity_helpers.service.open_service` in the book and JupyterLab. A big CSV extract
-is prepared in batches of rows (:func:`equity_helpers.extract.prepare_in_batches`), so
+is prepared in batches of rows (:func:`equity_helpers.batches.prepare_in_batches`), so
 memory follows the batch, not the file.
 """
 
@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 
 from ._version import __version__
+from .batches import prepare_in_batches, streams
 from .config import ServiceConfig
-from .extract import prepare, prepare_in_batches, read_prepared, streams, write_prepared
+from .extract import prepare, read_prepared, write_prepared
 
 #: Content hashes of input files, kept while a file's size, times and inode are unchanged,
 #: so one process hashes each file once however often the fingerprint is asked for.

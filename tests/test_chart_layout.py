@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+from pathlib import Path
 
 import matplotlib
 
@@ -19,6 +20,8 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from equity_helpers import plots as P  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +37,18 @@ def _texts(fig) -> list[Text]:
         for t in fig.findobj(Text)
         if t.get_visible() and t.get_text().strip() and t.get_window_extent().width > 0
     ]
+
+
+def _drawn_texts(fig) -> list[Text]:
+    """:func:`_texts` less the tick labels outside an axis's range, which are not drawn."""
+    unseen = set()
+    for ax in fig.axes:
+        for axis, (low, high) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            low, high = min(low, high), max(low, high)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - 1e-9 <= tick.get_loc() <= high + 1e-9:
+                    unseen |= {id(tick.label1), id(tick.label2)}
+    return [t for t in _texts(fig) if id(t) not in unseen]
 
 
 def _overlapping(texts: list[Text]) -> list[tuple[str, str]]:
@@ -259,3 +274,57 @@ def test_pixels_inside_an_svg_chart_are_print_resolution():
         png = base64.b64decode(data)
         pixels = struct.unpack(">I", png[16:20])[0]
         assert pixels / (float(width_pt) / 72) >= 200
+
+
+@pytest.fixture(scope="module")
+def step_charts():
+    """Every chart the steps draw for the sample service, with its name."""
+    from equity_helpers import open_service
+    from equity_helpers.steps import STEPS
+
+    service = open_service(ROOT / "sample_data" / "sample_service.yml")
+    return [
+        (f"{name} {key}", chart)
+        for name, step in STEPS.items()
+        for key, chart in step.run(service).charts.items()
+    ]
+
+
+def _saved(fig) -> tuple[float, list[float]]:
+    """A chart saved as a notebook shows it (cut to what is drawn): its width in points
+    and the size of every piece of its text, in points."""
+    out = io.StringIO()
+    fig.savefig(out, format="svg", bbox_inches="tight")
+    svg = out.getvalue()
+    width = float(re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', svg).group(1))
+    return width, [float(s) for s in re.findall(r"font-size: ?([\d.]+)px", svg)]
+
+
+def test_chart_text_is_readable_on_a_phone(step_charts):
+    """On a phone 390 pixels wide a chart is shrunk to the column: its smallest text is
+    still 9 CSS pixels or more. Worked out from the saved chart's width and font sizes
+    (points; a CSS pixel is 3/4 of a point), as the browser scales them."""
+    assert len(step_charts) >= 20
+    smallest = {}
+    for name, chart in step_charts:
+        ax = P.draw(chart)
+        width_pt, sizes = _saved(ax.figure)
+        assert sizes, f"{name}: no text kept as text"
+        shown_px = width_pt * 4 / 3  # its own width in CSS pixels
+        scale = min(1.0, P.PHONE_COLUMN / shown_px)
+        smallest[name] = min(sizes) * 4 / 3 * scale
+        # Nothing reaches past the chart's width: it is saved no wider than that.
+        assert width_pt <= (P.WIDTH + 2 * P.PAD) * 72 + 1, f"{name}: {width_pt / 72:.2f} in wide"
+        assert _overlapping(_drawn_texts(ax.figure)) == [], name
+        plt.close(ax.figure)
+    small = {k: round(v, 2) for k, v in smallest.items() if v < P.PHONE_TEXT}
+    assert small == {}, f"text under {P.PHONE_TEXT} px on a phone: {small}"
+
+
+def test_the_phone_check_would_catch_a_chart_too_wide():
+    """The same sum for a chart drawn wider than the page: its text would be too small."""
+    fig, ax = plt.subplots(figsize=(P.WIDTH * 1.4, 3))
+    ax.plot([0, 1], [0, 1])
+    ax.set_title("A chart drawn too wide", fontsize=P.TEXT)
+    width_pt, sizes = _saved(fig)
+    assert min(sizes) * 4 / 3 * min(1.0, P.PHONE_COLUMN / (width_pt * 4 / 3)) < P.PHONE_TEXT

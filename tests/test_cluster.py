@@ -150,7 +150,7 @@ def test_a_cluster_builds_the_same_workbooks_and_one_failure_stops_nothing(tmp_p
     assert manifest["made_by"] == "equity-workbook"
     # Progress as in a local run, each line naming its service.
     mine = [line for line in lines if line.startswith("sample_service: ")]
-    assert any("Read 6,000 rows" in line for line in mine)
+    assert any("Rows read from the extract: 6,000;" in line for line in mine)
     assert any("[2/2]" in line for line in mine)
     assert any("Where each group leaves the pathway: failed in " in line for line in mine)
     assert any("Assembling the HTML workbook" in line for line in mine)

@@ -2,7 +2,8 @@
 
 The front page, the data completeness page and the command line's ``check`` report each
 show the account of the extract's rows (and of the appointments file's rows). They are
-made from the same lines, so their labels and figures cannot disagree.
+made from the same lines, so their labels and figures cannot disagree; the runner's
+progress line uses the same labels.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import yaml
 from equity_helpers import open_service
 from equity_helpers.cli import main
 from equity_helpers.config import load_config
+from equity_helpers.extract import LEFT_OUT, ROWS_READ, ROWS_USED
 from equity_helpers.preparation import prepare_to_file
 from equity_helpers.steps import data_completeness
 from equity_helpers.workbook.pages import _front_page
+from equity_helpers.workbook.pipeline import _prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "sample_data" / "appointments_example"
@@ -112,6 +115,17 @@ def test_the_row_account_is_the_same_on_every_page_and_report(tmp_path, capsys):
     assert labels["Appointments counted"] + 2 <= appointments
     not_counted = [n for label, n in on_front if label.startswith("Not counted: ")]
     assert labels["Appointments counted"] + sum(not_counted) == appointments
+    # The runner's progress line says the same, in the same words.
+    lines: list[str] = []
+    _prepare(cfg, tmp_path / "work", lines.append)
+    (progress,) = [line for line in lines if "Rows read" in line]
+    said = [
+        (label, int(n.replace(",", "")))
+        for label, n in re.findall(r"(\w[\w ]*): ([\d,]+)", progress)
+    ]
+    assert [label for label, _ in said] == [ROWS_READ, ROWS_USED.lower(), LEFT_OUT.lower()]
+    assert said[0][1] == labels[ROWS_READ] and said[1][1] == labels[ROWS_USED]
+    assert said[2][1] == sum(left_out) and "(for 2 reasons)" in progress
     # The order a reader follows: the extract, then the appointments file.
     order = [label.split(":")[0] for label, _ in on_front]
     assert order.index("Rows read from the extract") < order.index("Rows analysed")

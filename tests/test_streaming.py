@@ -16,17 +16,10 @@ import pytest
 import yaml
 from test_bad_inputs import CASES, build_config
 
+from equity_helpers.batches import _RowNumbers, _scan, prepare_in_batches
 from equity_helpers.config import load_config
 from equity_helpers.errors import PlaybookError
-from equity_helpers.extract import (
-    _row_numbers,
-    _RowNumbers,
-    _scan,
-    prepare,
-    prepare_in_batches,
-    read_prepared,
-    write_prepared,
-)
+from equity_helpers.extract import _row_numbers, prepare, read_prepared, write_prepared
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "sample_service.yml"
@@ -48,10 +41,14 @@ def _batches(cfg, out: Path, rows: int):
     return read_prepared(out)
 
 
-def assert_same(cfg, tmp_path: Path, rows: int) -> None:
-    """Prepared whole and in batches of ``rows``: the same data, account and issues."""
+def assert_same(cfg, tmp_path: Path, rows: int | None = None, *, made: Path | None = None) -> None:
+    """Prepared whole and in batches: the same data, account and issues, or the same stop.
+
+    The batches are of ``rows`` rows, prepared here; or ``made`` is a file already prepared
+    in batches some other way (by the runner's preparation, or the command line).
+    """
     whole = _whole(cfg, tmp_path / "whole.parquet")
-    batched = _batches(cfg, tmp_path / "batches.parquet", rows)
+    batched = read_prepared(made) if made else _batches(cfg, tmp_path / "batches.parquet", rows)
     if isinstance(whole, PlaybookError):
         assert isinstance(batched, PlaybookError), f"only the whole read stopped: {whole}"
         assert (batched.code, str(batched)) == (whole.code, str(whole))
@@ -60,6 +57,7 @@ def assert_same(cfg, tmp_path: Path, rows: int) -> None:
     assert not isinstance(batched, PlaybookError), f"only the batches stopped: {batched}"
     data, meta = batched
     pd.testing.assert_frame_equal(data, whole[0])
+    meta = {k: v for k, v in meta.items() if k != "fingerprint"}  # a run's file carries one
     assert meta["account"] == whole[1]["account"]
     assert meta["issues"] == whole[1]["issues"]
     assert meta == whole[1]
@@ -223,20 +221,50 @@ def test_hashing_an_extract_reads_it_a_piece_at_a_time(tmp_path):
 
 def test_preparing_to_a_file_uses_batches_for_a_big_csv(tmp_path, monkeypatch):
     """prepare_to_file prepares a CSV over the size limit in batches, with the same result."""
-    from equity_helpers import extract, preparation
+    from equity_helpers import batches, preparation
 
     cfg = load_config(SAMPLE)
-    whole, meta_whole = preparation.prepare_to_file(cfg, tmp_path / "whole.parquet")
     called = []
-    real = extract.prepare_in_batches
+    real = batches.prepare_in_batches
 
     def spy(*args, **kwargs):
         called.append(kwargs)
         return real(*args, **kwargs, batch_rows=1000)
 
-    monkeypatch.setattr(extract, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(batches, "STREAM_BYTES", 1000)
     monkeypatch.setattr(preparation, "prepare_in_batches", spy)
-    batched, meta_batched = preparation.prepare_to_file(cfg, tmp_path / "batched.parquet")
+    batched, meta = preparation.prepare_to_file(cfg, tmp_path / "batched.parquet")
     assert called, "the big file was not prepared in batches"
-    assert meta_batched == meta_whole
-    pd.testing.assert_frame_equal(read_prepared(batched)[0], read_prepared(whole)[0])
+    assert meta == read_prepared(batched)[1] and meta["fingerprint"]
+    assert_same(cfg, tmp_path, made=batched)
+
+
+def test_the_prepare_command_prepares_a_big_csv_in_batches(tmp_path, monkeypatch, capsys):
+    """`equity-workbook prepare` takes the runner's path: a big CSV in batches, same result."""
+    from equity_helpers import batches
+    from equity_helpers.cli import main
+
+    called = []
+    real = batches.prepare_in_batches
+
+    def spy(*args, **kwargs):
+        called.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batches, "STREAM_BYTES", 1000)
+    monkeypatch.setattr(batches, "BATCH_ROWS", 777)
+    monkeypatch.setattr("equity_helpers.preparation.prepare_in_batches", spy)
+    out = tmp_path / "cli.parquet"
+    capsys.readouterr()
+    assert main(["prepare", "--config", str(SAMPLE), "--out", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert called, "the big file was not prepared in batches"
+    assert_same(load_config(SAMPLE), tmp_path, made=out)
+    report = prepare(load_config(SAMPLE)).report()
+    assert shown == report + f"\n\nPrepared data written to {out}\n"
+    # Without --out the report is the same, and no prepared file is left behind.
+    monkeypatch.setenv("EQUITY_CACHE", str(tmp_path / "cache"))
+    assert main(["prepare", "--config", str(SAMPLE)]) == 0
+    assert capsys.readouterr().out == report + "\n"
+    assert len(called) == 2
+    assert list((tmp_path / "cache").iterdir()) == []

@@ -199,6 +199,7 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
             )
             for dim in wait_dims
         ]
+        parts = analysis.hide_complements(parts, adds_up=False)
         waits = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         longest = waits.dropna(subset=["median"]).sort_values("median").tail(1) if parts else waits
         result.values["wait_overall"] = (

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..config import ServiceConfig, load_config, resolve_path
 from ..errors import PlaybookError, WorkbookError
+from ..extract import account_summary
 from ..notebooks import NOTEBOOK_DIR
 from ..pdf import print_pdf
 from ..preparation import input_fingerprint, prepare_to_file
@@ -253,11 +254,7 @@ def _prepare(cfg: ServiceConfig, work: Path, progress: Callable[[str], None]):
     """Check and prepare the extract into the run's private folder."""
     progress(f"Checking and preparing the extract for {cfg.service_name}")
     prepared, meta = prepare_to_file(cfg, work / "prepared.parquet")
-    acc = meta["account"]
-    progress(
-        f"Read {acc['rows_read']:,} rows; {acc['rows_used']:,} used, "
-        f"{acc['rows_read'] - acc['rows_used']:,} left out with reasons"
-    )
+    progress(account_summary(meta["account"]))
     return prepared, meta
 
 

@@ -31,6 +31,12 @@ x.   an overall mean set beside the groups shown: the overall mean times everyon
 xi.  the same within one table of means split by two fields (ethnic group, deprivation):
      a field whose groups are all shown gives everyone's total, and a second field's
      shown groups taken from it leave its hidden groups' total, judged as in x.
+     Medians too: medians do not add up, but the median of everyone (a sentence, or a
+     field with one group) set beside the median of everyone but a hidden group (a field
+     whose only group shown is the rest) tells on which side the hidden people lie.
+     Adding people at or above a median never lowers it, so when everyone's median is
+     below the others', at least one hidden person's value is at most everyone's median
+     (and at least it, when above): a fact about a group too small to show.
 """
 
 from __future__ import annotations
@@ -1231,6 +1237,97 @@ def attack_means_across_fields(
             )
 
 
+#: A sentence giving a median for everyone: "The median wait for everyone is 30 days."
+_OVERALL_MEDIAN = re.compile(
+    r"(?:\bmedian\b[^.]*?\b(?:for everyone|overall|across the service|for all)\b"
+    r"|\b(?:overall|across the service)\b[^.]*?\bmedian\b)"
+    r"[^.\d]*?(?<![\d.])(?P<v>\d+(?:\.\d+)?)\s*days",
+    re.I,
+)
+_MEDIAN_HEADER = re.compile(r"\bmedian\b", re.I)
+_MEDIANS = "xi medians of overlapping sets with and without a hidden group"
+
+
+def _rounding(cell: Cell) -> tuple[float, float]:
+    """Every value a published figure can stand for."""
+    half = 0.5 * 10 ** (-cell.decimals)
+    return cell.value - half, cell.value + half
+
+
+def attack_medians_across_fields(
+    table: Table, sources: list[str], truth: Truth, report: Report, overall: dict
+) -> None:
+    """Attack xi for medians: everyone's median beside the median of everyone but a
+    hidden group tells on which side of it the hidden people lie.
+
+    Everyone's median is a sentence on the same page (``overall``: source to the figures
+    read there) or a field of the table with one group, shown; the others' median is a
+    field whose one shown group is everyone outside its hidden groups.
+    """
+    headers = [h.strip() for h in table.header]
+    medians = [j for j, h in enumerate(headers) if _MEDIAN_HEADER.search(h)]
+    lay = layout(table)
+    if not (medians and lay.counts and lay.labels):
+        return
+    median_j, count_j = medians[0], lay.counts[0]
+    first_label = lay.labels[0] if len(lay.labels) >= 2 else None
+    blocks: dict[str, dict] = {}
+    for i, row in enumerate(table.rows):
+        row = row + [""] * len(headers)
+        key = row[first_label] if first_label is not None else ""
+        block = blocks.setdefault(key, {"shown": [], "hidden": []})
+        count, median = parse_cell(row[count_j]), parse_cell(row[median_j])
+        if count.kind == "int" and median.kind in ("int", "number"):
+            block["shown"].append((i, median))
+        else:  # hidden, or a row that cannot be read: unknown people
+            block["hidden"].append(i)
+    everyone = [  # (median, where it is read)
+        (b["shown"][0][1], f"the field '{name}', whose one group is everyone")
+        for name, b in blocks.items()
+        if len(b["shown"]) == 1 and not b["hidden"] and name
+    ]
+    for source in sources:
+        for cell, sentence in overall.get(source, {}).values():
+            everyone.append((cell, f"'{sentence}'"))
+    for name, target in blocks.items():
+        if not (target["hidden"] and len(target["shown"]) == 1):
+            continue
+        most = truth.threshold * len(target["hidden"])
+        groups = [row_group(table, lay, i, truth) for i in target["hidden"]]
+        if all(g is not None for g in groups):
+            most = min(most, sum(g.size for g in groups))
+        people = range(len(target["hidden"]), max(most, len(target["hidden"])) + 1)
+        if people.stop - 1 > truth.threshold:
+            continue  # together the hidden rows may be more people than the rule hides
+        shown_i, others = target["shown"][0]
+        o_low, o_high = _rounding(others)
+        names = ", ".join(_row_name(table, lay, i) for i in target["hidden"])
+        who = (
+            f"the one person in '{names}'"
+            if people.stop - 1 == 1
+            else f"at least one of the {people.start} to {people.stop - 1} people in '{names}'"
+        )
+        for cell, where in everyone:
+            report.tried[_MEDIANS] += 1
+            low, high = _rounding(cell)
+            if high < o_low:
+                side, bound, where_to = "at most", high, "below"
+            elif low > o_high:
+                side, bound, where_to = "at least", low, "above"
+            else:
+                continue  # the same median with and without them: no side is told
+            report.add(
+                _MEDIANS,
+                sources[0] if sources else "",
+                f"{table.where}, rows '{names}'",
+                f"{who} has a '{headers[median_j]}' value of {side} {bound:g}",
+                f"everyone's median {cell.text}, from {where}, is {where_to} the "
+                f"median {others.text} of '{_row_name(table, lay, shown_i)}', everyone else "
+                f"in '{name or table.where}'; adding people on one side of a median moves "
+                "it only towards them",
+            )
+
+
 def attack(pub: Publication, truth: Truth | None = None) -> Report:
     """Run every attack on a publication; ``truth`` enables attacks v (by size) and vi."""
     report = Report()
@@ -1241,6 +1338,12 @@ def attack(pub: Publication, truth: Truth | None = None) -> Report:
         attack_cell_families(table, sources, known, report)
         attack_intervals(table, sources, known, report)
         attack_means_across_fields(table, sources, known, report)
+    overall_medians: dict[str, dict] = defaultdict(dict)
+    for text in pub.texts:
+        for m in _OVERALL_MEDIAN.finditer(text.text):
+            overall_medians[text.source][m["v"]] = (parse_cell(m["v"]), _short(text.text))
+    for table, sources in tables:
+        attack_medians_across_fields(table, sources, known, report, overall_medians)
     seen_texts = set()
     for text in pub.texts:
         if (text.text, text.source) in seen_texts:

@@ -154,6 +154,36 @@ def build_lone_score(folder: Path) -> Path:
     return write_case(folder, "lone-score", data)
 
 
+#: The wait in days of the one Black person in the lone-wait case: shorter than anyone's.
+LONE_WAIT = 1
+
+
+def build_lone_wait(folder: Path) -> Path:
+    """(h) One Black person's wait, beside a field whose one group is everyone.
+
+    Everyone lives in the same home area, so the deprivation field has one group: its
+    median wait is everyone's. Everyone but one person is White; the one Black person
+    waited :data:`LONE_WAIT` days and every other wait is a different number of days, so
+    the White median (everyone but them) differs from everyone's and would tell on which
+    side the Black person lies. The gaps step's table of waits is attacked on its own
+    (``test_crafted.py``); the case is not among :data:`CASES`, whose workbooks are
+    attacked whole, because the attacker reads the pathway table's one deprivation group,
+    labelled "2", as a count of two people.
+    """
+    data = sample_rows()
+    lone = _first_clean_row(data)
+    data["LSOA"] = data.loc[lone, "LSOA"]
+    data["Ethnic Category"] = "A"
+    data.loc[lone, "Ethnic Category"] = "N"
+    referred = pd.to_datetime(data["Date Referral Received"], format="%d/%m/%Y", errors="coerce")
+    seen = data["First Contact Date"].ne("") & referred.notna()
+    days = pd.Series(range(len(data)), index=data.index) + LONE_WAIT + 1
+    days[lone] = LONE_WAIT
+    first = referred + pd.to_timedelta(days, unit="D")
+    data.loc[seen, "First Contact Date"] = first[seen].dt.strftime("%d/%m/%Y")
+    return write_case(folder, "lone-wait", data)
+
+
 def build_sample(folder: Path) -> Path:
     """The sample service itself (its own config and extract)."""
     return SAMPLE_CONFIG

@@ -18,6 +18,7 @@ import pytest
 
 from equity_helpers.privacy import OTHER_SMALL_GROUPS, control_table, export_table
 
+from .attacks import _MEDIANS as MEDIANS
 from .attacks import attack_folder
 from .facts import parse_cell, read_publication
 from .truth import Group, Truth
@@ -625,6 +626,109 @@ def test_xi_a_field_with_every_group_shown_gives_the_hidden_one_of_another_away(
     publish(tmp_path / "controlled", {"html/a.html": _two_field_page(rows)})
     report = attack_folder(tmp_path / "controlled", truth)
     assert not found(report, "xi"), report.findings
+
+
+def _waits_page(blocks: dict[str, dict[str, list[int] | None]], sentence: str = "") -> str:
+    """A table of median waits by field, as the gaps page publishes it: each field's groups
+    with their waits (None: the group is hidden), counts rounded to 5, 1 to 7 hidden."""
+    body = ""
+    for field, groups in blocks.items():
+        for group, waits in groups.items():
+            if waits is None or len(waits) <= 7:
+                cells = ["*"] * 4
+            else:
+                q1, med, q3 = np.quantile(waits, [0.25, 0.5, 0.75])
+                n = 5 * round(len(waits) / 5)
+                cells = [str(n), f"{med:.1f}", f"{q1:.1f}", f"{q3:.1f}"]
+            body += f"<tr><td>{field}</td><td>{group}</td>" + "".join(
+                f"<td>{c}</td>" for c in cells
+            )
+            body += "</tr>"
+    return html(
+        "<table><thead><tr><th>Field</th><th>Group</th><th>People seen</th><th>Median days</th>"
+        f"<th>Lower quartile</th><th>Upper quartile</th></tr></thead><tbody>{body}</tbody>"
+        f"</table><p>{sentence}</p>"
+    )
+
+
+def _bound(finding) -> tuple[str, float]:
+    side, value = re.findall(r"value of (at most|at least) (\S+)$", finding.what)[0]
+    return side, float(value)
+
+
+WHITE = [3, 8, 10, 12, 15, 18, 20, 21, 22, 25, 27, 30, 31, 33, 40, 41, 50, 55, 60]
+
+
+def test_xi_medians_with_and_without_a_hidden_person_tell_which_side_they_lie(tmp_path):
+    # 19 White people and one Black person who waited 4 days. Everyone is a woman, so the
+    # one group of the field "Sex" is everyone: its median (23.5) is below the White
+    # median (25), so the Black person waited at most 23.5 days.
+    truth = Truth(groups=[Group("ethnic_group", "Ethnic group", "Black", 1)])
+    everyone = [*WHITE, 4]
+    blocks = {"Ethnic group": {"White": WHITE, "Black": [4]}, "Sex": {"Female": everyone}}
+    publish(tmp_path / "field", {"html/a.html": _waits_page(blocks)})
+    report = attack_folder(tmp_path / "field", truth)
+    (finding,) = found(report, "xi medians", "Black")
+    assert "the one person in 'Ethnic group / Black'" in finding.what, finding
+    assert _bound(finding) == ("at most", 23.55)  # 23.5, as rounding to 1 decimal allows
+    assert 4 <= _bound(finding)[1] < np.median(WHITE)  # true, and below the White median
+    # The same from a sentence giving the median wait for everyone, on the same page.
+    del blocks["Sex"]
+    page = _waits_page(blocks, "The median wait for everyone is 23.5 days.")
+    publish(tmp_path / "sentence", {"html/a.html": page})
+    (finding,) = found(attack_folder(tmp_path / "sentence", truth), "xi medians", "Black")
+    assert _bound(finding) == ("at most", 23.55)
+    # A person who waited longest moves everyone's median up: at least that far.
+    blocks = {"Ethnic group": {"White": WHITE, "Black": [90]}, "Sex": {"Female": [*WHITE, 90]}}
+    publish(tmp_path / "long", {"html/a.html": _waits_page(blocks)})
+    (finding,) = found(attack_folder(tmp_path / "long", truth), "xi medians", "Black")
+    assert _bound(finding) == ("at least", 25.95)  # everyone's median is 26
+
+
+def test_xi_medians_tell_nothing_when_everyone_s_median_is_withheld(tmp_path):
+    truth = Truth(groups=[Group("ethnic_group", "Ethnic group", "Black", 1)])
+    # The only group of a field is hidden when another field hides one, and the sentence
+    # for everyone says it is withheld: no median of everyone is published.
+    blocks = {"Ethnic group": {"White": WHITE, "Black": [4]}, "Sex": {"Female": None}}
+    sentence = "The median wait for everyone is not shown. A group in the table above is hidden."
+    publish(tmp_path / "withheld", {"html/a.html": _waits_page(blocks, sentence)})
+    report = attack_folder(tmp_path / "withheld", truth)
+    assert not found(report, "xi medians"), report.findings
+    assert report.tried[MEDIANS] == 0
+    # Two groups shown in the field beside it: medians do not add up to everyone's.
+    blocks["Sex"] = {"Female": [*WHITE[:9], 4], "Male": WHITE[9:]}
+    publish(tmp_path / "two", {"html/a.html": _waits_page(blocks)})
+    report = attack_folder(tmp_path / "two", truth)
+    assert not found(report, "xi medians") and report.tried[MEDIANS] == 0
+    # Everyone's median the same as the others': nothing is told, though it was tried.
+    white = [*WHITE[:9], 25, 25, *WHITE[10:]]  # 20 people; the median 25 either way
+    blocks = {"Ethnic group": {"White": white, "Black": [25]}, "Sex": {"Female": [*white, 25]}}
+    publish(tmp_path / "same", {"html/a.html": _waits_page(blocks)})
+    report = attack_folder(tmp_path / "same", truth)
+    assert report.tried[MEDIANS] == 1 and not found(report, "xi medians"), report.findings
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_xi_what_the_medians_attack_says_of_hidden_people_is_true(tmp_path, seed):
+    """Random waits, one to three hidden people: every bound found holds for one of them."""
+    rng = np.random.default_rng(seed)
+    hidden = [int(v) for v in rng.integers(0, 120, size=rng.integers(1, 4))]
+    white = [int(v) for v in rng.integers(0, 120, size=rng.integers(8, 40))]
+    truth = Truth(groups=[Group("ethnic_group", "Ethnic group", "Black", len(hidden))])
+    blocks = {
+        "Ethnic group": {"White": white, "Black": hidden},
+        "Sex": {"Female": white + hidden},
+    }
+    publish(tmp_path, {"html/a.html": _waits_page(blocks)})
+    report = attack_folder(tmp_path, truth)
+    assert report.tried[MEDIANS] == 1
+    everyone, others = np.median(white + hidden), np.median(white)
+    findings = found(report, "xi medians", "Black")
+    # Found exactly when the two medians, as published, differ.
+    assert bool(findings) == (round(everyone, 1) != round(others, 1)), (everyone, others)
+    for finding in findings:
+        side, bound = _bound(finding)
+        assert any(v <= bound if side == "at most" else v >= bound for v in hidden), finding
 
 
 # ----------------------------------------------------------------------------- and nothing on a clean one

@@ -13,7 +13,7 @@ import pytest
 from equity_helpers.privacy import OTHER_SMALL_GROUPS
 
 from .__main__ import main
-from .crafted import CASES, JEDI, LONE_LABEL, LONE_SCORE
+from .crafted import CASES, JEDI, LONE_LABEL, LONE_SCORE, LONE_WAIT, build_lone_wait
 from .truth import truth_from_config
 
 
@@ -102,6 +102,47 @@ def test_the_lone_score_is_one_black_person_among_30_scores(written):
     assert scored["ethnic_group"].astype(str).value_counts().to_dict() == {"White": 29, "Black": 1}
     black = scored[scored["ethnic_group"] == "Black"]["outcome_improvement"]
     assert black.tolist() == [LONE_SCORE]
+
+
+def test_the_lone_wait_tempts_the_medians_attack_and_the_step_withholds_it(tmp_path):
+    """Per-field medians as computed would tell on which side the one Black person's wait
+    lies; the gaps step's published table of waits tells nothing."""
+    from equity_helpers import analysis, open_service
+    from equity_helpers.steps import access_and_outcome_gaps
+
+    from .attacks import _MEDIANS, attack_folder
+
+    config = build_lone_wait(tmp_path / "input")
+    truth, groups = _groups(config)
+    assert groups[("ethnic_group", "Black")] == 1
+    service = open_service(config, output_dir=tmp_path / "step" / "tables")
+    data = service.data
+    black = data.loc[data["ethnic_group"].eq("Black"), "wait_days"]
+    assert black.tolist() == [LONE_WAIT]
+    assert data["imd_quintile"].nunique() == 1  # one home area: one deprivation group
+    # The medians by field, with only the small groups hidden: a reader learns the wait.
+    raw = []
+    for dim in ("ethnic_group", "imd_quintile"):
+        part = analysis.group_median(data, dim, "wait_days", service.rule)
+        raw.append(part.assign(Field=dim).fillna({"median": -1}))
+    frame = pd.concat(raw)[["Field", "group", "n", "median"]]
+    frame = frame.rename(columns={"n": "People seen", "median": "Median days"})
+    (tmp_path / "raw" / "tables").mkdir(parents=True)
+    frame.astype(str).replace({"<NA>": "*", "-1.0": "*"}).to_csv(
+        tmp_path / "raw" / "tables" / "waits.csv", index=False
+    )
+    leaky = attack_folder(tmp_path / "raw", truth)
+    (finding,) = [f for f in leaky.findings if f.attack == _MEDIANS]
+    assert "at most" in finding.what and "Black" in finding.what, finding
+    # The step's own table, as the workbook writes it: nothing is told.
+    result = access_and_outcome_gaps.run(service)
+    result.export(service)
+    assert (tmp_path / "step" / "tables" / "waits_by_group.csv").is_file()
+    report = attack_folder(tmp_path / "step", truth)
+    assert not [f for f in report.findings if f.attack == _MEDIANS], report.text()
+    waits = result.tables["waits"].frame
+    assert waits.loc[waits["Field"].ne("Ethnic group"), "Median days"].isna().all()
+    assert waits.loc[waits["Group"].eq("White"), "Median days"].notna().all()
 
 
 def test_the_command_line_prints_findings_and_fails(tmp_path, capsys):

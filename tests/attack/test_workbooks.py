@@ -6,7 +6,7 @@ attacked with the truth of its extract; the sample service is the session's shar
 workbook (the ``sample_folder`` fixture), built once for every test that reads it. The
 number of attacks tried is printed in the test summary.
 
-The six crafted workbooks are built together, two at a time, the first time a test asks
+The crafted workbooks are built together, two at a time, the first time a test asks
 for one; they are part of ``make test``, so a change that lets a reader work out anything
 about a small group fails the suite. A finding's full reasoning is written to
 ``test-output/attack/<case>-findings.txt``.
