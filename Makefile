@@ -62,12 +62,13 @@ TEST_WORKERS ?= 0
 test: setup browser-deps lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
-# Jupyter Book reuses a notebook's outputs while the notebook's text is unchanged; when the
-# package that computes them changes, the kept outputs are dropped so every figure is fresh.
+# Jupyter Book reuses a notebook's outputs while the notebook's text is unchanged, and Sphinx
+# reads again only the pages whose text changed; when the package that computes the outputs
+# changes, both records are dropped, so every page is read and every figure is fresh.
 book: setup
 	@hash=$$(cat $$(find equity_helpers -name '*.py' | sort) | sha256sum | cut -c1-16); \
 	if [ "$$(cat _build/.package-hash 2>/dev/null)" != "$$hash" ]; then \
-	  rm -rf _build/.jupyter_cache; mkdir -p _build; echo "$$hash" > _build/.package-hash; \
+	  rm -rf _build/.jupyter_cache _build/.doctrees; mkdir -p _build; echo "$$hash" > _build/.package-hash; \
 	fi
 	$(BIN)/jupyter-book build . -n -W --keep-going
 

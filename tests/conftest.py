@@ -130,9 +130,28 @@ def built_book(tmp_path_factory, request) -> Path:
     return Path(_once_per_run(tmp_path_factory, request, "built-book", _build_book))
 
 
+def _package_hash() -> str:
+    """A fingerprint of the package's code, as `make book` takes it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(str(p) for p in (ROOT / "equity_helpers").rglob("*.py")):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _build_book() -> str:
     out = TEST_OUTPUT / "book"
     out.mkdir(parents=True, exist_ok=True)
+    # An earlier run's build is reused where nothing has changed: Sphinx reads again only
+    # the pages whose text changed, and Jupyter Book reuses the outputs of the notebooks
+    # whose code is unchanged. Neither knows about the package that computes the outputs,
+    # so when it has changed the earlier build is dropped and every notebook runs again.
+    stamp = out / "_build" / ".package-hash"
+    if not stamp.is_file() or stamp.read_text().strip() != _package_hash():
+        shutil.rmtree(out / "_build", ignore_errors=True)
+        stamp.parent.mkdir(parents=True)
+        stamp.write_text(_package_hash())
     bin_dir = Path(sys.executable).parent
     cmd = [
         str(bin_dir / "jupyter-book"),

@@ -74,7 +74,7 @@ def test_a_playbook_error_comes_back_from_a_worker_as_it_was_raised():
 
 def test_a_scheduler_that_does_not_answer_gives_run007(tmp_path):
     with pytest.raises(WorkbookError) as info:
-        cluster.run_on_cluster([SAMPLE], tmp_path, "tcp://127.0.0.1:9", timeout=2)
+        cluster.run_on_cluster([SAMPLE], tmp_path, "tcp://127.0.0.1:9", timeout=0.5)
     assert info.value.code == "RUN007"
     assert "tcp://127.0.0.1:9" in str(info.value)
 

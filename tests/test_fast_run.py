@@ -213,9 +213,14 @@ def test_two_services_in_turn_each_get_their_own_figures(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_pdf_that_cannot_be_printed_still_publishes_the_html(tmp_path, monkeypatch):
+def test_a_pdf_that_cannot_be_printed_still_publishes_the_html(
+    tmp_path, monkeypatch, sample_one_step
+):
     monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))  # no Chromium to be found
-    result = run_workbook(SAMPLE_CFG, tmp_path / "out", jobs=1, steps=ONE_STEP, pdf=True)
+    # As after a first run without --pdf: the step is reused, the pages are built again.
+    out = sample_one_step(tmp_path / "out")
+    result = run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP, pdf=True)
+    assert not result.reused
     assert result.pdf is None and "[PDF001]" in (result.pdf_error or "")
     assert not result.ok
     assert result.html_index.is_file()

@@ -418,14 +418,16 @@ def test_a_half_written_pdf_is_never_left_looking_complete(small_workbook, cfg, 
 
 
 @pytest.mark.slow
-def test_the_command_reports_a_missing_chromium_without_a_traceback(tmp_path):
+def test_the_command_reports_a_missing_chromium_without_a_traceback(tmp_path, sample_one_step):
     """End to end: `equity-workbook run --pdf` on a machine without Chromium."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     env = dict(os.environ, PATH=str(bin_dir))
     cli = Path(sys.executable).with_name("equity-workbook")
+    # As after a first run without --pdf: the step is reused, the pages are built again.
+    out = sample_one_step(tmp_path / "out")
     proc = subprocess.run(
-        [str(cli), "run", "--config", str(SAMPLE_CFG), "--out", str(tmp_path / "out")]
+        [str(cli), "run", "--config", str(SAMPLE_CFG), "--out", str(out)]
         + ["--steps", "data-completeness", "--jobs", "1", "--pdf"],
         capture_output=True,
         text=True,
@@ -440,6 +442,9 @@ def test_the_command_reports_a_missing_chromium_without_a_traceback(tmp_path):
     # The HTML workbook is published all the same, and the run says so.
     assert len(list((tmp_path / "out").glob("*/html/index.html"))) == 1
     assert "The PDF was not printed" in output
+    # Published by this run (the earlier one left a complete workbook), not yet complete.
+    manifest = json.loads(next(out.glob("*/manifest.json")).read_text(encoding="utf-8"))
+    assert manifest["complete"] is False
 
 
 def test_the_book_prints_closed_folds_open(tmp_path):

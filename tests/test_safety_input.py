@@ -381,14 +381,16 @@ def test_init_never_overwrites_an_existing_config(tmp_path, capsys):
 
 
 def test_init_writes_into_a_folder_given_as_out(tmp_path, capsys):
+    # The extract alone in its folder: init looks for appointments in every file beside
+    # it, and the corpus folder holds dozens.
+    extract = tmp_path / "ok.csv"
+    extract.write_bytes(OK_EXTRACT.read_bytes())
     folder = tmp_path / "configs"
     folder.mkdir()
-    status, shown = run_cli(capsys, "init", str(OK_EXTRACT), "--out", str(folder))
+    status, shown = run_cli(capsys, "init", str(extract), "--out", str(folder))
     assert status == 0, shown
     assert (folder / "ok_service.yml").is_file()
-    status, shown = run_cli(
-        capsys, "init", str(OK_EXTRACT), "--out", str(tmp_path / "no" / "x.yml")
-    )
+    status, shown = run_cli(capsys, "init", str(extract), "--out", str(tmp_path / "no" / "x.yml"))
     assert status == 2 and "The output folder cannot be written [RUN002]" in shown, shown
 
 

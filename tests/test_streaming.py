@@ -41,19 +41,26 @@ def _batches(cfg, out: Path, rows: int):
     return read_prepared(out)
 
 
-def assert_same(cfg, tmp_path: Path, rows: int | None = None, *, made: Path | None = None) -> None:
+def assert_same(
+    cfg, tmp_path: Path, rows: int | None = None, *, whole=None, batched=None, made=None
+):
     """Prepared whole and in batches: the same data, account and issues, or the same stop.
 
     The batches are of ``rows`` rows, prepared here; or ``made`` is a file already prepared
-    in batches some other way (by the runner's preparation, or the command line).
+    in batches some other way (by the runner's preparation, or the command line); or
+    ``batched`` is the error a test's own batched run into ``tmp_path / "batches.parquet"``
+    stopped with. Returns the whole read, so that a test comparing several batch sizes reads
+    it once (``whole``: what an earlier call returned for the same ``cfg``).
     """
-    whole = _whole(cfg, tmp_path / "whole.parquet")
-    batched = read_prepared(made) if made else _batches(cfg, tmp_path / "batches.parquet", rows)
+    if whole is None:
+        whole = _whole(cfg, tmp_path / "whole.parquet")
+    if batched is None:
+        batched = read_prepared(made) if made else _batches(cfg, tmp_path / "batches.parquet", rows)
     if isinstance(whole, PlaybookError):
         assert isinstance(batched, PlaybookError), f"only the whole read stopped: {whole}"
         assert (batched.code, str(batched)) == (whole.code, str(whole))
         assert not (tmp_path / "batches.parquet").exists()
-        return
+        return whole
     assert not isinstance(batched, PlaybookError), f"only the batches stopped: {batched}"
     data, meta = batched
     pd.testing.assert_frame_equal(data, whole[0])
@@ -61,11 +68,18 @@ def assert_same(cfg, tmp_path: Path, rows: int | None = None, *, made: Path | No
     assert meta["account"] == whole[1]["account"]
     assert meta["issues"] == whole[1]["issues"]
     assert meta == whole[1]
+    return whole
+
+
+@pytest.fixture(scope="module")
+def sample_whole(tmp_path_factory):
+    """The sample prepared whole, once for the module (every test only reads it)."""
+    return _whole(load_config(SAMPLE), tmp_path_factory.mktemp("sample") / "whole.parquet")
 
 
 @pytest.mark.parametrize("rows", [1000, 777])
-def test_sample_prepared_in_batches_is_the_whole_read(tmp_path, rows):
-    assert_same(load_config(SAMPLE), tmp_path, rows)
+def test_sample_prepared_in_batches_is_the_whole_read(tmp_path, rows, sample_whole):
+    assert_same(load_config(SAMPLE), tmp_path, rows, whole=sample_whole)
 
 
 CSV_CASES = [
@@ -79,8 +93,8 @@ CSV_CASES = [
 @pytest.mark.parametrize("case", CSV_CASES, ids=[c["id"] for c in CSV_CASES])
 def test_bad_input_prepared_in_batches_is_the_whole_read(tmp_path, case):
     cfg = load_config(build_config(case, tmp_path))
-    assert_same(cfg, tmp_path, 1000)
-    assert_same(cfg, tmp_path, 2)
+    whole = assert_same(cfg, tmp_path, 1000)
+    assert_same(cfg, tmp_path, 2, whole=whole)
 
 
 def _sample_copy(tmp_path: Path, text: str, encoding: str = "utf-8") -> object:
@@ -106,10 +120,10 @@ def test_repeated_referral_ids_far_apart_stop_both_ways(tmp_path):
     lines[4500] = first_id + lines[4500][lines[4500].index(",") :]
     cfg = _sample_copy(tmp_path, "\n".join(lines) + "\n")
     with pytest.raises(PlaybookError) as caught:
-        prepare_in_batches(cfg, tmp_path / "out.parquet", batch_rows=1000)
+        prepare_in_batches(cfg, tmp_path / "batches.parquet", batch_rows=1000)
     assert caught.value.code == "EXT007"
     assert "2, 4501" in str(caught.value)
-    assert_same(cfg, tmp_path, 1000)
+    assert_same(cfg, tmp_path, 1000, batched=caught.value)
 
 
 def test_blank_lines_titles_and_a_footer_both_ways(tmp_path):
@@ -155,10 +169,10 @@ def test_ragged_rows_in_a_late_batch_are_named_both_ways(tmp_path):
     lines[5000] = lines[5000] + ",extra"
     cfg = _sample_copy(tmp_path, "\n".join(lines) + "\n")
     with pytest.raises(PlaybookError) as caught:
-        prepare_in_batches(cfg, tmp_path / "out.parquet", batch_rows=1000)
+        prepare_in_batches(cfg, tmp_path / "batches.parquet", batch_rows=1000)
     assert caught.value.code == "EXT013"
     assert "5001" in str(caught.value)
-    assert_same(cfg, tmp_path, 1000)
+    assert_same(cfg, tmp_path, 1000, batched=caught.value)
 
 
 @pytest.mark.parametrize(

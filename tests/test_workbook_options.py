@@ -20,7 +20,7 @@ ONE_STEP = ["data-completeness"]
 pytestmark = pytest.mark.slow
 
 
-def test_several_services_one_failing(tmp_path):
+def test_several_services_one_failing(tmp_path, sample_one_step):
     raw = yaml.safe_load(SAMPLE_CFG.read_text())
     base = SAMPLE_CFG.parent
     raw["extract"]["path"] = str(base / "absent.csv")
@@ -29,10 +29,13 @@ def test_several_services_one_failing(tmp_path):
     raw.pop("readability")
     broken = tmp_path / "broken.yml"
     broken.write_text(yaml.safe_dump(raw))
-    results = run_many([SAMPLE_CFG, broken], tmp_path / "out", jobs=1, steps=ONE_STEP)
+    # The sample's workbook is there from an earlier run (and is reused): what is checked
+    # is that the failing service is reported beside it on the index.
+    out = sample_one_step(tmp_path / "out")
+    results = run_many([SAMPLE_CFG, broken], out, jobs=1, steps=ONE_STEP)
     assert [r.ok for r in results] == [True, False]
     assert "CFG006" in results[1].error
-    index = (tmp_path / "out" / "index.html").read_text()
+    index = (out / "index.html").read_text()
     assert "Derbyshire Long COVID Rehabilitation Service (synthetic example)" in index
     assert "failed: A file named in the config cannot be found [CFG006]" in index
     # The first service's headline figure is on the index, from its own manifest.
@@ -49,7 +52,10 @@ def test_baseline_adds_change_since(tmp_path, sample_one_step):
     manifest = json.loads((kept / "manifest.json").read_text())
     manifest["headlines"]["ethnicity_recorded_pct"] -= 5.0  # as if recording was worse then
     (kept / "manifest.json").write_text(json.dumps(manifest))
-    second = run_workbook(SAMPLE_CFG, tmp_path / "after", jobs=1, steps=ONE_STEP, baseline=kept)
+    # The step is taken from the cache; a baseline is read when the pages are assembled.
+    after = sample_one_step(tmp_path / "after")
+    second = run_workbook(SAMPLE_CFG, after, jobs=1, steps=ONE_STEP, baseline=kept)
+    assert [s.status for s in second.steps] == ["reused"] and not second.reused
     page = (second.out_dir / "html" / "index.html").read_text()
     front = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     assert "Baseline" in front and "Change" in front
@@ -60,10 +66,13 @@ def test_baseline_adds_change_since(tmp_path, sample_one_step):
 
 
 @pytest.mark.browser
-def test_pdf_is_printed_with_chromium(tmp_path):
+def test_pdf_is_printed_with_chromium(tmp_path, sample_one_step):
     if not Path("/usr/bin/chromium").exists():
         pytest.fail("Chromium is missing: `make test` installs it.")
-    result = run_workbook(SAMPLE_CFG, tmp_path / "out", jobs=1, steps=ONE_STEP, pdf=True)
+    # As after a first run without --pdf: the step is reused, the pages are built and printed.
+    out = sample_one_step(tmp_path / "out")
+    result = run_workbook(SAMPLE_CFG, out, jobs=1, steps=ONE_STEP, pdf=True)
+    assert not result.reused
     pdf = result.out_dir / "workbook.pdf"
     assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
     assert pdf.stat().st_size > 20_000
