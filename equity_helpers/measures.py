@@ -31,16 +31,17 @@ def _finished(data: pd.DataFrame) -> pd.Series:
 
 def _share_of_finished(column: str) -> Callable:
     def counts(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        d = data[_finished(data).to_numpy()]
-        x = d[column].fillna(False).astype("int64")
-        return x, pd.Series(1, index=d.index, dtype="int64")
+        # The one column counted, not a copy of every column of the finished rows.
+        x = data[column][_finished(data).to_numpy()].fillna(False).astype("int64")
+        return x, pd.Series(1, index=x.index, dtype="int64")
 
     return counts
 
 
 def _accepted(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    d = data[data["accepted"].notna().to_numpy()]
-    return d["accepted"].eq("Yes").astype("int64"), pd.Series(1, index=d.index, dtype="int64")
+    accepted = data["accepted"]
+    accepted = accepted[accepted.notna().to_numpy()]  # one column, not every column
+    return accepted.eq("Yes").astype("int64"), pd.Series(1, index=accepted.index, dtype="int64")
 
 
 @dataclass(frozen=True)
