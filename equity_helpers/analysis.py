@@ -33,43 +33,41 @@ _NOT_STATED_WORDS = {"not stated", "prefer not to say", "declined", "refused"}
 # ----------------------------------------------------------------------------- Step 1
 
 
+#: What :func:`_classify` calls each record.
+_CLASSES = ["Recorded", "Not stated", "Not known", "Invalid"]
+
+
+def _classes(index: pd.Index, conditions: list, names: list[str]) -> pd.Series:
+    """The first class whose condition holds, else "Recorded" (numbered: no text per row)."""
+    codes = np.select(conditions, [_CLASSES.index(n) for n in names], 0).astype(np.int8)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=_CLASSES), index=index)
+
+
 def _classify(data: pd.DataFrame, field: str) -> pd.Series:
     """Each record of a field as recorded / not stated / not known / invalid."""
     s = data[field]
     if field == "ethnicity":
-        return pd.Series(
-            np.select(
-                [s.eq("Z"), s.eq("99"), s.eq(codes.INVALID)],
-                ["Not stated", "Not known", "Invalid"],
-                "Recorded",
-            ),
-            index=s.index,
+        return _classes(
+            s.index,
+            [s.eq("Z"), s.eq("99"), s.eq(codes.INVALID)],
+            ["Not stated", "Not known", "Invalid"],
         )
     if field == "sex":
-        return pd.Series(
-            np.select([s.eq("X"), s.eq(codes.INVALID)], ["Not known", "Invalid"], "Recorded"),
-            index=s.index,
-        )
+        return _classes(s.index, [s.eq("X"), s.eq(codes.INVALID)], ["Not known", "Invalid"])
     if field == "age_band":
-        return pd.Series(np.where(s.eq(codes.UNKNOWN_AGE), "Not known", "Recorded"), index=s.index)
+        return _classes(s.index, [s.eq(codes.UNKNOWN_AGE)], ["Not known"])
     if field == "lsoa_code":
         st = data["lsoa_status"]
-        return pd.Series(
-            np.select([st.eq("missing"), st.eq("invalid")], ["Not known", "Invalid"], "Recorded"),
-            index=s.index,
-        )
+        return _classes(s.index, [st.eq("missing"), st.eq("invalid")], ["Not known", "Invalid"])
     text = s.astype("string").str.lower()
-    return pd.Series(
-        np.select(
-            [
-                s.isna().to_numpy(),
-                text.isin(_NOT_STATED_WORDS).fillna(False).to_numpy(),
-                s.eq(codes.INVALID).fillna(False).to_numpy(),
-            ],
-            ["Not known", "Not stated", "Invalid"],
-            "Recorded",
-        ),
-        index=s.index,
+    return _classes(
+        s.index,
+        [
+            s.isna().to_numpy(),
+            text.isin(_NOT_STATED_WORDS).fillna(False).to_numpy(),
+            s.eq(codes.INVALID).fillna(False).to_numpy(),
+        ],
+        ["Not known", "Not stated", "Invalid"],
     )
 
 
@@ -723,7 +721,8 @@ def area_funnel(
     (Spiegelhalter 2005), estimated from the same published counts of the areas shown;
     ``attrs['phi']`` and ``attrs['tau2']`` hold the estimate.
     """
-    df = data[data.get("in_catchment", True) & data[area].notna()]
+    keep = data.get("in_catchment", True) & data[area].notna()
+    df = data.loc[keep, [area, "appointments_dna", "appointments_offered"]]  # not every column
     df = df[df["appointments_offered"].notna() & df["appointments_dna"].notna()]
     grouped = df.groupby(area)
     g = grouped[["appointments_dna", "appointments_offered"]].sum().astype("int64")
@@ -867,9 +866,16 @@ def _x_n(data: pd.DataFrame, name: str) -> tuple[int, int]:
     return measure_registry.get(name).totals(data)
 
 
+def _reading(data: pd.DataFrame, name: str, *also: str) -> pd.DataFrame:
+    """Only the columns a measure's counts read (and ``also``): filtering it copies no others."""
+    wanted = dict.fromkeys((*also, *measure_registry.get(name).reads))
+    return data[[c for c in wanted if c in data.columns]]
+
+
 def before_after(data: pd.DataFrame, name: str, focus: pd.Series, change_date) -> pd.DataFrame:
     """The measure for the focus group and everyone else, before and after the change date."""
     after = data["referral_date"] >= pd.Timestamp(change_date)
+    data = _reading(data, name)
     rows = []
     for period, pm in (("Before", ~after), ("After", after)):
         for who, fm in (("Focus group", focus), ("Everyone else", ~focus)):
@@ -903,7 +909,8 @@ def monthly_rate(data: pd.DataFrame, name: str, mask: pd.Series | None = None) -
     Also the raw ``_people`` (people counted that month) and ``_top`` (the most one person
     adds to the denominator), which the chart guard uses to hide months.
     """
-    d = data if mask is None else data[mask.to_numpy(dtype=bool)]
+    d = _reading(data, name, "referral_month")
+    d = d if mask is None else d[mask.to_numpy(dtype=bool)]
     m = measure_registry.get(name)
     rows = []
     for month, sub in d.groupby("referral_month"):

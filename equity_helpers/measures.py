@@ -68,6 +68,13 @@ class Measure:
     columns: tuple[str, ...]
     #: Returns (numerator, denominator) for each row counted.
     counts: Callable[[pd.DataFrame], tuple[pd.Series, pd.Series]]
+    #: Columns the counts read when the extract has them, beyond ``columns``.
+    also_reads: tuple[str, ...] = ()
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every column the counts can read: a step counting it needs no other."""
+        return (*self.columns, *self.also_reads)
 
     @property
     def column(self) -> str:
@@ -120,6 +127,7 @@ MEASURES: dict[str, Measure] = {
             "people",
             ("dropped_out", "closed"),
             _share_of_finished("dropped_out"),
+            ("accepted",),  # a finished referral is one accepted, when the extract says
         ),
         Measure(
             "completion_rate",
@@ -133,6 +141,7 @@ MEASURES: dict[str, Measure] = {
             "people",
             ("completed", "closed"),
             _share_of_finished("completed"),
+            ("accepted",),
         ),
         Measure(
             "acceptance_rate",

@@ -155,7 +155,7 @@ def monthly_gap(data: pd.DataFrame, name: str, mask: pd.Series, rule) -> pd.Data
     focus = analysis.monthly_rate(data, name, mask)
     rest = analysis.monthly_rate(data, name, ~mask)
     x, _ = MEASURES[name].counts(data)
-    counted = data.loc[x.index]
+    counted = data.loc[x.index, ["referral_month"]]  # the one column counted
     inside = mask.loc[x.index].to_numpy(dtype=bool)
     people = pd.DataFrame(
         {
