@@ -783,7 +783,14 @@ def pathway(
     counted as not (yet) completed.
     """
     cutoff = data["referral_date"].max() - pd.Timedelta(days=settle_days)
-    d = data[data["referral_date"] <= cutoff]
+    # Only the columns counted: filtering every column of a big extract costs far more.
+    counted = [
+        by,
+        "first_appointment_date",
+        "completed",
+        *(["accepted"] if "accepted" in data else []),
+    ]
+    d = data.loc[data["referral_date"] <= cutoff, list(dict.fromkeys(counted))]
     groups = d[by].astype("string").fillna("Not known")
     stage = pd.DataFrame(
         {
