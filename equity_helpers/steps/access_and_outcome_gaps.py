@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis, stats
+from ..config import CATEGORY_FIELDS, YES_NO_FIELDS
 from ..measures import MEASURES
 from ..privacy import published_percentage
 from ..wording import (
@@ -19,6 +20,26 @@ from ..wording import (
     withheld,
 )
 from .base import Chart, StepResult, Table, cached, number_or_nan, seal_chart
+
+#: The prepared columns this step reads: every field it splits by, every measure's counts.
+READS = tuple(
+    dict.fromkeys(
+        (
+            "ethnic_group",
+            "imd_quintile",
+            "age_group",
+            "sex_label",
+            *CATEGORY_FIELDS,
+            *YES_NO_FIELDS,
+            *(c for m in MEASURES.values() for c in m.reads),
+            "wait_days",
+            "outcome_improvement",
+            "lsoa_code",
+            "in_catchment",
+            "imd_decile",
+        )
+    )
+)
 
 HEADLINES = {
     "dna_overall_pct": "Missed appointments (%)",
