@@ -450,6 +450,7 @@ class Counted:
         self._counts: dict = {}
         self._groups: dict = {}
         self._people: dict = {}
+        self._ones: dict = {}
 
     def counts(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A measure's numerator and denominator for each row it counts, and those rows' positions."""
@@ -463,6 +464,12 @@ class Counted:
                 x.index.to_numpy(dtype=np.intp),
             )
         return self._counts[name]
+
+    def each_once(self, name: str) -> bool:
+        """Whether every row a measure counts adds exactly 1 to its denominator (people)."""
+        if name not in self._ones:
+            self._ones[name] = bool((self.counts(name)[1] == 1).all())
+        return self._ones[name]
 
     def groups(self, by) -> tuple[np.ndarray, pd.Index]:
         """Each row's group number in a field, and the group names ("Not known" for a blank)."""
@@ -531,20 +538,21 @@ def measure(
     codes, labels = counted.groups(by)
     codes = codes[rows]
     k = len(labels)
-    people = np.bincount(codes, minlength=k)
-    top = np.zeros(k, dtype="int64")
-    np.maximum.at(top, codes, n)
+    people = np.bincount(codes, minlength=k).astype("int64")
+    if counted.each_once(name):  # each row adds 1: the denominator is the people counted
+        top, total = np.minimum(people, 1), people
+    else:
+        top = np.zeros(k, dtype="int64")
+        np.maximum.at(top, codes, n)
+        total = np.bincount(codes, weights=n, minlength=k).astype("int64")
     # Sums of whole numbers, exact as floats far beyond any extract's size.
     sums = pd.DataFrame(
-        {
-            "_x": np.bincount(codes, weights=x, minlength=k).astype("int64"),
-            "_n": np.bincount(codes, weights=n, minlength=k).astype("int64"),
-        },
+        {"_x": np.bincount(codes, weights=x, minlength=k).astype("int64"), "_n": total},
         index=labels.rename("group"),
     )
     out = _proportions(sums[people > 0], rule, order)
     where = labels.get_indexer(out["group"])
-    out["_people"] = people[where].astype("int64")
+    out["_people"] = people[where]
     out["_top"] = top[where]
     if m.unit != "people" and len(out):
         few = control_counts(pd.Series(out["_people"].to_numpy()), rule).isna().to_numpy().copy()
