@@ -458,11 +458,8 @@ class Counted:
             # Counted on a view numbered by position (no copy), whatever the table's index.
             rows = self.data.set_axis(pd.RangeIndex(len(self.data)))
             x, n = measure_registry.get(name).counts(rows)
-            self._counts[name] = (
-                x.to_numpy(dtype="int64"),
-                n.to_numpy(dtype="int64"),
-                x.index.to_numpy(dtype=np.intp),
-            )
+            # Kept in the smallest integer types that hold them: a big extract has many rows.
+            self._counts[name] = tuple(_compact(a.to_numpy(dtype="int64")) for a in (x, n, x.index))
         return self._counts[name]
 
     def each_once(self, name: str) -> bool:
@@ -504,6 +501,15 @@ class Counted:
             sizes = np.bincount(codes[self.counts(name)[2]], minlength=len(labels))
             self._people[(name, by)] = pd.Series(sizes.astype("int64"), index=labels)
         return self._people[(name, by)]
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """Whole numbers in the smallest integer type that holds every one of them."""
+    low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    for kind in (np.int8, np.int16, np.int32):
+        if np.iinfo(kind).min <= low and high <= np.iinfo(kind).max:
+            return values.astype(kind)
+    return values
 
 
 def _small_ints(codes: np.ndarray, groups: int) -> np.ndarray:
