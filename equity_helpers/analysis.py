@@ -545,6 +545,7 @@ def measure(
     codes = codes[rows]
     k = len(labels)
     people = np.bincount(codes, minlength=k).astype("int64")
+    counted._people.setdefault((name, by), pd.Series(people, index=labels))  # for gap_table
     if counted.each_once(name):  # each row adds 1: the denominator is the people counted
         top, total = np.minimum(people, 1), people
     else:
