@@ -245,17 +245,31 @@ def _proportions(
     return _mask_small(out, g["_x"], g["_n"], rule, ["pct", "lower", "upper"])
 
 
+def _by_group(data: pd.DataFrame, by: str, values: pd.Series, counted) -> tuple:
+    """The rows with a value, grouped by their group's number; and the names of the numbers."""
+    counted = counted if counted is not None else Counted(data)
+    codes, labels = counted.groups(by)
+    kept = values.notna().to_numpy()
+    return values[kept].groupby(codes[kept]), labels.rename("group")
+
+
 def group_median(
-    data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None
+    data: pd.DataFrame,
+    by: str,
+    value: str,
+    rule: DisclosureRule,
+    order=None,
+    counted: Counted | None = None,
 ) -> pd.DataFrame:
-    """Median and quartiles of a measure (such as days waited) for each group."""
-    df = pd.DataFrame(
-        {"group": data[by].astype("string").fillna("Not known"), "v": data[value]}
-    ).dropna()
-    g = df.groupby("group")["v"]
+    """Median and quartiles of a measure (such as days waited) for each group.
+
+    ``counted`` is a :class:`Counted` of ``data`` whose groups to reuse.
+    """
+    g, labels = _by_group(data, by, data[value], counted)
     out = pd.DataFrame(
         {"n_raw": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75)}
     )
+    out.index = labels.take(out.index.to_numpy(dtype=np.intp))
     if order is not None:
         out = out.reindex(
             [o for o in order if o in out.index] + [i for i in out.index if i not in order]
@@ -269,18 +283,22 @@ def group_median(
 
 
 def group_mean(
-    data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None
+    data: pd.DataFrame,
+    by: str,
+    value: str,
+    rule: DisclosureRule,
+    order=None,
+    counted: Counted | None = None,
 ) -> pd.DataFrame:
-    """Mean of a measure for each group with a t-based 95% interval."""
+    """Mean of a measure for each group with a t-based 95% interval.
+
+    ``counted`` is a :class:`Counted` of ``data`` whose groups to reuse.
+    """
     from scipy import stats as st
 
-    df = pd.DataFrame(
-        {
-            "group": data[by].astype("string").fillna("Not known"),
-            "v": pd.to_numeric(data[value], errors="coerce"),
-        }
-    ).dropna()
-    g = df.groupby("group")["v"].agg(["size", "mean", "std"])
+    grouped, labels = _by_group(data, by, pd.to_numeric(data[value], errors="coerce"), counted)
+    g = grouped.agg(["size", "mean", "std"])
+    g.index = labels.take(g.index.to_numpy(dtype=np.intp))
     if order is not None:
         g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
     g = g.reset_index()

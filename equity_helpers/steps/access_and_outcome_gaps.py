@@ -214,13 +214,13 @@ def _every_measure(result: StepResult, counted, rule, measures, dims) -> None:
     )
 
 
-def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
+def _waits_and_outcomes(result: StepResult, service, wait_dims, counted) -> None:
     data, rule = service.data, service.rule
     if "wait_days" in data:
         parts = [
-            analysis.group_median(data, dim, "wait_days", rule, analysis.group_order(dim)).assign(
-                Field=label(dim), dim=dim
-            )
+            analysis.group_median(
+                data, dim, "wait_days", rule, analysis.group_order(dim), counted
+            ).assign(Field=label(dim), dim=dim)
             for dim in wait_dims
         ]
         waits = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -280,7 +280,7 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
         )
         parts = [
             analysis.group_mean(
-                data, dim, "outcome_improvement", rule, analysis.group_order(dim)
+                data, dim, "outcome_improvement", rule, analysis.group_order(dim), counted
             ).assign(Field=label(dim), group=lambda t, d=dim: imd_words(t["group"], d))
             for dim in wait_dims
         ]
@@ -546,7 +546,8 @@ def run(service) -> StepResult:
     counted = analysis.Counted(data)
     _by_ethnic_group(result, counted, rule, measures)
     _every_measure(result, counted, rule, measures, dims)
-    _waits_and_outcomes(result, service, [d for d in ("ethnic_group", "imd_quintile") if d in data])
+    dims_waits = [d for d in ("ethnic_group", "imd_quintile") if d in data]
+    _waits_and_outcomes(result, service, dims_waits, counted)
     _gradient(result, counted, rule, measures)
     _funnel(result, data, rule, measures)
     _two_way(result, counted, rule, measures)
