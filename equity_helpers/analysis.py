@@ -33,43 +33,41 @@ _NOT_STATED_WORDS = {"not stated", "prefer not to say", "declined", "refused"}
 # ----------------------------------------------------------------------------- Step 1
 
 
+#: What :func:`_classify` calls each record.
+_CLASSES = ["Recorded", "Not stated", "Not known", "Invalid"]
+
+
+def _classes(index: pd.Index, conditions: list, names: list[str]) -> pd.Series:
+    """The first class whose condition holds, else "Recorded" (numbered: no text per row)."""
+    codes = np.select(conditions, [_CLASSES.index(n) for n in names], 0).astype(np.int8)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=_CLASSES), index=index)
+
+
 def _classify(data: pd.DataFrame, field: str) -> pd.Series:
     """Each record of a field as recorded / not stated / not known / invalid."""
     s = data[field]
     if field == "ethnicity":
-        return pd.Series(
-            np.select(
-                [s.eq("Z"), s.eq("99"), s.eq(codes.INVALID)],
-                ["Not stated", "Not known", "Invalid"],
-                "Recorded",
-            ),
-            index=s.index,
+        return _classes(
+            s.index,
+            [s.eq("Z"), s.eq("99"), s.eq(codes.INVALID)],
+            ["Not stated", "Not known", "Invalid"],
         )
     if field == "sex":
-        return pd.Series(
-            np.select([s.eq("X"), s.eq(codes.INVALID)], ["Not known", "Invalid"], "Recorded"),
-            index=s.index,
-        )
+        return _classes(s.index, [s.eq("X"), s.eq(codes.INVALID)], ["Not known", "Invalid"])
     if field == "age_band":
-        return pd.Series(np.where(s.eq(codes.UNKNOWN_AGE), "Not known", "Recorded"), index=s.index)
+        return _classes(s.index, [s.eq(codes.UNKNOWN_AGE)], ["Not known"])
     if field == "lsoa_code":
         st = data["lsoa_status"]
-        return pd.Series(
-            np.select([st.eq("missing"), st.eq("invalid")], ["Not known", "Invalid"], "Recorded"),
-            index=s.index,
-        )
+        return _classes(s.index, [st.eq("missing"), st.eq("invalid")], ["Not known", "Invalid"])
     text = s.astype("string").str.lower()
-    return pd.Series(
-        np.select(
-            [
-                s.isna().to_numpy(),
-                text.isin(_NOT_STATED_WORDS).fillna(False).to_numpy(),
-                s.eq(codes.INVALID).fillna(False).to_numpy(),
-            ],
-            ["Not known", "Not stated", "Invalid"],
-            "Recorded",
-        ),
-        index=s.index,
+    return _classes(
+        s.index,
+        [
+            s.isna().to_numpy(),
+            text.isin(_NOT_STATED_WORDS).fillna(False).to_numpy(),
+            s.eq(codes.INVALID).fillna(False).to_numpy(),
+        ],
+        ["Not known", "Not stated", "Invalid"],
     )
 
 
@@ -217,6 +215,13 @@ def group_proportion(
         df["_x"] = success[keep].fillna(False).astype(int).to_numpy()
         df["_n"] = 1
     g = df.groupby("group", observed=True)[["_x", "_n"]].sum().astype("int64")
+    return _proportions(g, rule, order, confidence)
+
+
+def _proportions(
+    g: pd.DataFrame, rule: DisclosureRule, order=None, confidence: float = 0.95
+) -> pd.DataFrame:
+    """The table of :func:`group_proportion` from the sums ``_x, _n`` of each group (the index)."""
     # A group with nothing in the denominator (say, no appointments offered) has no rate.
     g = g[g["_n"] > 0]
     if order is not None:
@@ -240,17 +245,31 @@ def group_proportion(
     return _mask_small(out, g["_x"], g["_n"], rule, ["pct", "lower", "upper"])
 
 
+def _by_group(data: pd.DataFrame, by: str, values: pd.Series, counted) -> tuple:
+    """The rows with a value, grouped by their group's number; and the names of the numbers."""
+    counted = counted if counted is not None else Counted(data)
+    codes, labels = counted.groups(by)
+    kept = values.notna().to_numpy()
+    return values[kept].groupby(codes[kept]), labels.rename("group")
+
+
 def group_median(
-    data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None
+    data: pd.DataFrame,
+    by: str,
+    value: str,
+    rule: DisclosureRule,
+    order=None,
+    counted: Counted | None = None,
 ) -> pd.DataFrame:
-    """Median and quartiles of a measure (such as days waited) for each group."""
-    df = pd.DataFrame(
-        {"group": data[by].astype("string").fillna("Not known"), "v": data[value]}
-    ).dropna()
-    g = df.groupby("group")["v"]
+    """Median and quartiles of a measure (such as days waited) for each group.
+
+    ``counted`` is a :class:`Counted` of ``data`` whose groups to reuse.
+    """
+    g, labels = _by_group(data, by, data[value], counted)
     out = pd.DataFrame(
         {"n_raw": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75)}
     )
+    out.index = labels.take(out.index.to_numpy(dtype=np.intp))
     if order is not None:
         out = out.reindex(
             [o for o in order if o in out.index] + [i for i in out.index if i not in order]
@@ -264,18 +283,22 @@ def group_median(
 
 
 def group_mean(
-    data: pd.DataFrame, by: str, value: str, rule: DisclosureRule, order=None
+    data: pd.DataFrame,
+    by: str,
+    value: str,
+    rule: DisclosureRule,
+    order=None,
+    counted: Counted | None = None,
 ) -> pd.DataFrame:
-    """Mean of a measure for each group with a t-based 95% interval."""
+    """Mean of a measure for each group with a t-based 95% interval.
+
+    ``counted`` is a :class:`Counted` of ``data`` whose groups to reuse.
+    """
     from scipy import stats as st
 
-    df = pd.DataFrame(
-        {
-            "group": data[by].astype("string").fillna("Not known"),
-            "v": pd.to_numeric(data[value], errors="coerce"),
-        }
-    ).dropna()
-    g = df.groupby("group")["v"].agg(["size", "mean", "std"])
+    grouped, labels = _by_group(data, by, pd.to_numeric(data[value], errors="coerce"), counted)
+    g = grouped.agg(["size", "mean", "std"])
+    g.index = labels.take(g.index.to_numpy(dtype=np.intp))
     if order is not None:
         g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
     g = g.reset_index()
@@ -435,8 +458,101 @@ def under_represented(table: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- Step 4: gaps
 
 
+class Counted:
+    """What each measure counts and each field's groups in one table, worked out once.
+
+    A step that splits several measures by several fields (Step 4 makes some sixty such
+    tables) would otherwise find the rows each measure counts, and turn each field into
+    group names, once per table: on a big extract that is most of its time. Here each
+    field's groups are numbered once (the groups in the order a group-by sorts them) and
+    each measure's counts are found once; every table is then a sum over those numbers.
+    Give one to :func:`measure`, :func:`gap_table`, :func:`credible_gaps`,
+    :func:`sii_by_decile` and :func:`two_way` for the same ``data``; without one, each
+    makes its own.
+    """
+
+    def __init__(self, data: pd.DataFrame):
+        self.data = data
+        self._counts: dict = {}
+        self._groups: dict = {}
+        self._people: dict = {}
+        self._ones: dict = {}
+
+    def counts(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A measure's numerator and denominator for each row it counts, and those rows' positions."""
+        if name not in self._counts:
+            # Counted on a view numbered by position (no copy), whatever the table's index.
+            rows = self.data.set_axis(pd.RangeIndex(len(self.data)))
+            x, n = measure_registry.get(name).counts(rows)
+            # Kept in the smallest integer types that hold them: a big extract has many rows.
+            self._counts[name] = tuple(_compact(a.to_numpy(dtype="int64")) for a in (x, n, x.index))
+        return self._counts[name]
+
+    def each_once(self, name: str) -> bool:
+        """Whether every row a measure counts adds exactly 1 to its denominator (people)."""
+        if name not in self._ones:
+            self._ones[name] = bool((self.counts(name)[1] == 1).all())
+        return self._ones[name]
+
+    def groups(self, by) -> tuple[np.ndarray, pd.Index]:
+        """Each row's group number in a field, and the group names ("Not known" for a blank)."""
+        if by not in self._groups:
+            names = self.data[by].astype("string").fillna("Not known")
+            codes, labels = pd.factorize(names, sort=True)
+            self._groups[by] = (_small_ints(codes, len(labels)), labels)
+        return self._groups[by]
+
+    def pair(self, row: str, col: str) -> tuple[str, str]:
+        """Groups of two fields together, named "row group | column group"; returns their key."""
+        key = (row, col)
+        if key not in self._groups:
+            rc, rl = self.groups(row)
+            cc, cl = self.groups(col)
+            both = rc.astype(np.int64) * len(cl) + cc
+            seen = np.flatnonzero(np.bincount(both, minlength=len(rl) * len(cl)))
+            names = pd.Index(
+                pd.array([f"{rl[k // len(cl)]} | {cl[k % len(cl)]}" for k in seen], dtype=rl.dtype)
+            )
+            # Numbered in the order of their names, as a group-by of the joined names sorts.
+            rank, labels = pd.factorize(names, sort=True)
+            lookup = np.zeros(len(rl) * len(cl), dtype=np.intp)
+            lookup[seen] = rank
+            self._groups[key] = (_small_ints(lookup[both], len(labels)), labels)
+        return key
+
+    def people(self, name: str, by) -> pd.Series:
+        """The rows a measure counts in each group of a field (0 for a group with none)."""
+        if (name, by) not in self._people:
+            codes, labels = self.groups(by)
+            sizes = np.bincount(codes[self.counts(name)[2]], minlength=len(labels))
+            self._people[(name, by)] = pd.Series(sizes.astype("int64"), index=labels)
+        return self._people[(name, by)]
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """Whole numbers in the smallest integer type that holds every one of them."""
+    low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    for kind in (np.int8, np.int16, np.int32):
+        if np.iinfo(kind).min <= low and high <= np.iinfo(kind).max:
+            return values.astype(kind)
+    return values
+
+
+def _small_ints(codes: np.ndarray, groups: int) -> np.ndarray:
+    """Group numbers in the smallest integer type that holds them (a big table holds many)."""
+    for kind in (np.int8, np.int16, np.int32):
+        if groups < np.iinfo(kind).max:
+            return codes.astype(kind)
+    return codes.astype(np.int64)
+
+
 def measure(
-    data: pd.DataFrame, name: str, by: str, rule: DisclosureRule, order=None
+    data: pd.DataFrame,
+    name: str,
+    by,
+    rule: DisclosureRule,
+    order=None,
+    counted: Counted | None = None,
 ) -> pd.DataFrame:
     """One of the standard measures (see :mod:`equity_helpers.measures`) by group.
 
@@ -444,20 +560,36 @@ def measure(
     counted) and ``_top`` (the most one person adds to the denominator). A measure counted
     in appointments is also hidden for a group of too few people, since the rule protects
     people, and for a group where one person has more than half the appointments (rule 6
-    in :mod:`equity_helpers.privacy`).
+    in :mod:`equity_helpers.privacy`). ``counted`` is a :class:`Counted` of ``data`` to
+    reuse.
     """
     m = measure_registry.get(name)
     order = order if order is not None else group_order(by)
-    x, n = m.counts(data)
-    counted = pd.DataFrame({"g": data[by].loc[x.index], "_mx": x, "_mn": n})
-    out = group_proportion(counted, "g", None, rule=rule, order=order, weights=("_mx", "_mn"))
-    grouped = counted.groupby(counted["g"].astype("string").fillna("Not known"))
-    people = grouped.size().reindex(out["group"]).fillna(0).astype("int64")
-    top = grouped["_mn"].max().reindex(out["group"]).fillna(0).astype("int64")
-    out["_people"] = people.to_numpy()
-    out["_top"] = top.to_numpy()
+    counted = counted if counted is not None else Counted(data)
+    x, n, rows = counted.counts(name)
+    codes, labels = counted.groups(by)
+    codes = codes[rows]
+    k = len(labels)
+    people = np.bincount(codes, minlength=k).astype("int64")
+    counted._people.setdefault((name, by), pd.Series(people, index=labels))  # for gap_table
+    if counted.each_once(name):  # each row adds 1: the denominator is the people counted
+        top, total = np.minimum(people, 1), people
+    else:
+        top = np.zeros(k, dtype=n.dtype)  # types matched: numpy's fast path, ten times faster
+        np.maximum.at(top, codes.astype(np.intp), n)
+        top = top.astype("int64")
+        total = np.bincount(codes, weights=n, minlength=k).astype("int64")
+    # Sums of whole numbers, exact as floats far beyond any extract's size.
+    sums = pd.DataFrame(
+        {"_x": np.bincount(codes, weights=x, minlength=k).astype("int64"), "_n": total},
+        index=labels.rename("group"),
+    )
+    out = _proportions(sums[people > 0], rule, order)
+    where = labels.get_indexer(out["group"])
+    out["_people"] = people[where]
+    out["_top"] = top[where]
     if m.unit != "people" and len(out):
-        few = control_counts(people.reset_index(drop=True), rule).isna().to_numpy().copy()
+        few = control_counts(pd.Series(out["_people"].to_numpy()), rule).isna().to_numpy().copy()
         few |= one_person_dominates(out["_top"].to_numpy(), out["_n"].to_numpy(), rule)
         for c in ("n", "x", "pct", "lower", "upper"):
             out[c] = out[c].mask(few)
@@ -474,6 +606,7 @@ def sii_by_decile(
     name: str,
     repetitions: int = 20_000,
     rule: DisclosureRule | None = None,
+    counted: Counted | None = None,
 ) -> pd.DataFrame | None:
     """Slope and relative index of inequality of a measure across IMD deciles.
 
@@ -483,11 +616,12 @@ def sii_by_decile(
     nothing about a decile that is hidden.
     """
     t = measure(
-        data.assign(imd=data["imd_decile"].astype("string")),
+        data,
         name,
-        "imd",
+        "imd_decile",  # grouped by its number as text: "1" to "10"
         rule or DisclosureRule(enabled=False),
         order=[str(i) for i in range(1, 11)],
+        counted=counted,
     )
     t = t[t["group"].isin([str(i) for i in range(1, 11)])]
     if rule is not None:
@@ -539,13 +673,20 @@ def sii_of_counts(
 
 
 def gap_table(
-    data: pd.DataFrame, name: str, by: str, rule: DisclosureRule, table=None
+    data: pd.DataFrame,
+    name: str,
+    by: str,
+    rule: DisclosureRule,
+    table=None,
+    counted: Counted | None = None,
 ) -> pd.DataFrame:
     """Each group against everyone else: the difference in a measure with its Newcombe interval.
 
-    ``table`` is the :func:`measure` table of ``name`` by ``by`` when already worked out.
+    ``table`` is the :func:`measure` table of ``name`` by ``by`` when already worked out;
+    ``counted`` a :class:`Counted` of ``data`` to reuse.
     """
-    t = measure(data, name, by, rule) if table is None else table
+    counted = counted if counted is not None else Counted(data)
+    t = measure(data, name, by, rule, counted=counted) if table is None else table
     t = t[~t["group"].isin(UNKNOWN_GROUPS)]
     total_x, total_n = t["_x"].sum(), t["_n"].sum()
     # With a single group there is no "everyone else" to compare with.
@@ -570,9 +711,7 @@ def gap_table(
         | control_counts(rest_n.astype("int64"), rule).isna()
     ).to_numpy()
     # "Everyone else" is about people too: hidden when too few people are left (rule 1).
-    m = measure_registry.get(name)
-    counted = data[by].loc[m.counts(data)[0].index].astype("string").fillna("Not known")
-    sizes = counted.value_counts()
+    sizes = counted.people(name, by)
     known = int(sizes.drop([g for g in UNKNOWN_GROUPS if g in sizes.index]).sum())
     rest_people = known - sizes.reindex(t["group"]).fillna(0).to_numpy(dtype="int64")
     rest_hidden = rest_hidden | ~people_publishable(rest_people, rule)
@@ -584,15 +723,16 @@ def gap_table(
 
 
 def two_way(
-    data: pd.DataFrame, name: str, row: str, col: str, rule: DisclosureRule
+    data: pd.DataFrame,
+    name: str,
+    row: str,
+    col: str,
+    rule: DisclosureRule,
+    counted: Counted | None = None,
 ) -> pd.DataFrame:
     """A measure for each combination of two fields (for example ethnic group by deprivation)."""
-    combo = (
-        data[row].astype("string").fillna("Not known")
-        + " | "
-        + data[col].astype("string").fillna("Not known")
-    )
-    t = measure(data.assign(_combo=combo), name, "_combo", rule, order=[])
+    counted = counted if counted is not None else Counted(data)
+    t = measure(data, name, counted.pair(row, col), rule, order=[], counted=counted)
     parts = t["group"].str.split(" | ", regex=False, expand=True)
     t[label(row)], t[label(col)] = parts[0], parts[1]
     wide = t.pivot(index=label(row), columns=label(col), values="pct")
@@ -623,7 +763,8 @@ def area_funnel(
     (Spiegelhalter 2005), estimated from the same published counts of the areas shown;
     ``attrs['phi']`` and ``attrs['tau2']`` hold the estimate.
     """
-    df = data[data.get("in_catchment", True) & data[area].notna()]
+    keep = data.get("in_catchment", True) & data[area].notna()
+    df = data.loc[keep, [area, "appointments_dna", "appointments_offered"]]  # not every column
     df = df[df["appointments_offered"].notna() & df["appointments_dna"].notna()]
     grouped = df.groupby(area)
     g = grouped[["appointments_dna", "appointments_offered"]].sum().astype("int64")
@@ -684,7 +825,14 @@ def pathway(
     counted as not (yet) completed.
     """
     cutoff = data["referral_date"].max() - pd.Timedelta(days=settle_days)
-    d = data[data["referral_date"] <= cutoff]
+    # Only the columns counted: filtering every column of a big extract costs far more.
+    counted = [
+        by,
+        "first_appointment_date",
+        "completed",
+        *(["accepted"] if "accepted" in data else []),
+    ]
+    d = data.loc[data["referral_date"] <= cutoff, list(dict.fromkeys(counted))]
     groups = d[by].astype("string").fillna("Not known")
     stage = pd.DataFrame(
         {
@@ -767,9 +915,16 @@ def _x_n(data: pd.DataFrame, name: str) -> tuple[int, int]:
     return measure_registry.get(name).totals(data)
 
 
+def _reading(data: pd.DataFrame, name: str, *also: str) -> pd.DataFrame:
+    """Only the columns a measure's counts read (and ``also``): filtering it copies no others."""
+    wanted = dict.fromkeys((*also, *measure_registry.get(name).reads))
+    return data[[c for c in wanted if c in data.columns]]
+
+
 def before_after(data: pd.DataFrame, name: str, focus: pd.Series, change_date) -> pd.DataFrame:
     """The measure for the focus group and everyone else, before and after the change date."""
     after = data["referral_date"] >= pd.Timestamp(change_date)
+    data = _reading(data, name)
     rows = []
     for period, pm in (("Before", ~after), ("After", after)):
         for who, fm in (("Focus group", focus), ("Everyone else", ~focus)):
@@ -803,7 +958,8 @@ def monthly_rate(data: pd.DataFrame, name: str, mask: pd.Series | None = None) -
     Also the raw ``_people`` (people counted that month) and ``_top`` (the most one person
     adds to the denominator), which the chart guard uses to hide months.
     """
-    d = data if mask is None else data[mask.to_numpy(dtype=bool)]
+    d = _reading(data, name, "referral_month")
+    d = d if mask is None else d[mask.to_numpy(dtype=bool)]
     m = measure_registry.get(name)
     rows = []
     for month, sub in d.groupby("referral_month"):
@@ -1003,7 +1159,12 @@ def controlled_spc(
 
 
 def credible_gaps(
-    data: pd.DataFrame, rule: DisclosureRule, measures=None, dimensions=None, tables=None
+    data: pd.DataFrame,
+    rule: DisclosureRule,
+    measures=None,
+    dimensions=None,
+    tables=None,
+    counted: Counted | None = None,
 ) -> pd.DataFrame:
     """Every gap bigger than chance, across measures and equality fields, largest first.
 
@@ -1016,16 +1177,17 @@ def credible_gaps(
     ``nearest`` (the end of the interval nearest 0, in points), ``_people`` (people in the
     group counted by the measure; raw, never shown) and ``score`` (``nearest`` times
     ``_people``: strength of evidence times people affected). ``tables`` maps
-    (measure, field) to :func:`measure` tables already worked out.
+    (measure, field) to :func:`measure` tables already worked out; ``counted`` is a
+    :class:`Counted` of ``data`` to reuse.
     """
     tables = tables or {}
+    counted = counted if counted is not None else Counted(data)
     parts = []
     for name in measures or available_measures(data):
         m = measure_registry.get(name)
-        people = m.counts(data)[0].index
         for field in dimensions or equality_dimensions(data):
             try:
-                t = gap_table(data, name, field, rule, tables.get((name, field)))
+                t = gap_table(data, name, field, rule, tables.get((name, field)), counted)
             except ValueError:  # a field with one group, or a group with no one to count
                 continue
             if len(t) == 2:  # two groups mirror each other: keep the one doing worse
@@ -1033,8 +1195,7 @@ def credible_gaps(
             t = t[
                 t["credible"].fillna(False).astype(bool) & t["n"].notna() & t["difference"].notna()
             ]
-            groups = data.loc[people, field].astype("string").fillna("Not known")
-            sizes = groups.value_counts()
+            sizes = counted.people(name, field)
             t = t.assign(_people=[int(sizes.get(g, 0)) for g in t["group"]])
             parts.append(t.assign(measure=name, field=field))
     cols = ["measure", "field", "group", "n", "pct", "rest pct", "difference", "lower", "upper"]

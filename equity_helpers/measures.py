@@ -31,16 +31,17 @@ def _finished(data: pd.DataFrame) -> pd.Series:
 
 def _share_of_finished(column: str) -> Callable:
     def counts(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        d = data[_finished(data).to_numpy()]
-        x = d[column].fillna(False).astype("int64")
-        return x, pd.Series(1, index=d.index, dtype="int64")
+        # The one column counted, not a copy of every column of the finished rows.
+        x = data[column][_finished(data).to_numpy()].fillna(False).astype("int64")
+        return x, pd.Series(1, index=x.index, dtype="int64")
 
     return counts
 
 
 def _accepted(data: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    d = data[data["accepted"].notna().to_numpy()]
-    return d["accepted"].eq("Yes").astype("int64"), pd.Series(1, index=d.index, dtype="int64")
+    accepted = data["accepted"]
+    accepted = accepted[accepted.notna().to_numpy()]  # one column, not every column
+    return accepted.eq("Yes").astype("int64"), pd.Series(1, index=accepted.index, dtype="int64")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,13 @@ class Measure:
     columns: tuple[str, ...]
     #: Returns (numerator, denominator) for each row counted.
     counts: Callable[[pd.DataFrame], tuple[pd.Series, pd.Series]]
+    #: Columns the counts read when the extract has them, beyond ``columns``.
+    also_reads: tuple[str, ...] = ()
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every column the counts can read: a step counting it needs no other."""
+        return (*self.columns, *self.also_reads)
 
     @property
     def column(self) -> str:
@@ -119,6 +127,7 @@ MEASURES: dict[str, Measure] = {
             "people",
             ("dropped_out", "closed"),
             _share_of_finished("dropped_out"),
+            ("accepted",),  # a finished referral is one accepted, when the extract says
         ),
         Measure(
             "completion_rate",
@@ -132,6 +141,7 @@ MEASURES: dict[str, Measure] = {
             "people",
             ("completed", "closed"),
             _share_of_finished("completed"),
+            ("accepted",),
         ),
         Measure(
             "acceptance_rate",

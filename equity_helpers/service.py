@@ -41,7 +41,11 @@ class Service:
     _exports: list = field(default_factory=list)
     #: The steps this service object worked out itself (not handed over by the runner).
     computed_steps: list = field(default_factory=list)
+    #: The only prepared columns to read (None: every one). The workbook runner names
+    #: those its step reads (:func:`equity_helpers.steps.columns_for`).
+    columns: list[str] | None = None
     _data: pd.DataFrame | None = field(default=None, repr=False)
+    _when_read: list = field(default_factory=list, repr=False)
 
     @property
     def data(self) -> pd.DataFrame:
@@ -51,8 +55,21 @@ class Service:
         kernel does not hold a copy of a big extract.
         """
         if self._data is None:
-            self._data, _ = read_prepared(self.prepared_path)
+            data, _ = read_prepared(self.prepared_path, columns=self.columns)
+            for change in self._when_read:
+                data = change(data)
+            self._data = data
         return self._data
+
+    def when_read(self, change) -> None:
+        """Change the rows (``data = change(data)``): now if they are read, else once read.
+
+        So a step that needs no rows (the readability of letters, say) reads none.
+        """
+        if self._data is None:
+            self._when_read.append(change)
+        else:
+            self._data = change(self._data)
 
     @data.setter
     def data(self, value: pd.DataFrame) -> None:

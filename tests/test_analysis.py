@@ -97,3 +97,53 @@ def test_pathway_with_no_referral_old_enough_is_empty_not_an_error():
     path = A.pathway(data, "g", DisclosureRule())
     assert path.empty and "group" in path.columns
     assert A.pathway_extremes({"g": path}).empty
+
+
+def _appointments_by_group(n: int = 400) -> pd.DataFrame:
+    rows = range(n)
+    return pd.DataFrame(
+        {
+            "g": pd.array([["b", "a", None, "c"][i % 4] for i in rows], dtype="string"),
+            "h": pd.array([[1, 2, None][i % 3] for i in rows], dtype="Int64"),
+            "appointments_dna": pd.array([i % 5 if i % 7 else None for i in rows], dtype="Int64"),
+            "appointments_offered": pd.array([5 + i % 3 for i in rows], dtype="Int64"),
+        }
+    )
+
+
+def test_measure_sums_each_group_as_plain_pandas_does():
+    data = _appointments_by_group()
+    t = A.measure(data, "dna_rate", "g", DisclosureRule(enabled=False)).set_index("group")
+    counted = data.dropna(subset=["appointments_dna", "appointments_offered"])
+    groups = counted["g"].fillna("Not known")
+    by = counted.groupby(groups)
+    assert t["_x"].to_dict() == by["appointments_dna"].sum().to_dict()
+    assert t["_n"].to_dict() == by["appointments_offered"].sum().to_dict()
+    assert t["_people"].to_dict() == by.size().to_dict()
+    assert t["_top"].to_dict() == by["appointments_offered"].max().to_dict()
+    # Groups in the order a group-by sorts them, "Not known" for a blank.
+    assert list(t.index) == ["Not known", "a", "b", "c"]
+
+
+def test_measure_and_two_way_do_not_depend_on_the_tables_index():
+    data = _appointments_by_group()
+    shuffled = data.sample(frac=1.0, random_state=1)  # the same rows, the index out of order
+    off = DisclosureRule(enabled=False)
+    for frame in (shuffled, shuffled.set_axis([f"r{i}" for i in range(len(shuffled))])):
+        for name in ("dna_rate",):
+            a = A.measure(data, name, "g", off).set_index("group").sort_index()
+            b = A.measure(frame, name, "g", off).set_index("group").sort_index()
+            pd.testing.assert_frame_equal(a, b)
+        wide = A.two_way(data, "dna_rate", "g", "h", off)
+        pd.testing.assert_frame_equal(wide, A.two_way(frame, "dna_rate", "g", "h", off))
+
+
+def test_two_way_cells_match_each_pair_of_groups():
+    data = _appointments_by_group()
+    wide = A.two_way(data, "dna_rate", "g", "h", DisclosureRule(enabled=False))
+    counted = data.dropna(subset=["appointments_dna"])
+    mask = counted["g"].eq("a").fillna(False) & counted["h"].eq(2).fillna(False)
+    cell = counted[mask.to_numpy(dtype=bool)]
+    expected = round(100 * cell["appointments_dna"].sum() / cell["appointments_offered"].sum(), 1)
+    assert wide.loc["a", "2"] == expected
+    assert wide.attrs["people"].loc["a", "2"] == len(cell)

@@ -465,3 +465,64 @@ def test_the_front_page_accounts_for_lines_outside_the_table_and_appointments(sa
     ]
     assert 2040 + sum(counted) == 2051 and len(counted) == 2
     assert "not read: Clinician notes." in account
+
+
+# ----------------------------------------------------------------------------- columns read
+
+
+def _same(a, b, where: str = "result") -> None:
+    """Two step results hold the same tables, charts, values and words."""
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b, obj=where)
+        _same(dict(a.attrs), dict(b.attrs), f"{where}.attrs")
+    elif isinstance(a, pd.Series):
+        pd.testing.assert_series_equal(a, b, obj=where)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), where
+        for key in a:
+            _same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    elif hasattr(a, "__dataclass_fields__"):
+        assert type(a) is type(b), where
+        _same(dict(a.__dict__), dict(b.__dict__), where)
+    elif isinstance(a, float) and math.isnan(a):
+        assert isinstance(b, float) and math.isnan(b), where
+    else:
+        assert a == b, (where, a, b)
+
+
+@pytest.mark.parametrize("edge_name", ["sample", "no-accepted", "only-required-columns"])
+@pytest.mark.parametrize("step_name", list(steps.STEPS))
+def test_a_step_reading_only_its_columns_finds_the_same(sample, edge, edge_name, step_name):
+    """The workbook runner reads only the columns a step declares: the results must not change.
+
+    A step that came to read a column it does not declare would find less (or fail) here.
+    """
+    made = sample if edge_name == "sample" else edge(edge_name)
+    every, declared = (open_service(str(made.cfg.path), made.prepared_path) for _ in range(2))
+    declared.columns = steps.columns_for(step_name, declared.cfg)
+    assert declared.columns is not None, "every step names the columns it reads"
+    _same(steps.STEPS[step_name].run(every), steps.STEPS[step_name].run(declared), step_name)
+    assert set(declared.data.columns) <= set(declared.columns)
+    assert len(declared.data.columns) < len(every.data.columns)
+
+
+def test_a_step_that_needs_no_rows_reads_none(sample):
+    """Merging small free-text groups waits for the rows, so the letters step reads none."""
+    from equity_helpers.steps.base import protect_labels
+
+    service = open_service(str(sample.cfg.path), sample.prepared_path)
+    readability.run(service)
+    assert service._data is None
+    rows = service.data  # read now, and merged as they are read
+    eager = open_service(str(sample.cfg.path), sample.prepared_path)
+    raw = eager.data.copy()
+    protect_labels(eager)  # the rows already read: merged at once
+    merged = 0
+    for name in ("religion", "sexual_orientation", "marital_status"):
+        pd.testing.assert_series_equal(rows[name], eager.data[name])
+        merged += int((rows[name].astype(str) != raw[name].astype(str)).sum())
+    assert merged > 0  # the sample has groups too small to name, so merging did something

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis, stats
+from ..config import CATEGORY_FIELDS, YES_NO_FIELDS
 from ..measures import MEASURES
 from ..privacy import published_percentage
 from ..wording import (
@@ -19,6 +20,26 @@ from ..wording import (
     withheld,
 )
 from .base import Chart, StepResult, Table, cached, number_or_nan, seal_chart
+
+#: The prepared columns this step reads: every field it splits by, every measure's counts.
+READS = tuple(
+    dict.fromkeys(
+        (
+            "ethnic_group",
+            "imd_quintile",
+            "age_group",
+            "sex_label",
+            *CATEGORY_FIELDS,
+            *YES_NO_FIELDS,
+            *(c for m in MEASURES.values() for c in m.reads),
+            "wait_days",
+            "outcome_improvement",
+            "lsoa_code",
+            "in_catchment",
+            "imd_decile",
+        )
+    )
+)
 
 HEADLINES = {
     "dna_overall_pct": "Missed appointments (%)",
@@ -39,11 +60,11 @@ def _has_imd(data: pd.DataFrame) -> bool:
     return "imd_decile" in data and bool(data["imd_decile"].notna().any())
 
 
-def _rates(result: StepResult, data, rule, name: str, dim: str) -> pd.DataFrame:
+def _rates(result: StepResult, counted, rule, name: str, dim: str) -> pd.DataFrame:
     """A measure by group, worked out once per step and reused (IMD groups in words)."""
     memo = result.data.setdefault("measure_tables", {})
     if (name, dim) not in memo:
-        memo[(name, dim)] = analysis.measure(data, name, dim, rule)
+        memo[(name, dim)] = analysis.measure(counted.data, name, dim, rule, counted=counted)
     t = memo[(name, dim)]
     return t.assign(group=imd_words(t["group"], dim)) if dim == "imd_quintile" else t
 
@@ -94,11 +115,12 @@ def _bars(result, key, t, title, xlabel, reference, name: str = "dna_rate") -> N
     )
 
 
-def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
+def _by_ethnic_group(result: StepResult, counted, rule, measures) -> None:
+    data = counted.data
     dna_overall = float("nan")
     result.values["dna_overall_scope"] = "Across the service"
     if "dna_rate" in measures:
-        t = _rates(result, data, rule, "dna_rate", "ethnic_group")
+        t = _rates(result, counted, rule, "dna_rate", "ethnic_group")
         dna_overall = _overall(t, rule)
         if t["pct"].isna().any():  # the overall leaves the hidden groups out: say so
             result.values["dna_overall_scope"] = "Across the groups shown (hidden groups left out)"
@@ -122,7 +144,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
     result.values["dna_overall_pct"] = dna_overall
 
     if _has_imd(data) and "dna_rate" in measures:
-        t = _rates(result, data, rule, "dna_rate", "imd_quintile")
+        t = _rates(result, counted, rule, "dna_rate", "imd_quintile")
         _bars(
             result,
             "dna_imd_quintile",
@@ -145,7 +167,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
         result.values["dna_imd_sentence"] = "No view by deprivation was possible."
 
     if "drop_out_rate" in measures:
-        t = _rates(result, data, rule, "drop_out_rate", "ethnic_group")
+        t = _rates(result, counted, rule, "drop_out_rate", "ethnic_group")
         drop_overall = _overall(t, rule)
         _bars(
             result,
@@ -165,7 +187,7 @@ def _by_ethnic_group(result: StepResult, data, rule, measures) -> None:
         result.values["drop_sentence"] = "Drop-out is not in this extract."
 
 
-def _every_measure(result: StepResult, data, rule, measures, dims) -> None:
+def _every_measure(result: StepResult, counted, rule, measures, dims) -> None:
     if not (measures and dims):
         result.notes["every_measure"] = (
             "*This table needs appointment counts, discharge reasons or the accepted field, "
@@ -176,7 +198,9 @@ def _every_measure(result: StepResult, data, rule, measures, dims) -> None:
     blocks = []
     for dim in dims:
         cols = [
-            _rates(result, data, rule, m, dim).set_index("group")["pct"].rename(MEASURES[m].column)
+            _rates(result, counted, rule, m, dim)
+            .set_index("group")["pct"]
+            .rename(MEASURES[m].column)
             for m in measures
         ]
         block = pd.concat(cols, axis=1).rename_axis("Group").reset_index()
@@ -190,13 +214,13 @@ def _every_measure(result: StepResult, data, rule, measures, dims) -> None:
     )
 
 
-def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
+def _waits_and_outcomes(result: StepResult, service, wait_dims, counted) -> None:
     data, rule = service.data, service.rule
     if "wait_days" in data:
         parts = [
-            analysis.group_median(data, dim, "wait_days", rule, analysis.group_order(dim)).assign(
-                Field=label(dim), dim=dim
-            )
+            analysis.group_median(
+                data, dim, "wait_days", rule, analysis.group_order(dim), counted
+            ).assign(Field=label(dim), dim=dim)
             for dim in wait_dims
         ]
         parts = analysis.hide_complements(parts, adds_up=False)
@@ -257,7 +281,7 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
         )
         parts = [
             analysis.group_mean(
-                data, dim, "outcome_improvement", rule, analysis.group_order(dim)
+                data, dim, "outcome_improvement", rule, analysis.group_order(dim), counted
             ).assign(Field=label(dim), group=lambda t, d=dim: imd_words(t["group"], d))
             for dim in wait_dims
         ]
@@ -297,10 +321,11 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims) -> None:
         result.values["outcome_sentence"] = "No change in scores could be worked out."
 
 
-def _gradient(result: StepResult, data, rule, measures) -> None:
+def _gradient(result: StepResult, counted, rule, measures) -> None:
+    data = counted.data
     has_imd = _has_imd(data)
     sii = (
-        analysis.sii_by_decile(data, "dna_rate", rule=rule)
+        analysis.sii_by_decile(data, "dna_rate", rule=rule, counted=counted)
         if has_imd and "dna_rate" in measures
         else None
     )
@@ -320,12 +345,8 @@ def _gradient(result: StepResult, data, rule, measures) -> None:
         )
         return
     t = analysis.measure(
-        data.assign(decile=data["imd_decile"].astype("string")),
-        "dna_rate",
-        "decile",
-        rule,
-        order=DECILES,
-    )
+        data, "dna_rate", "imd_decile", rule, order=DECILES, counted=counted
+    )  # grouped by the decile's number as text
     t = t[t["group"].isin(DECILES)]
     t = t.assign(group=imd_words(t["group"], "imd_decile"))
     _bars(
@@ -434,12 +455,13 @@ def _funnel(result: StepResult, data, rule, measures) -> None:
         )
 
 
-def _two_way(result: StepResult, data, rule, measures) -> None:
+def _two_way(result: StepResult, counted, rule, measures) -> None:
+    data = counted.data
     if not (_has_imd(data) and "dna_rate" in measures):
         result.notes["two_way"] = NO_LSOA if not _has_imd(data) else NO_DNA
         result.values["two_way_sentence"] = "No two-way view was possible."
         return
-    wide = analysis.two_way(data, "dna_rate", "ethnic_group", "imd_quintile", rule)
+    wide = analysis.two_way(data, "dna_rate", "ethnic_group", "imd_quintile", rule, counted=counted)
     people = wide.attrs.pop("people", None)
     wide = wide.drop(index=["Invalid"], columns=["Not known"], errors="ignore")
     if wide.empty:
@@ -480,9 +502,9 @@ def _finding(row) -> str:
     )
 
 
-def _gaps(result: StepResult, data, rule, measures, dims) -> None:
+def _gaps(result: StepResult, counted, rule, measures, dims) -> None:
     memo = result.data.get("measure_tables", {})
-    gaps = analysis.credible_gaps(data, rule, measures, dims, memo)
+    gaps = analysis.credible_gaps(counted.data, rule, measures, dims, memo, counted)
     result.data["gaps"] = gaps
     n_worse = int(gaps["worse off"].astype(bool).sum()) if len(gaps) else 0
     result.values["n_credible_gaps"] = int(len(gaps))
@@ -521,13 +543,16 @@ def run(service) -> StepResult:
     result.values["small_rule"] = too_few(rule)
     measures = analysis.available_measures(data)
     dims = analysis.equality_dimensions(data)
-    _by_ethnic_group(result, data, rule, measures)
-    _every_measure(result, data, rule, measures, dims)
-    _waits_and_outcomes(result, service, [d for d in ("ethnic_group", "imd_quintile") if d in data])
-    _gradient(result, data, rule, measures)
+    # Each measure's counts and each field's groups, found once for the sixty-odd tables.
+    counted = analysis.Counted(data)
+    _by_ethnic_group(result, counted, rule, measures)
+    _every_measure(result, counted, rule, measures, dims)
+    dims_waits = [d for d in ("ethnic_group", "imd_quintile") if d in data]
+    _waits_and_outcomes(result, service, dims_waits, counted)
+    _gradient(result, counted, rule, measures)
     _funnel(result, data, rule, measures)
-    _two_way(result, data, rule, measures)
-    _gaps(result, data, rule, measures, dims)
+    _two_way(result, counted, rule, measures)
+    _gaps(result, counted, rule, measures, dims)
     v = result.values
     result.findings = [
         f"{v['dna_overall_scope']}, {number(v['dna_overall_pct'])}% of offered appointments "

@@ -194,14 +194,23 @@ def protect_labels(service) -> None:
     """
     if service.__dict__.get("_labels_protected"):
         return
+    merge = functools.partial(_merge_small_labels, rule=service.rule)
+    if callable(getattr(service, "when_read", None)):
+        service.when_read(merge)  # as the rows are read: a step that needs none reads none
+    else:
+        service.data = merge(service.data)
+    service.__dict__["_labels_protected"] = True
+
+
+def _merge_small_labels(data: pd.DataFrame, rule) -> pd.DataFrame:
+    """The rows with free-text groups too small to name merged (see :func:`protect_labels`)."""
     # A shallow copy: only the merged columns are new (copy-on-write keeps the rest shared),
     # so a big extract's table is not held twice.
-    data = service.data.copy(deep=False)
+    data = data.copy(deep=False)
     for name in CATEGORY_FIELDS:
         if name in data:
-            data[name] = merge_small_groups(data[name], service.rule)
-    service.data = data
-    service.__dict__["_labels_protected"] = True
+            data[name] = merge_small_groups(data[name], rule)
+    return data
 
 
 def seal(result: StepResult, rule) -> StepResult:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from .. import analysis
+from ..config import EQUALITY_FIELDS
 from ..errors import CATALOGUE
 from ..extract import ACCOUNT_COUNT_HEADER, account_lines, account_table
 from ..privacy import count_words
 from ..wording import is_number, number
 from .base import Chart, StepResult, Table, cached
+
+#: The prepared columns this step reads (see :func:`equity_helpers.steps.columns_for`).
+READS = ("referral_month", *EQUALITY_FIELDS, "lsoa_code", "lsoa_status")
 
 #: Headline figures for the workbook's front page: glue name and label.
 HEADLINES = {

@@ -11,6 +11,22 @@ from ..privacy import control_counts, people_publishable, published_percentage
 from ..wording import NO_LSOA, imd_words, is_number
 from .base import Chart, StepResult, Table, cached, number_or_nan
 
+#: The prepared columns this step reads (see :func:`equity_helpers.steps.columns_for`).
+READS = (
+    "ethnicity",
+    "ethnic_group",
+    "learning_disability",
+    "smi",
+    "pregnancy",
+    "interpreter_needed",
+    "lsoa_code",
+    "lad_code",
+    "in_catchment",
+    "imd_decile",
+    "imd_quintile",
+    "core20",
+)
+
 HEADLINES = {
     "core20_share_referrals": "Referrals from Core20 areas (%)",
     "core20_ratio": "Core20 representation ratio",

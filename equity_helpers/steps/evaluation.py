@@ -11,6 +11,25 @@ from ..privacy import control_counts, people_publishable
 from ..wording import group_phrase
 from .base import Chart, StepResult, Table, cached, seal_chart
 
+#: The prepared columns this step reads, beside the focus field its config names
+#: (:func:`config_columns`): every measure's, since the config chooses the measure.
+READS = tuple(
+    dict.fromkeys(
+        (
+            "referral_date",
+            "referral_month",
+            "core20",
+            *(c for m in MEASURES.values() for c in m.reads),
+        )
+    )
+)
+
+
+def config_columns(cfg) -> tuple[str, ...]:
+    """The column the config picks the focus group out by."""
+    return (cfg.focus_field,) if cfg.focus_field else ()
+
+
 HEADLINES = {
     "gap_before": "Focus gap before the change (points)",
     "gap_after": "Focus gap after the change (points)",
@@ -155,7 +174,7 @@ def monthly_gap(data: pd.DataFrame, name: str, mask: pd.Series, rule) -> pd.Data
     focus = analysis.monthly_rate(data, name, mask)
     rest = analysis.monthly_rate(data, name, ~mask)
     x, _ = MEASURES[name].counts(data)
-    counted = data.loc[x.index]
+    counted = data.loc[x.index, ["referral_month"]]  # the one column counted
     inside = mask.loc[x.index].to_numpy(dtype=bool)
     people = pd.DataFrame(
         {

@@ -12,6 +12,8 @@ HEADLINES: dict[str, str] = {}
 #: Columns the pathway needs beyond the required ones.
 NEEDS = ("accepted", "first_appointment_date", "discharge_reason")
 FIELDS = ("imd_quintile", "ethnic_group", "age_group")
+#: The prepared columns this step reads (see :func:`equity_helpers.steps.columns_for`).
+READS = ("referral_date", *NEEDS, *FIELDS, "completed")
 SETTLE_DAYS = 183
 TITLES = {
     "imd_quintile": "Share of people referred who reach each stage, by IMD quintile",

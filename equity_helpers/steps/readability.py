@@ -8,6 +8,9 @@ from .. import readability
 from ..safe_html import md_text
 from .base import Chart, StepResult, Table, cached
 
+#: This step reads letters, not the extract's rows.
+READS: tuple[str, ...] = ()
+
 HEADLINES = {
     "reading_age_before": "Letters' reading age before",
     "reading_age_after": "Letters' reading age after",

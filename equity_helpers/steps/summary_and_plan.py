@@ -14,6 +14,11 @@ from ..wording import first_upper, group_label, group_phrase
 from . import access_and_outcome_gaps, evaluation
 from .base import StepResult, Table, cached
 
+#: The prepared columns this step reads: those of the steps it builds on, when it works
+#: them out itself (their results are usually handed over, and then it reads none).
+READS = tuple(dict.fromkeys((*access_and_outcome_gaps.READS, *evaluation.READS)))
+config_columns = evaluation.config_columns
+
 HEADLINES = {"top_focus_text": "Suggested focus"}
 NO_GAP = (
     "No clear gap that is not a small number was found; use the insights from Part 2 to "

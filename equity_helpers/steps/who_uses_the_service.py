@@ -12,6 +12,17 @@ from ..wording import NO_LSOA, group_name, imd_words, is_number, label, noun
 from . import deprivation_and_core20
 from .base import Chart, StepResult, Table, cached, number_or_nan
 
+#: The prepared columns this step reads, with those of the Core20 comparison it makes.
+READS = (
+    "age",
+    "age_band",
+    "age_group",
+    "sex",
+    "sex_label",
+    "ethnic_group",
+    *deprivation_and_core20.READS,
+)
+
 HEADLINES = {"most_under_group": "Most under-represented group"}
 DIMENSIONS = ("ethnic_group", "age_group", "sex_label", "imd_quintile")
 #: The census file each comparison needs, for the note when it is missing.

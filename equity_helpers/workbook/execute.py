@@ -338,7 +338,7 @@ def work_out_step(job: StepJob) -> tuple[bool, float, list[str]]:
     written, the seconds taken and the steps this call worked out itself.
     """
     from ..service import open_service
-    from ..steps import STEPS
+    from ..steps import STEPS, columns_for
     from ..steps.base import load_results, save_results
 
     start = time.perf_counter()
@@ -347,6 +347,7 @@ def work_out_step(job: StepJob) -> tuple[bool, float, list[str]]:
     service = None
     try:
         service = open_service(job.config, job.prepared)
+        service.columns = columns_for(job.name, service.cfg)  # only what the step reads
         for name in job.reads:
             if Path(results_file(job.work, name)).is_file():
                 load_results(service, results_file(job.work, name))
