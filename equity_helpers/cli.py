@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from .errors import CATALOGUE, PlaybookError
+from .lazy import skip_iri_checker
 
 
 def _configs(values: list[str]) -> list[Path]:
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    skip_iri_checker()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,

@@ -15,6 +15,7 @@ Example
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -47,3 +48,19 @@ def lazy_module(name: str) -> Any:
 def lazy_value(make: Callable[[], Any]) -> Any:
     """A value made by ``make()`` the first time one of its attributes is read."""
     return _Lazy(make)
+
+
+#: A package jsonschema loads, when it is installed, to check "iri" formats.
+_IRI_CHECKER = "rfc3987_syntax"
+
+
+def skip_iri_checker() -> None:
+    """Keep jsonschema from loading its checker of web addresses in this process.
+
+    Reading or writing a notebook loads nbformat, which loads jsonschema, which loads
+    ``rfc3987_syntax`` when it is installed (another package needs it): that builds a
+    parser of web addresses as it is imported, about a second of CPU in every process that
+    touches a notebook. The notebook schemas check no "iri" format, so a run never needs it.
+    Call before nbformat is first imported; a checker already loaded stays as it is.
+    """
+    sys.modules.setdefault(_IRI_CHECKER, None)  # None: importing it fails, and is skipped
