@@ -4,7 +4,14 @@ them, and no kernel outlives its run or carries one service's data into another'
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import re
+import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -13,6 +20,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from equity_helpers.workbook import cluster, execute, run_workbook
+from equity_helpers.workbook.folders import RUN_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "sample_service.yml"
@@ -141,6 +149,48 @@ def test_each_thread_keeps_its_own_kernel(tmp_path):
     assert _kernels_of(psutil.Process().pid) == []
 
 
+def test_a_worker_ends_its_kernel_when_it_exits(tmp_path):
+    """A pool's worker ends without ``atexit``: its kernel is still ended as it exits."""
+    run = tmp_path / "run"
+    (run / "notebooks").mkdir(parents=True)
+    who = _notebook(tmp_path, "who", WHO)
+    pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        for name in ("one", "two"):
+            output = str(run / "notebooks" / f"{name}.ipynb")
+            assert pool.submit(execute._execute, who, output, {}, str(run)).result()[0] == "ok"
+    finally:
+        pool.shutdown(wait=True)
+    pids = {
+        _printed(nbformat.read(run / "notebooks" / f"{n}.ipynb", 4))[0].split()[0]
+        for n in ("one", "two")
+    }
+    assert len(pids) == 1  # both notebooks ran in the worker's one kernel
+    assert not _running(int(pids.pop()))
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _kernels_in_runs_of_this_process() -> list[psutil.Process]:
+    """Kernels anywhere on the machine started in a private folder of a run of this
+    process (a kernel whose worker ended is no longer a child of this process)."""
+    mine = str(Path(tempfile.gettempdir()) / f"{RUN_PREFIX}{os.getpid()}-")
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any("ipykernel_launcher" in part for part in proc.info["cmdline"] or ()):
+                if proc.cwd().startswith(mine) and _running(proc.pid):
+                    found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
 @pytest.mark.slow
 def test_no_kernel_is_left_after_a_local_run(tmp_path):
     result = run_workbook(
@@ -148,6 +198,7 @@ def test_no_kernel_is_left_after_a_local_run(tmp_path):
     )
     assert result.ok, result.failures
     assert _kernels_of(psutil.Process().pid) == []
+    assert _kernels_in_runs_of_this_process() == []
 
 
 @pytest.mark.slow
@@ -168,3 +219,85 @@ def test_no_kernel_is_left_on_the_workers_after_a_cluster_run(tmp_path):
         assert result.ok, result.failures
         # The worker is still up: its kernels were ended when the service finished.
         assert _kernels_of(psutil.Process().pid) == []
+        assert _kernels_in_runs_of_this_process() == []
+
+
+def _cells(nb) -> list[tuple]:
+    """Each cell's code, number and outputs, without what differs between any two runs:
+    the time a chart was drawn, the random names of a table's HTML elements and where an
+    object was in memory."""
+    text = json.dumps([[c.source, c.get("execution_count"), c.get("outputs")] for c in nb.cells])
+    text = re.sub(r"<dc:date>[^<]*</dc:date>", "<dc:date/>", text)
+    text = re.sub(r" at 0x[0-9a-f]+>", " at 0x>", text)
+    return [
+        tuple(json.dumps(v) for v in cell)
+        for cell in json.loads(re.sub(r"T_[0-9a-f]{5}", "T_", text))
+    ]
+
+
+def _files(folder: Path) -> dict:
+    """The files in a folder with their contents (a workbook's, without the time it was
+    written)."""
+    found: dict = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as book:
+                found[path.relative_to(folder)] = {
+                    n: book.read(n) for n in book.namelist() if n != "docProps/core.xml"
+                }
+        elif path.is_file():
+            found[path.relative_to(folder)] = path.read_bytes()
+    return found
+
+
+@pytest.mark.slow
+def test_notebooks_in_one_kept_kernel_match_a_new_kernel_for_each(tmp_path):
+    """Every step's notebook, all run one after another in one kernel as a worker runs
+    them, gives the same pages as each run in a new kernel: the same outputs, glued values
+    and tables."""
+    import papermill as pm
+
+    from equity_helpers.config import load_config
+    from equity_helpers.notebooks import read_glued
+    from equity_helpers.preparation import prepare_to_file
+
+    cfg = load_config(SAMPLE)
+    work = tmp_path / "work"
+    work.mkdir()
+    prepared, _ = prepare_to_file(cfg, work / "prepared.parquet")
+    _, _, todo = execute.plan_steps(
+        cfg, prepared, work, cache=tmp_path / "cache", fingerprint="test", force=True
+    )
+    assert len(todo) == 8
+    written = {job.name: execute.work_out_step(job)[0] for job in todo}
+    try:
+        kept = {job.name: execute.run_notebook(job, written[job.name])[0] for job in todo}
+    finally:
+        assert execute.release_kernels(str(work)) == 1
+    assert set(kept.values()) == {"ok"}
+    for job in todo:
+        fresh = tmp_path / "fresh" / job.name
+        fresh.mkdir(parents=True)
+        params = {
+            "config_path": job.config,
+            "prepared_path": job.prepared,
+            "output_dir": str(fresh / "tables"),
+            "results_path": job.results,
+        }
+        pm.execute_notebook(
+            job.source,
+            str(fresh / "notebook.ipynb"),
+            parameters=params,
+            cwd=job.work,
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        one = nbformat.read(job.target, as_version=4)
+        new = nbformat.read(fresh / "notebook.ipynb", as_version=4)
+        # The parameters cell names where the tables go: the one place the two differ.
+        cells, cells_new = _cells(one), _cells(new)
+        differ = [i for i, (a, b) in enumerate(zip(cells, cells_new, strict=True)) if a != b]
+        assert [one.cells[i].metadata.get("tags") for i in differ] == [["injected-parameters"]]
+        assert read_glued(one) == read_glued(new) and read_glued(one), job.name
+        tables, tables_new = _files(Path(job.tables)), _files(fresh / "tables")
+        assert tables == tables_new and tables, job.name
