@@ -245,6 +245,9 @@ def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch
         def alive(self):
             return not self.ended
 
+        def reset(self):
+            self.reset_before = len(calls)
+
         def shutdown(self):
             self.ended = True
 
@@ -270,8 +273,9 @@ def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch
     monkeypatch.setattr(pm, "execute_notebook", kernel_always_dies)
     status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, run)
     assert status == "failed" and "Kernel died" in message and len(calls) == 2
-    # The kept kernel was tried first, then a new one; neither is kept after failing.
-    assert calls[0] is kernels[1].km and calls[1] is kernels[2].km
+    # The kept kernel was cleared and tried first, then a new one; neither is kept.
+    assert calls[0] is kernels[1].km and calls[1] is kernels[2].km and len(kernels) == 3
+    assert kernels[1].reset_before == 0 and not hasattr(kernels[2], "reset_before")
     assert all(k.ended for k in kernels) and execute.release_kernels(run) == 0
 
 
