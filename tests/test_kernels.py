@@ -34,9 +34,10 @@ def _notebook(folder: Path, name: str, *cells: str) -> str:
     return str(path)
 
 
-def _run(run: Path, source: str) -> tuple[str, nbformat.NotebookNode]:
-    """Run a notebook as a step of ``run`` in this thread; its status and what it printed."""
-    output = run / "notebooks" / Path(source).name
+def _run(run: Path, source: str, name: str = "") -> tuple[str, nbformat.NotebookNode]:
+    """Run a notebook as a step of ``run`` in this thread (saved as ``name``); its status
+    and the notebook as it ran."""
+    output = run / "notebooks" / (name or Path(source).name)
     output.parent.mkdir(parents=True, exist_ok=True)
     status, message, _ = execute._execute(source, str(output), {}, str(run))
     assert message == "" or status == "failed", message
@@ -131,9 +132,13 @@ def test_each_thread_keeps_its_own_kernel(tmp_path):
     run.mkdir()
     who = _notebook(tmp_path, "who", WHO)
     pids: dict[str, list[str]] = {}
+    both = threading.Barrier(2)  # both threads alive at once, so never one thread's id
 
     def worker(name: str) -> None:
-        pids[name] = [_printed(_run(run, who)[1])[0].split()[0] for _ in range(2)]
+        both.wait()
+        runs = [_run(run, who, f"{name}{i}.ipynb")[1] for i in range(2)]
+        pids[name] = [_printed(nb)[0].split()[0] for nb in runs]
+        both.wait()
 
     try:
         threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
