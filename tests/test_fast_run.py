@@ -11,6 +11,7 @@ import math
 import pickle
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import papermill as pm
@@ -236,24 +237,51 @@ def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch
     from equity_helpers.workbook import execute
 
     calls = []
+    kernels = []
+
+    class Kernel:
+        """A stand-in for a started kernel: how many were started, and which were ended."""
+
+        def __init__(self, run, logs):
+            self.run, self.used, self.ended = run, False, False
+            self.km = SimpleNamespace(close_clients=lambda: None)
+            kernels.append(self)
+
+        def alive(self):
+            return not self.ended
+
+        def reset(self):
+            self.reset_before = len(calls)
+
+        def shutdown(self):
+            self.ended = True
 
     def kernel_dies_first(*args, **kwargs):
-        calls.append(args)
+        calls.append(kwargs["km"])
         if len(calls) == 1:
             raise RuntimeError("Kernel died before replying to kernel_info")
 
+    monkeypatch.setattr(execute, "_Kernel", Kernel)
     monkeypatch.setattr(pm, "execute_notebook", kernel_dies_first)
-    status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, ".")
+    run = str(tmp_path)
+    status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, run)
     assert (status, message, len(calls)) == ("ok", "", 2)
+    # The kernel that died was ended, and the notebook ran in a new one, kept for the run.
+    assert [k.ended for k in kernels] == [True, False]
+    assert calls == [kernels[0].km, kernels[1].km]
 
     def kernel_always_dies(*args, **kwargs):
-        calls.append(args)
+        calls.append(kwargs["km"])
         raise RuntimeError("Kernel died before replying to kernel_info")
 
     calls.clear()
     monkeypatch.setattr(pm, "execute_notebook", kernel_always_dies)
-    status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, ".")
+    status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, run)
     assert status == "failed" and "Kernel died" in message and len(calls) == 2
+    # The kept kernel was cleared and tried first, then a new one; neither is kept.
+    assert calls[0] is kernels[1].km and calls[1] is kernels[2].km and len(kernels) == 3
+    assert kernels[1].reset_before == 0 and not hasattr(kernels[2], "reset_before")
+    assert all(k.ended for k in kernels) and execute.release_kernels(run) == 0
 
 
 def test_each_notebook_goes_out_as_soon_as_its_step_is_worked_out():

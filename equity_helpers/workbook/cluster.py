@@ -22,7 +22,10 @@ What the cluster needs:
 
 Tasks pass each other only files in the run's private folder and small records (the
 steps' results as they appear on the page); nothing of one service's data stays in a
-worker's memory for another.
+worker's memory for another. Each worker thread keeps one kernel for the service whose
+notebooks it is running, cleared between them; it ends that kernel before it runs a
+notebook of another service, and every worker ends a service's kernels as soon as the
+service's workbook is assembled.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from pathlib import Path
 from ..errors import PlaybookError, WorkbookError
 from ..notebooks import NOTEBOOK_DIR, NOTEBOOKS
 from .cache import _package_hash
-from .execute import _reads, finish_step, plan_steps, run_notebook, work_out_step
+from .execute import _reads, finish_step, plan_steps, release_kernels, run_notebook, work_out_step
 from .folders import RunInterrupted
 from .index import write_index
 from .pipeline import (
@@ -261,13 +264,17 @@ def run_on_cluster(
                 watch |= sent.get("watch", {})
             for future in as_completed(list(watch)):
                 service, kind, step = watch[future]
+                if kind == "finish":
+                    _end_kernels(client, [service])
                 _take(future, service, kind, results, progress)
         except KeyboardInterrupt:
             client.cancel(list(watch))
+            _end_kernels(client, services)
             for service in services:
                 service.tidy()
             raise RunInterrupted() from None
         finally:
+            _end_kernels(client, services)
             for service in services:
                 service.tidy()
         # The last progress lines may still be on their way from the scheduler.
@@ -280,6 +287,17 @@ def run_on_cluster(
 
 
 _REUSED = "Nothing has changed since the last run: the workbook was reused."
+
+
+def _end_kernels(client, services: list[_Service]) -> None:
+    """Have every worker end the kernels it keeps for these services' runs."""
+    runs = [str(s.run.work) for s in services if s.run is not None and s.run.work is not None]
+    if not runs:
+        return
+    try:
+        client.run(release_kernels, *runs)
+    except Exception:  # noqa: BLE001 - a worker that is gone took its kernels with it
+        pass
 
 
 def _take(future, service: _Service, kind: str, results: list, progress) -> None:

@@ -1,0 +1,308 @@
+"""One kernel per worker per service: the notebooks of a run share a kernel, cleared between
+them, and no kernel outlives its run or carries one service's data into another's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import re
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from equity_helpers.workbook import cluster, execute, run_workbook
+from equity_helpers.workbook.folders import RUN_PREFIX
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data" / "sample_service.yml"
+
+
+def _notebook(folder: Path, name: str, *cells: str) -> str:
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return str(path)
+
+
+def _run(run: Path, source: str, name: str = "") -> tuple[str, nbformat.NotebookNode]:
+    """Run a notebook as a step of ``run`` in this thread (saved as ``name``); its status
+    and the notebook as it ran."""
+    output = run / "notebooks" / (name or Path(source).name)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    status, message, _ = execute._execute(source, str(output), {}, str(run))
+    assert message == "" or status == "failed", message
+    return status, nbformat.read(output, as_version=4)
+
+
+def _printed(nb) -> list[str]:
+    return [o.text for cell in nb.cells for o in cell.outputs if o.output_type == "stream"]
+
+
+def _kernels_of(pid: int) -> list[psutil.Process]:
+    """The ipykernel processes started by the process ``pid`` or anything it started."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if any("ipykernel_launcher" in part for part in child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+WHO = "import os\nprint(os.getpid(), os.getcwd())"
+
+
+def test_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    first = _notebook(
+        tmp_path,
+        "first",
+        WHO,
+        "secret = 'row of the first notebook'\n"
+        "import matplotlib.pyplot as plt\n"
+        "plt.figure()\n"
+        "print(plt.get_fignums())",
+    )
+    second = _notebook(
+        tmp_path,
+        "second",
+        WHO,
+        "print('secret' in dir(), 'plt' in dir())\n"
+        "import matplotlib.pyplot as plt\n"
+        "print(plt.get_fignums())",
+    )
+    try:
+        status1, nb1 = _run(run, first)
+        status2, nb2 = _run(run, second)
+        assert (status1, status2) == ("ok", "ok")
+        who1, figures1 = _printed(nb1)
+        who2, seen, figures2 = _printed(nb2)[0], *_printed(nb2)[1].splitlines()
+        # The same kernel process, started in the run's private folder.
+        assert who1 == who2
+        assert who1.split(maxsplit=1)[1].strip() == str(run)
+        # Nothing of the first notebook is seen by the second: no name, no open chart.
+        assert figures1.strip() == "[1]"
+        assert seen == "False False"
+        assert figures2 == "[]"
+        # Each saved notebook numbers its cells from 1, as in a new kernel.
+        assert [c.execution_count for c in nb2.cells] == [1, 2]
+        assert len(_kernels_of(psutil.Process().pid)) == 1
+    finally:
+        assert execute.release_kernels(str(run)) == 1
+    assert _kernels_of(psutil.Process().pid) == []
+
+
+def test_another_run_and_a_dead_kernel_each_get_a_new_kernel(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for run in (one, two):
+        run.mkdir()
+    who = _notebook(tmp_path, "who", WHO)
+    dies = _notebook(tmp_path, "dies", "import os\nos._exit(1)")
+    try:
+        pid_one = _printed(_run(one, who)[1])[0].split()[0]
+        kernel_one = _kernels_of(psutil.Process().pid)
+        # A notebook that kills its kernel fails alone; the next one gets a new kernel.
+        assert _run(one, dies)[0] == "failed"
+        pid_after = _printed(_run(one, who)[1])[0].split()[0]
+        assert pid_after != pid_one
+        # Another service's run never reuses the kernel: the old one is ended first.
+        pid_two = _printed(_run(two, who)[1])[0].split()[0]
+        assert pid_two not in (pid_one, pid_after)
+        assert [int(pid_two)] == [p.pid for p in _kernels_of(psutil.Process().pid)]
+        assert not any(p.is_running() for p in kernel_one)
+    finally:
+        execute.release_kernels(str(one), str(two))
+    assert _kernels_of(psutil.Process().pid) == []
+
+
+def test_each_thread_keeps_its_own_kernel(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    who = _notebook(tmp_path, "who", WHO)
+    pids: dict[str, list[str]] = {}
+    both = threading.Barrier(2)  # both threads alive at once, so never one thread's id
+
+    def worker(name: str) -> None:
+        both.wait()
+        runs = [_run(run, who, f"{name}{i}.ipynb")[1] for i in range(2)]
+        pids[name] = [_printed(nb)[0].split()[0] for nb in runs]
+        both.wait()
+
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # Each thread ran both its notebooks in one kernel, not shared with the other thread.
+        assert len(set(pids["a"])) == 1 and len(set(pids["b"])) == 1
+        assert pids["a"][0] != pids["b"][0]
+    finally:
+        assert execute.release_kernels(str(run)) == 2
+    assert _kernels_of(psutil.Process().pid) == []
+
+
+def test_a_worker_ends_its_kernel_when_it_exits(tmp_path):
+    """A pool's worker ends without ``atexit``: its kernel is still ended as it exits."""
+    run = tmp_path / "run"
+    (run / "notebooks").mkdir(parents=True)
+    who = _notebook(tmp_path, "who", WHO)
+    pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        for name in ("one", "two"):
+            output = str(run / "notebooks" / f"{name}.ipynb")
+            assert pool.submit(execute._execute, who, output, {}, str(run)).result()[0] == "ok"
+    finally:
+        pool.shutdown(wait=True)
+    pids = {
+        _printed(nbformat.read(run / "notebooks" / f"{n}.ipynb", 4))[0].split()[0]
+        for n in ("one", "two")
+    }
+    assert len(pids) == 1  # both notebooks ran in the worker's one kernel
+    assert not _running(int(pids.pop()))
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _kernels_in_runs_of_this_process() -> list[psutil.Process]:
+    """Kernels anywhere on the machine started in a private folder of a run of this
+    process (a kernel whose worker ended is no longer a child of this process)."""
+    mine = str(Path(tempfile.gettempdir()) / f"{RUN_PREFIX}{os.getpid()}-")
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any("ipykernel_launcher" in part for part in proc.info["cmdline"] or ()):
+                if proc.cwd().startswith(mine) and _running(proc.pid):
+                    found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+@pytest.mark.slow
+def test_no_kernel_is_left_after_a_local_run(tmp_path):
+    result = run_workbook(
+        SAMPLE, tmp_path / "out", jobs=2, steps=["data-completeness", "pathway"], force=True
+    )
+    assert result.ok, result.failures
+    assert _kernels_of(psutil.Process().pid) == []
+    assert _kernels_in_runs_of_this_process() == []
+
+
+@pytest.mark.slow
+def test_no_kernel_is_left_on_the_workers_after_a_cluster_run(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
+    ) as local:
+        (result,) = cluster.run_on_cluster(
+            [SAMPLE],
+            tmp_path / "out",
+            local,
+            progress=lambda m: None,
+            steps=["data-completeness", "pathway", "demographics"],
+            force=True,
+        )
+        assert result.ok, result.failures
+        # The worker is still up: its kernels were ended when the service finished.
+        assert _kernels_of(psutil.Process().pid) == []
+        assert _kernels_in_runs_of_this_process() == []
+
+
+def _cells(nb) -> list[tuple]:
+    """Each cell's code, number and outputs, without what differs between any two runs:
+    the time a chart was drawn, the random names of a table's HTML elements and where an
+    object was in memory."""
+    text = json.dumps([[c.source, c.get("execution_count"), c.get("outputs")] for c in nb.cells])
+    text = re.sub(r"<dc:date>[^<]*</dc:date>", "<dc:date/>", text)
+    text = re.sub(r" at 0x[0-9a-f]+>", " at 0x>", text)
+    return [
+        tuple(json.dumps(v) for v in cell)
+        for cell in json.loads(re.sub(r"T_[0-9a-f]{5}", "T_", text))
+    ]
+
+
+def _files(folder: Path) -> dict:
+    """The files in a folder with their contents (a workbook's, without the time it was
+    written)."""
+    found: dict = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as book:
+                found[path.relative_to(folder)] = {
+                    n: book.read(n) for n in book.namelist() if n != "docProps/core.xml"
+                }
+        elif path.is_file():
+            found[path.relative_to(folder)] = path.read_bytes()
+    return found
+
+
+@pytest.mark.slow
+def test_notebooks_in_one_kept_kernel_match_a_new_kernel_for_each(tmp_path):
+    """Every step's notebook, all run one after another in one kernel as a worker runs
+    them, gives the same pages as each run in a new kernel: the same outputs, glued values
+    and tables."""
+    import papermill as pm
+
+    from equity_helpers.config import load_config
+    from equity_helpers.notebooks import read_glued
+    from equity_helpers.preparation import prepare_to_file
+
+    cfg = load_config(SAMPLE)
+    work = tmp_path / "work"
+    work.mkdir()
+    prepared, _ = prepare_to_file(cfg, work / "prepared.parquet")
+    _, _, todo = execute.plan_steps(
+        cfg, prepared, work, cache=tmp_path / "cache", fingerprint="test", force=True
+    )
+    assert len(todo) == 8
+    written = {job.name: execute.work_out_step(job)[0] for job in todo}
+    try:
+        kept = {job.name: execute.run_notebook(job, written[job.name])[0] for job in todo}
+    finally:
+        assert execute.release_kernels(str(work)) == 1
+    assert set(kept.values()) == {"ok"}
+    for job in todo:
+        fresh = tmp_path / "fresh" / job.name
+        fresh.mkdir(parents=True)
+        params = {
+            "config_path": job.config,
+            "prepared_path": job.prepared,
+            "output_dir": str(fresh / "tables"),
+            "results_path": job.results,
+        }
+        pm.execute_notebook(
+            job.source,
+            str(fresh / "notebook.ipynb"),
+            parameters=params,
+            cwd=job.work,
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        one = nbformat.read(job.target, as_version=4)
+        new = nbformat.read(fresh / "notebook.ipynb", as_version=4)
+        # The parameters cell names where the tables go: the one place the two differ.
+        cells, cells_new = _cells(one), _cells(new)
+        differ = [i for i, (a, b) in enumerate(zip(cells, cells_new, strict=True)) if a != b]
+        assert [one.cells[i].metadata.get("tags") for i in differ] == [["injected-parameters"]]
+        assert read_glued(one) == read_glued(new) and read_glued(one), job.name
+        tables, tables_new = _files(Path(job.tables)), _files(fresh / "tables")
+        assert tables == tables_new and tables, job.name
