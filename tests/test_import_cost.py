@@ -66,6 +66,15 @@ def test_the_command_line_reads_notebooks_without_the_web_address_checker():
     assert _loaded_after(code) == "not loaded"
 
 
+def test_a_runner_worker_reads_notebooks_without_the_web_address_checker():
+    code = (
+        "import os\n"
+        "from equity_helpers.workbook.execute import _worker_init\n"
+        "_worker_init(os.getppid())\n"
+    )
+    assert _loaded_after(code) == "not loaded"
+
+
 def test_without_the_skip_the_checker_would_load_when_installed():
     """The skip is what keeps it out: a plain process loads it when the package is there."""
     import importlib.util

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..config import ServiceConfig
 from ..errors import render
+from ..lazy import skip_iri_checker
 from ..notebooks import NOTEBOOK_DIR, NOTEBOOKS, NotebookInfo, read_glued, to_notebook
 from .cache import _cache_get, _cache_put, _package_hash, _step_key
 from .pages import for_the_service
@@ -61,7 +62,12 @@ def _watch_parent(parent: int) -> None:
 
 
 def _worker_init(parent: int) -> None:
-    """Set up a worker: it leaves Ctrl-C to the run, and ends (with its kernel) if the run dies."""
+    """Set up a worker: it leaves Ctrl-C to the run, and ends (with its kernel) if the run dies.
+
+    It reads and writes notebooks without jsonschema's checker of web addresses (see
+    :func:`~equity_helpers.lazy.skip_iri_checker`).
+    """
+    skip_iri_checker()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
