@@ -39,7 +39,7 @@ preparing the extract, working out the steps and running the notebooks (one phas
 workers work each step out just before its notebook), and assembling the HTML.
 
 `--batch N` times N sample-sized services in one command (`run --config <folder>`), locally
-and on a 2-worker Dask LocalCluster (`--scheduler`), with CPU seconds and the load around each.
+and on a 2-worker Dask LocalCluster that the command starts (`--scheduler local`), with CPU seconds and the load around each.
 CPU seconds (the command and everything it started) are given too: on a shared machine they
 say what the run cost when the wall time is stretched by other work. Every command runs with
 this process's environment; when it sets `PYTHONDONTWRITEBYTECODE` (Python then writes no
@@ -426,7 +426,7 @@ def run_batch_command(configs: Path, out: Path, scheduler: str | None = None) ->
     """`equity-workbook run --config <folder>` once, locally or on a scheduler: wall time and
     the load around it (CPU seconds are counted by the caller)."""
     cmd = [str(BIN / "equity-workbook"), "run", "--config", str(configs), "--out", str(out)]
-    cmd += ["--force"] + (["--scheduler", scheduler] if scheduler else [])
+    cmd += ["--force"] + (["--scheduler", scheduler, "--jobs", "2"] if scheduler else [])
     load_before = load()
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -444,7 +444,8 @@ def _children_cpu() -> float:
 
 def bench_batch(n: int) -> dict:
     """N sample-sized services in one command: locally (one service after another, its
-    steps on every core), and on a two-worker Dask LocalCluster (`--scheduler`)."""
+    steps on every core), and on a two-worker Dask LocalCluster that the command starts
+    for the run (`--scheduler local`)."""
     configs = make_batch(n)
     outs = RUNS / "batch" / "out"
     shutil.rmtree(outs, ignore_errors=True)
@@ -454,15 +455,10 @@ def bench_batch(n: int) -> dict:
     figures["local"] = run_batch_command(configs, outs / "local")
     figures["local"]["cpu_s"] = _children_cpu() - cpu
     print(json.dumps(figures["local"]), flush=True)
-    print(f"Batch of {n} services, on a 2-worker LocalCluster", flush=True)
-    from distributed import LocalCluster
-
+    print(f"Batch of {n} services, on a 2-worker LocalCluster (--scheduler local)", flush=True)
     cpu = _children_cpu()
-    # The workers are this process's children: their CPU is counted once they have ended.
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        figures["cluster"] = run_batch_command(configs, outs / "cluster", cluster.scheduler_address)
+    # One command: the run starts a cluster of this machine's two cores and ends it.
+    figures["cluster"] = run_batch_command(configs, outs / "cluster", "local")
     figures["cluster"]["cpu_s"] = _children_cpu() - cpu
     shutil.rmtree(outs, ignore_errors=True)
     return figures

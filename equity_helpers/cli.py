@@ -183,7 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="build the workbooks on a Dask cluster (its scheduler's address, tcp://host:8786)",
+        help=(
+            "build the workbooks on a Dask cluster (its scheduler's address, tcp://host:8786),"
+            " or 'local' for a cluster of this machine's cores, started for the run"
+        ),
     )
     r.add_argument("--baseline", help="folder of an earlier workbook to compare with")
     r.add_argument("--pdf", action="store_true", help="also print one PDF with headless Chromium")

@@ -160,3 +160,35 @@ def test_a_cluster_builds_the_same_workbooks_and_one_failure_stops_nothing(tmp_p
     # The index compares both services and says which failed.
     index = (tmp_path / "there" / "index.html").read_text()
     assert "failed" in index and "Derbyshire Long COVID" in index
+
+
+@pytest.mark.slow
+def test_scheduler_local_starts_a_cluster_for_the_run_and_ends_it(tmp_path, capsys):
+    """`run --scheduler local`: one command, a cluster of this machine's own for the run,
+    the same outcome for each service as with a cluster's address, and nothing left after."""
+    import psutil
+
+    from equity_helpers.cli import main
+
+    broken = _broken_config(tmp_path)
+    out = tmp_path / "out"
+    argv = ["run", "--config", str(broken), "--config", str(SAMPLE), "--out", str(out)]
+    argv += ["--scheduler", "local", "--jobs", "1", "--steps", "data-completeness", "--force"]
+    status = main(argv)
+    printed = capsys.readouterr().out
+    assert status == 2  # one service failed
+    assert "broken: the workbook was not built." in printed and "[EXT004]" in printed
+    # Progress lines come back from the cluster, each naming its service.
+    assert "sample_service: [1/1] How complete is your equality data?: ok in" in printed
+    built = json.loads(
+        (
+            out / "derbyshire-long-covid-rehabilitation-service-synthetic-example" / "manifest.json"
+        ).read_text()
+    )
+    assert [(s["name"], s["status"]) for s in built["steps"]] == [("data-completeness", "ok")]
+    assert "failed" in (out / "index.html").read_text()
+    # The cluster's worker and the worker's kernel ended with the run. (Python's own
+    # resource tracker, started once for this process, stays as it always does.)
+    left = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+    left = [p.cmdline() for p in left if p.status() != psutil.STATUS_ZOMBIE]
+    assert [c for c in left if not any("resource_tracker" in part for part in c)] == []

@@ -30,6 +30,7 @@ service's workbook is assembled.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -205,6 +206,25 @@ def _submit_service(client, service: _Service, options: dict) -> dict:
     return {"watch": watch}
 
 
+#: The scheduler named ``local``: a cluster of this machine's own, for one run.
+LOCAL = "local"
+
+
+def _on_this_machine(config_paths, out, *, progress, timeout, **options):
+    """Build the workbooks on a Dask cluster started on this machine for the run: one
+    worker process for each of ``jobs`` (each core, unless given), each taking one task at a
+    time. Services then overlap: one service's HTML is built while another's steps run."""
+    from distributed import LocalCluster
+
+    workers = options.pop("jobs", None) or os.cpu_count() or 1
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as local:
+        return run_on_cluster(
+            config_paths, out, local, progress=progress, timeout=timeout, **options
+        )
+
+
 def run_on_cluster(
     config_paths: list[str | Path],
     out: str | Path,
@@ -216,14 +236,17 @@ def run_on_cluster(
 ):
     """Build every service's workbook on the Dask cluster at ``scheduler``.
 
-    ``scheduler`` is the scheduler's address (``tcp://host:8786``) or a Dask cluster
-    object (such as ``LocalCluster``). Returns one result per config, in the order given,
+    ``scheduler`` is the scheduler's address (``tcp://host:8786``), a Dask cluster
+    object (such as ``LocalCluster``), or ``"local"``: a cluster of this machine's own,
+    started for the run and ended with it. Returns one result per config, in the order given,
     and writes the index page comparing them when there are several. ``timeout`` is how
     long to wait for the scheduler to answer, in seconds; ``options`` are those of
     :func:`~equity_helpers.workbook.run_workbook` (``jobs`` is left to the cluster).
     """
     from distributed import Client, as_completed
 
+    if scheduler == LOCAL:
+        return _on_this_machine(config_paths, out, progress=progress, timeout=timeout, **options)
     out = Path(out).resolve()
     paths = [str(Path(p).resolve()) for p in config_paths]
     try:
