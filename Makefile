@@ -9,7 +9,7 @@ OUT    ?= workbooks
 .PHONY: help setup workbook test lint format book lab bench browser-deps links clean sample-data nbval-expected
 
 help:
-	@echo "make workbook   set up, then build the sample service's workbook (about 3 minutes the first time)"
+	@echo "make workbook   set up, then build the sample service's workbook (under a minute, plus any downloads)"
 	@echo "make test       set up, then run every check: lint, unit, notebooks, book, workbook, browser"
 	@echo "make book       build the book into _build/html"
 	@echo "make lab        open the notebooks in JupyterLab"
