@@ -235,6 +235,7 @@ def test_a_pdf_that_cannot_be_printed_still_publishes_the_html(
 def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch):
     """On a busy machine a kernel can die before it answers; that is not the step's failure."""
     from equity_helpers.workbook import execute
+    from equity_helpers.workbook import kernels as kept
 
     calls = []
     kernels = []
@@ -261,7 +262,7 @@ def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch
         if len(calls) == 1:
             raise RuntimeError("Kernel died before replying to kernel_info")
 
-    monkeypatch.setattr(execute, "_Kernel", Kernel)
+    monkeypatch.setattr(kept, "Kernel", Kernel)
     monkeypatch.setattr(pm, "execute_notebook", kernel_dies_first)
     run = str(tmp_path)
     status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, run)
@@ -281,7 +282,7 @@ def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch
     # The kept kernel was cleared and tried first, then a new one; neither is kept.
     assert calls[0] is kernels[1].km and calls[1] is kernels[2].km and len(kernels) == 3
     assert kernels[1].reset_before == 0 and not hasattr(kernels[2], "reset_before")
-    assert all(k.ended for k in kernels) and execute.release_kernels(run) == 0
+    assert all(k.ended for k in kernels) and kept.release_kernels(run) == 0
 
 
 def test_each_notebook_goes_out_as_soon_as_its_step_is_worked_out():

@@ -19,7 +19,7 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from equity_helpers.workbook import cluster, execute, run_workbook
+from equity_helpers.workbook import cluster, execute, kernels, run_workbook
 from equity_helpers.workbook.folders import RUN_PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
         assert [c.execution_count for c in nb2.cells] == [1, 2]
         assert len(_kernels_of(psutil.Process().pid)) == 1
     finally:
-        assert execute.release_kernels(str(run)) == 1
+        assert kernels.release_kernels(str(run)) == 1
     assert _kernels_of(psutil.Process().pid) == []
 
 
@@ -123,7 +123,7 @@ def test_another_run_and_a_dead_kernel_each_get_a_new_kernel(tmp_path):
         assert [int(pid_two)] == [p.pid for p in _kernels_of(psutil.Process().pid)]
         assert not any(p.is_running() for p in kernel_one)
     finally:
-        execute.release_kernels(str(one), str(two))
+        kernels.release_kernels(str(one), str(two))
     assert _kernels_of(psutil.Process().pid) == []
 
 
@@ -150,7 +150,7 @@ def test_each_thread_keeps_its_own_kernel(tmp_path):
         assert len(set(pids["a"])) == 1 and len(set(pids["b"])) == 1
         assert pids["a"][0] != pids["b"][0]
     finally:
-        assert execute.release_kernels(str(run)) == 2
+        assert kernels.release_kernels(str(run)) == 2
     assert _kernels_of(psutil.Process().pid) == []
 
 
@@ -278,7 +278,7 @@ def test_notebooks_in_one_kept_kernel_match_a_new_kernel_for_each(tmp_path):
     try:
         kept = {job.name: execute.run_notebook(job, written[job.name])[0] for job in todo}
     finally:
-        assert execute.release_kernels(str(work)) == 1
+        assert kernels.release_kernels(str(work)) == 1
     assert set(kept.values()) == {"ok"}
     for job in todo:
         fresh = tmp_path / "fresh" / job.name

@@ -39,9 +39,10 @@ from pathlib import Path
 from ..errors import PlaybookError, WorkbookError
 from ..notebooks import NOTEBOOK_DIR, NOTEBOOKS
 from .cache import _package_hash
-from .execute import _reads, finish_step, plan_steps, release_kernels, run_notebook, work_out_step
+from .execute import _reads, finish_step, plan_steps, run_notebook, work_out_step
 from .folders import RunInterrupted
 from .index import write_index
+from .kernels import release_kernels
 from .pipeline import (
     _begin,
     _claim,

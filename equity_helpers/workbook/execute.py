@@ -1,12 +1,12 @@
-"""Running the notebooks: the papermill worker pool, its workers' kernels and lifecycle, and
-Ctrl-C."""
+"""Running the notebooks: the papermill worker pool, its workers' lifecycle, and Ctrl-C.
+
+The kernels the workers keep for a service's notebooks are in :mod:`.kernels`."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
 import multiprocessing
-import multiprocessing.util
 import os
 import shutil
 import signal
@@ -21,6 +21,7 @@ from ..config import ServiceConfig
 from ..errors import render
 from ..lazy import skip_iri_checker
 from ..notebooks import NOTEBOOK_DIR, NOTEBOOKS, NotebookInfo, read_glued, to_notebook
+from . import kernels
 from .cache import _cache_get, _cache_put, _package_hash, _step_key
 from .pages import for_the_service
 from .paths import _machine_roots, sanitise_paths
@@ -175,185 +176,6 @@ def _warm_up() -> None:
 #: How papermill reports a kernel that died while starting, before any cell ran.
 _KERNEL_NEVER_STARTED = "Kernel died before replying to kernel_info"
 
-#: A kernel keeps its shell history in memory: nothing is written to the user's home folder.
-_KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
-
-#: Run silently in a kept kernel before each notebook after its first: the notebook starts
-#: as in a new kernel, with no names of the one before, no open charts, the playbook's
-#: chart style, and its cells numbered from 1.
-_RESET = """\
-import sys as _sys
-if "matplotlib.pyplot" in _sys.modules:
-    _sys.modules["matplotlib.pyplot"].close("all")
-if "equity_helpers.plots" in _sys.modules:
-    _sys.modules["equity_helpers.plots"].use_style()
-del _sys
-get_ipython().reset(new_session=True)
-"""
-
-
-def _manager_class():
-    from jupyter_client import AsyncKernelManager
-
-    class _Manager(AsyncKernelManager):
-        """A kernel manager that remembers the clients it gives out, so that each can be
-        closed after its notebook (papermill leaves a client it did not start open).
-
-        An asynchronous manager, as papermill's own: its clients notice a kernel that died
-        while a cell ran (a blocking client would wait for it for ever).
-        """
-
-        def client(self, **kwargs):
-            kc = super().client(**kwargs)
-            self.__dict__.setdefault("_given", []).append(kc)
-            return kc
-
-        def close_clients(self) -> None:
-            for kc in self.__dict__.pop("_given", []):
-                try:
-                    kc.stop_channels()
-                except Exception:  # noqa: BLE001 - a client of a dead kernel
-                    pass
-
-    return _Manager
-
-
-def _sync(method, *args, **kwargs):
-    """Call one of a kernel manager's coroutine methods from plain code, on any thread."""
-    from jupyter_core.utils import run_sync
-
-    async def call():
-        return await method(*args, **kwargs)
-
-    return run_sync(call)()
-
-
-class _Kernel:
-    """One started kernel, kept for the notebooks of one run (``run``, the run's private
-    folder) in one worker thread.
-
-    It starts in the run's private folder, with its error stream going to a log file
-    there, not to the user's terminal.
-    """
-
-    def __init__(self, run: str, logs: Path):
-        self.run = run
-        self.used = False
-        logs.mkdir(parents=True, exist_ok=True)
-        self.err = open(logs / f"kernel-{os.getpid()}-{threading.get_ident()}.stderr.log", "a")
-        self.km = _manager_class()(kernel_name="python3")
-        try:
-            _sync(
-                self.km.start_kernel,
-                cwd=run,
-                stderr=self.err,
-                extra_arguments=_KERNEL_ARGUMENTS,
-            )
-        except BaseException:
-            self.err.close()
-            raise
-
-    def alive(self) -> bool:
-        try:
-            return bool(self.km.has_kernel and _sync(self.km.is_alive))
-        except Exception:  # noqa: BLE001 - a kernel that cannot be asked is not alive
-            return False
-
-    def reset(self) -> None:
-        """Clear what the last notebook left, silently (raises if the kernel does not answer)."""
-        from jupyter_client import BlockingKernelClient
-
-        kc = BlockingKernelClient()
-        kc.load_connection_info(self.km.get_connection_info())
-        try:
-            kc.start_channels()
-            kc.wait_for_ready(timeout=60)
-            reply = kc.execute_interactive(
-                _RESET,
-                silent=True,
-                store_history=False,
-                timeout=60,
-                output_hook=lambda msg: None,
-            )
-        finally:
-            kc.stop_channels()
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError("the kernel could not be cleared for the next notebook")
-
-    def shutdown(self) -> None:
-        """End the kernel (at once: it holds nothing to keep) and close its log."""
-        try:
-            self.km.close_clients()
-            if self.km.has_kernel:
-                _sync(self.km.shutdown_kernel, now=True)
-        except Exception:  # noqa: BLE001 - a kernel that already died
-            pass
-        finally:
-            try:
-                _sync(self.km.cleanup_resources)
-            except Exception:  # noqa: BLE001
-                pass
-            self.err.close()
-
-
-#: The kernels kept in this process, one per worker thread, while their notebooks are not
-#: running (a thread takes its kernel out while it runs a notebook in it).
-_kernels: dict[int, _Kernel] = {}
-_kernels_lock = threading.Lock()
-_finalizer = None
-#: The runs whose kernels were ended: a notebook of such a run still running (a cancelled
-#: Dask task) ends its kernel when it finishes, rather than keeping it.
-_ended_runs: set[str] = set()
-
-
-def _take_kernel(run: str, logs: Path) -> _Kernel:
-    """This thread's kernel for ``run``: the one it kept, or a new one.
-
-    A kernel kept for another run, or one that died, is ended first: no kernel carries one
-    service's data into another's run.
-    """
-    global _finalizer
-    with _kernels_lock:
-        kernel = _kernels.pop(threading.get_ident(), None)
-        if _finalizer is None:
-            # Ends the kept kernels when this process ends normally (a pool's worker ends
-            # without running ``atexit``; multiprocessing's finalizers still run).
-            _finalizer = multiprocessing.util.Finalize(None, release_kernels, exitpriority=10)
-    if kernel is not None and (kernel.run != run or not kernel.alive()):
-        kernel.shutdown()
-        kernel = None
-    return kernel if kernel is not None else _Kernel(run, logs)
-
-
-def _keep_kernel(kernel: _Kernel) -> None:
-    """Keep this thread's kernel for the next notebook of its run, if it is still alive."""
-    kernel.km.close_clients()
-    alive = kernel.alive()
-    with _kernels_lock:
-        keep = alive and kernel.run not in _ended_runs
-        old = _kernels.pop(threading.get_ident(), None)
-        if keep:
-            _kernels[threading.get_ident()] = kernel
-    for other in (old, None if keep else kernel):
-        if other is not None:
-            other.shutdown()
-
-
-def release_kernels(*runs: str) -> int:
-    """End the kernels this process keeps for ``runs``, which are over (every kept kernel
-    when none are named). A kernel of theirs still running a notebook is ended when that
-    notebook finishes. Returns how many kernels were ended."""
-    with _kernels_lock:
-        _ended_runs.update(runs)
-        gone = [
-            _kernels.pop(thread)
-            for thread, kernel in list(_kernels.items())
-            if not runs or kernel.run in runs
-        ]
-    for kernel in gone:
-        kernel.shutdown()
-    return len(gone)
-
 
 def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str, float]:
     """Run one notebook with papermill (in a worker). Returns status, message, seconds.
@@ -369,13 +191,13 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
     try:
         for attempt in (1, 2):
             try:
-                kernel = _take_kernel(cwd, Path(output).parent)
+                kernel = kernels.take_kernel(cwd, Path(output).parent)
                 if kernel.used:
                     try:
                         kernel.reset()
                     except Exception:  # noqa: BLE001 - it does not answer: a new one
                         kernel.shutdown()
-                        kernel = _Kernel(cwd, Path(output).parent)
+                        kernel = kernels.Kernel(cwd, Path(output).parent)
                 kernel.used = True
                 pm.execute_notebook(
                     source,
@@ -405,7 +227,7 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
         return "failed", f"{type(exc).__name__}: {exc}"[:500], time.perf_counter() - start
     finally:
         if kernel is not None:
-            _keep_kernel(kernel)  # kept for the run's next notebook, unless it died
+            kernels.keep_kernel(kernel)  # kept for the run's next notebook, unless it died
 
 
 @dataclass(frozen=True)
@@ -741,10 +563,10 @@ def run_steps(
         if pool is not None:
             with _SigintIgnored():
                 _stop_pool(pool)
-                release_kernels(str(work))
+                kernels.release_kernels(str(work))
         raise
     # The workers end their kernels as they exit; notebooks run here (no worker processes)
     # leave theirs in this process.
     pool.shutdown(wait=True)
-    release_kernels(str(work))
+    kernels.release_kernels(str(work))
     return [results[n.name] for n in chosen if n.name in results]
