@@ -253,6 +253,16 @@ def _by_group(data: pd.DataFrame, by: str, values: pd.Series, counted) -> tuple:
     return values[kept].groupby(codes[kept]), labels.rename("group")
 
 
+def _named(table: pd.DataFrame, labels: pd.Index, order) -> pd.DataFrame:
+    """A table of group numbers (its index) named by ``labels``, in ``order`` (groups it does
+    not name follow, as they come)."""
+    table.index = labels.take(table.index.to_numpy(dtype=np.intp))
+    if order is None:
+        return table
+    first = [o for o in order if o in table.index]
+    return table.reindex(first + [i for i in table.index if i not in order])
+
+
 def group_median(
     data: pd.DataFrame,
     by: str,
@@ -269,12 +279,7 @@ def group_median(
     out = pd.DataFrame(
         {"n_raw": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75)}
     )
-    out.index = labels.take(out.index.to_numpy(dtype=np.intp))
-    if order is not None:
-        out = out.reindex(
-            [o for o in order if o in out.index] + [i for i in out.index if i not in order]
-        )
-    out = out.reset_index().rename(columns={"index": "group"})
+    out = _named(out, labels, order).reset_index().rename(columns={"index": "group"})
     out["n"] = control_counts(out["n_raw"].astype("int64"), rule)
     hidden = out["n"].isna()
     for c in ("median", "q1", "q3"):
@@ -297,11 +302,7 @@ def group_mean(
     from scipy import stats as st
 
     grouped, labels = _by_group(data, by, pd.to_numeric(data[value], errors="coerce"), counted)
-    g = grouped.agg(["size", "mean", "std"])
-    g.index = labels.take(g.index.to_numpy(dtype=np.intp))
-    if order is not None:
-        g = g.reindex([o for o in order if o in g.index] + [i for i in g.index if i not in order])
-    g = g.reset_index()
+    g = _named(grouped.agg(["size", "mean", "std"]), labels, order).reset_index()
     half = st.t.ppf(0.975, np.maximum(g["size"] - 1, 1)) * g["std"] / np.sqrt(g["size"])
     out = pd.DataFrame(
         {

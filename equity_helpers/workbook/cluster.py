@@ -293,11 +293,8 @@ def run_on_cluster(
                 _take(future, service, kind, results, progress)
         except KeyboardInterrupt:
             client.cancel(list(watch))
-            _end_kernels(client, services)
-            for service in services:
-                service.tidy()
             raise RunInterrupted() from None
-        finally:
+        finally:  # stopped or not, the kernels end and the private folders go
             _end_kernels(client, services)
             for service in services:
                 service.tidy()

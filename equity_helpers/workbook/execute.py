@@ -192,13 +192,6 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
         for attempt in (1, 2):
             try:
                 kernel = kernels.take_kernel(cwd, Path(output).parent)
-                if kernel.used:
-                    try:
-                        kernel.reset()
-                    except Exception:  # noqa: BLE001 - it does not answer: a new one
-                        kernel.shutdown()
-                        kernel = kernels.Kernel(cwd, Path(output).parent)
-                kernel.used = True
                 pm.execute_notebook(
                     source,
                     output,

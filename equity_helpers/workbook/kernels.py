@@ -145,10 +145,11 @@ _ended_runs: set[str] = set()
 
 
 def take_kernel(run: str, logs: Path) -> Kernel:
-    """This thread's kernel for ``run``: the one it kept, or a new one.
+    """This thread's kernel for ``run``, ready for a notebook: the one it kept, cleared of
+    the last notebook, or a new one.
 
-    A kernel kept for another run, or one that died, is ended first: no kernel carries one
-    service's data into another's run.
+    A kernel kept for another run, one that died, or one that does not answer when it is
+    cleared is ended first: no kernel carries one service's data into another's run.
     """
     global _finalizer
     with _kernels_lock:
@@ -160,7 +161,15 @@ def take_kernel(run: str, logs: Path) -> Kernel:
     if kernel is not None and (kernel.run != run or not kernel.alive()):
         kernel.shutdown()
         kernel = None
-    return kernel if kernel is not None else Kernel(run, logs)
+    if kernel is not None and kernel.used:
+        try:
+            kernel.reset()
+        except Exception:  # noqa: BLE001 - it does not answer: a new one
+            kernel.shutdown()
+            kernel = None
+    kernel = kernel if kernel is not None else Kernel(run, logs)
+    kernel.used = True
+    return kernel
 
 
 def keep_kernel(kernel: Kernel) -> None:
