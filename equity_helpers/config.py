@@ -397,6 +397,8 @@ def _validate(raw: dict, cfg_path: Path, check_files: bool) -> ServiceConfig:
             if fieldname not in VALUE_MAPPED_FIELDS:
                 problems.append(_unknown_key(fieldname, "values", VALUE_MAPPED_FIELDS))
                 continue
+            if mapping is None:  # every line deleted, as init's notes allow: nothing to map
+                continue
             if not isinstance(mapping, dict):
                 problems.append(
                     ConfigError(

@@ -215,3 +215,17 @@ def test_the_extract_and_appointments_columns_are_checked_alike(tmp_path, where)
     found = {(e.code, e.fields.get("key")): str(e) for e in err.value.errors}
     assert "lines like" in found[("CFG005", section)]
     assert "a row number, 1 or more" in found[("CFG005", f"{where}.header_row")]
+
+
+def test_a_values_heading_left_with_no_lines_maps_nothing(tmp_path):
+    """init's notes say to delete a TODO line to count its value as invalid: deleting a
+    field's only line leaves its heading with nothing under it, which must still load."""
+    raw = sample_raw()
+    text = yaml.safe_dump(raw, sort_keys=False)
+    text = text.replace("values:\n", "values:\n  sex:\n", 1)
+    cfg = load_config(write(tmp_path, text))
+    assert "sex" not in cfg.values
+    # A heading with something other than lines under it is still an error.
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text.replace("  sex:\n", "  sex: male\n", 1)))
+    assert err.value.code == "CFG005" and "values.sex" in str(err.value)
