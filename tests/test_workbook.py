@@ -248,3 +248,18 @@ def test_plain_papermill_works(tmp_path):
     )
     assert 'config_path: str (default "sample_data/sample_service.yml")' in helped.stdout
     assert "the service's config file" in helped.stdout
+
+
+def test_a_headline_figure_that_could_not_be_worked_out_reads_not_available():
+    """On a tiny service the Core20 share is withheld and the slope index cannot be worked
+    out: the front page and the index say so in words, never "nan", and no change is
+    worked out from such a figure."""
+    from equity_helpers.workbook.results import _as_number, _fmt
+
+    assert _fmt(float("nan"), "core20_pct") == "not available"
+    assert _fmt(float("inf")) == "not available"
+    assert _fmt("nan", "core20_ratio") == "not available"  # as read back from a notebook
+    assert _fmt([1.25, float("nan")]) == "1.2, not available"
+    assert _fmt(80.0, "core20_pct") == "80.0" and _fmt("no group") == "no group"
+    assert _as_number(float("nan")) is None and _as_number("nan") is None
+    assert _as_number("5,974") == 5974.0 and _as_number(3) == 3.0 and _as_number("none") is None

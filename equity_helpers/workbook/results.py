@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..steps import headline_decimals
 from ..steps import headlines as step_headlines
+from ..wording import is_number, number
 
 #: The headline figures shown on the front page and compared across runs and services.
 #: Each step declares its own (glue name, label) pairs in ``equity_helpers.steps``.
@@ -64,21 +65,30 @@ def slugify(text: str) -> str:
 
 
 def _as_number(v) -> float | None:
-    """A headline figure as a number ("5,974" counts too), or None for text."""
+    """A headline figure as a number ("5,974" counts too), or None for text and for a
+    figure that could not be worked out or was withheld (not a number)."""
     if isinstance(v, bool):
         return None
-    if isinstance(v, int | float):
-        return float(v)
     try:
-        return float(str(v).replace(",", ""))
+        v = float(v if isinstance(v, int | float) else str(v).replace(",", ""))
     except ValueError:
         return None
+    return v if is_number(v) else None
+
+
+#: How a glued figure that is not a number reads back from a notebook (Python's own text).
+_NOT_FIGURES = {"nan", "inf", "-inf"}
 
 
 def _fmt(v, key: str | None = None) -> str:
-    """A headline figure as its step's page shows it (one decimal place unless it says)."""
-    if isinstance(v, float):
-        return f"{v:,.{DECIMALS.get(key, 1)}f}"
+    """A headline figure as its step's page shows it (one decimal place unless it says);
+    a figure that could not be worked out or was withheld reads "not available".
+
+    >>> _fmt(float("nan")), _fmt("nan"), _fmt(1234.56)
+    ('not available', 'not available', '1,234.6')
+    """
+    if isinstance(v, float) or (isinstance(v, str) and v.strip().lower() in _NOT_FIGURES):
+        return number(v, f",.{DECIMALS.get(key, 1)}f")
     if isinstance(v, list):
         return ", ".join(_fmt(x, key) for x in v)
     return str(v)
