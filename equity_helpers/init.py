@@ -557,21 +557,116 @@ def _appointment_sheet(extract: Path, taken: str | None) -> str | None:
     return None
 
 
-def find_appointments(extract: Path) -> Path | None:
-    """A file of appointments saved beside the extract, known by its columns, if there is one."""
+#: The kinds of file a file of appointments can be (the ones the extract reader reads).
+_TABLE_FILES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
+#: How much of a text file is read to find its column names.
+_PEEK_BYTES = 64 * 1024
+
+
+def _peek_headers(path: Path) -> list[list[str]]:
+    """The column names a file could have, from a cheap look at its opening only.
+
+    For a text file, the header the extract reader would take, from its first 64 KiB;
+    for a workbook, in each sheet's first 30 rows, those the reader could take as the
+    header: the rows naming two or more columns it knows, else the first mostly filled.
+    """
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook
+
+        wanted = {w for ws in APPOINTMENT_SYNONYMS.values() for w in ws}
+        book = load_workbook(path, read_only=True, data_only=True)
+        headers = []
+        try:
+            for ws in book.worksheets:
+                rows = [
+                    [str(v).strip() for v in row if v is not None and str(v).strip()]
+                    for row in ws.iter_rows(max_row=30, values_only=True)
+                ]
+                named = [r for r in rows if sum(c.lower() in wanted for c in r) >= 2]
+                most = max((len(r) for r in rows), default=0)
+                filled = [r for r in rows if len(r) >= max(2, most * 0.8)]
+                headers += named or filled[:1]
+        finally:
+            book.close()
+        return headers
+    from .extract import _decode, _layout
+
+    with path.open("rb") as fh:
+        opening = fh.read(_PEEK_BYTES)
+    text = _decode(opening)[0].lstrip("\ufeff")
+    expected = [w for ws in APPOINTMENT_SYNONYMS.values() for w in ws]
+    return [[c.strip() for c in _layout(text, expected).header]]
+
+
+def _names_appointments(headers: list[list[str]]) -> bool:
+    """Whether any of these rows of column names names the three columns of appointments."""
+    return any(h and _header_names_appointments(tuple(h)) for h in headers)
+
+
+@functools.lru_cache(maxsize=256)
+def _header_names_appointments(header: tuple[str, ...]) -> bool:
+    """One row of column names (a folder of exports often repeats one): worked out once."""
+    return all(guess_appointment_columns(list(header)).values())
+
+
+def _skipped_note(skipped: dict[str, list[str]]) -> str | None:
+    """One line naming the files beside the extract that were not read, and why."""
+    if not skipped:
+        return None
+    parts = []
+    for why, names in skipped.items():
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        parts.append(f"{shown} ({why})")
+    total = sum(len(n) for n in skipped.values())
+    files = "file" if total == 1 else "files"
+    return (
+        f"Not read as a file of appointments: {total} {files} beside the extract: "
+        + "; ".join(parts)
+        + ". Name a file with --appointments to use it."
+    )
+
+
+def find_appointments(extract: Path, notes: list[str] | None = None) -> Path | None:
+    """A file of appointments saved beside the extract, known by its columns, if there is one.
+
+    Only table files are looked at, and each only at its opening (its column names) until
+    one names the columns of appointments: that one is read and its values checked. A
+    folder of many exports is looked through in moments. The files passed over, and why,
+    are added to ``notes`` as one line (reference files the playbook knows are not named).
+    """
+    known = {src["filename"] for src in OFFICIAL_SOURCES.values()}
+    skipped: dict[str, list[str]] = {}
+    found = None
     for p in sorted(extract.parent.iterdir()):
-        if p == extract or p.suffix.lower() not in (".csv", ".xlsx", ".txt"):
+        if p == extract or p.name.startswith(".") or p.name in known:
             continue
+        if _LOOKUP_NAME.search(p.name) or p.suffix.lower() in (".yml", ".yaml"):
+            continue  # the LSOA lookup and configs are used for what they are
         try:  # only regular files of a size worth reading (a pipe would wait for ever)
-            if not p.is_file() or p.is_symlink() or p.stat().st_size > 200_000_000:
+            if not p.is_file() or p.is_symlink():
                 continue
-            df, _ = _read(p, synonyms=APPOINTMENT_SYNONYMS)
-        except (PlaybookError, OSError, ValueError):
-            continue
-        df = df.loc[:, ~pd.Index(df.columns).duplicated()].head(500)
-        if all(guess_appointment_columns(list(df.columns), df).values()):
-            return p
-    return None
+            if p.suffix.lower() not in _TABLE_FILES:
+                why = "not a CSV, text or Excel file"
+            elif found is not None:
+                why = "a file of appointments was found first"
+            elif p.stat().st_size > 200_000_000:
+                why = "larger than 200 MB"
+            elif not _names_appointments(_peek_headers(p)):
+                why = "their column names are not those of appointments"
+            else:
+                df, _ = _read(p, synonyms=APPOINTMENT_SYNONYMS)
+                df = df.loc[:, ~pd.Index(df.columns).duplicated()].head(500)
+                if all(guess_appointment_columns(list(df.columns), df).values()):
+                    found = p
+                    continue
+                why = "their values are not those of appointments"
+        except Exception:  # noqa: BLE001 - a broken workbook raises many types; the file is named
+            why = "could not be read"
+        skipped.setdefault(why, []).append(p.name)
+    note = _skipped_note(skipped)
+    if note and notes is not None:
+        notes.append(note)
+    return found
 
 
 def _appointment_lines(path: Path, out: Path, sheet=None) -> tuple[list[str], list[str]]:
@@ -716,7 +811,7 @@ def write_starter_config(
             appointments = extract
             notes.append(f"Found appointments in sheet '{appointment_sheet}' of the workbook.")
     if appointments is None:
-        appointments = find_appointments(extract)
+        appointments = find_appointments(extract, notes)
         if appointments is not None:
             notes.append(f"Found a file of appointments beside the extract: {appointments.name}")
     if info.get("sheet"):

@@ -114,8 +114,43 @@ def to_notebook(name_or_path: str | Path) -> nbformat.NotebookNode:
     return jupytext.read(path)
 
 
+#: How a number that is not a figure (NaN, infinity) prints in a glued value.
+_NOT_FIGURES = {"nan", "inf"}
+
+
+class _MissingFigures(ast.NodeTransformer):
+    """Read NaN and infinity (printed ``nan``, ``inf``, ``-inf``) as None: a missing figure."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return ast.Constant(None) if node.id in _NOT_FIGURES else node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        node = self.generic_visit(node)
+        if isinstance(node.operand, ast.Constant) and node.operand.value is None:
+            return node.operand  # -inf
+        return node
+
+
+def glued_value(text: str):
+    """A glued value's printed text as a Python value, or the text itself if it is not one.
+
+    A figure that could not be worked out reads back as None, never as the text "nan":
+
+    >>> glued_value("12.5"), glued_value("nan"), glued_value("[1.0, -inf]"), glued_value("Asian")
+    (12.5, None, [1.0, None], 'Asian')
+    """
+    try:
+        tree = _MissingFigures().visit(ast.parse(text.strip(), mode="eval"))
+        return ast.literal_eval(tree)
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+        return text
+
+
 def read_glued(nb: nbformat.NotebookNode | str | Path) -> dict:
-    """The values an executed notebook glued, by name (as Python values where possible)."""
+    """The values an executed notebook glued, by name (as Python values where possible).
+
+    A figure glued as NaN or infinity reads back as None (see :func:`glued_value`).
+    """
     import nbformat
 
     if not isinstance(nb, nbformat.NotebookNode):
@@ -129,10 +164,7 @@ def read_glued(nb: nbformat.NotebookNode | str | Path) -> dict:
             text = o.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain")
             if text is None:
                 continue
-            try:
-                out[meta["name"]] = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                out[meta["name"]] = text
+            out[meta["name"]] = glued_value(text)
     return out
 
 

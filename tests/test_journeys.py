@@ -752,6 +752,52 @@ def test_init_takes_an_appointments_file_named_on_the_command_line(tmp_path):
     }
 
 
+def test_init_looks_through_a_folder_of_exports_by_their_column_names(tmp_path, monkeypatch):
+    """An extract saved among many other exports: init finds the file of appointments and
+    reads whole only the files whose column names could be appointments; the others are
+    named, with why they were passed over."""
+    from equity_helpers import init
+
+    rows = sample_rows(40, seed=5)
+    extract = tmp_path / "referrals.csv"
+    rows[["Referral Ref", "Date Referral Received", "Age at Referral", "Gender"]].to_csv(
+        extract, index=False
+    )
+    for i in range(30):  # other reports of the same system, one of them a workbook
+        rows.assign(Report=i).to_csv(tmp_path / f"export_{i:02d}.csv", index=False)
+    rows.head(20).to_excel(tmp_path / "monthly_report.xlsx", index=False)
+    for name in ("minutes.pdf", "letter.docx", "notes.txt"):
+        (tmp_path / name).write_text("Team meeting: appointments were discussed.\n")
+    appts = appointment_rows(rows).drop(columns="kind")
+    appts.columns = ["Referral Number", "Appt Date/Time", "Attendance Status"]
+    # Named like appointments, but its attendance column holds no attendance: read, refused.
+    appts.assign(**{"Attendance Status": "see notes"}).to_csv(tmp_path / "a_draft.csv", index=False)
+    appts.to_csv(tmp_path / "x_contacts.csv", index=False)  # after nearly every other file
+    (tmp_path / "z_later.csv").write_text("Referral Number,Appt Date,Outcome\nLC1,,\n")
+
+    read_whole = []
+    real_read = init._read
+    monkeypatch.setattr(
+        init,
+        "_read",
+        lambda path, *a, **k: read_whole.append(Path(path).name) or real_read(path, *a, **k),
+    )
+    notes: list[str] = []
+    path, _ = init.write_starter_config(extract, tmp_path / "service.yml", notes=notes)
+    written = yaml.safe_load(path.read_text(encoding="utf-8"))["appointments"]
+    assert written["path"] == "x_contacts.csv"
+    # The extract, the two files named like appointments, and the one found (its section).
+    assert sorted(set(read_whole)) == ["a_draft.csv", "referrals.csv", "x_contacts.csv"]
+    assert "Found a file of appointments beside the extract: x_contacts.csv" in notes
+    (skipped,) = [n for n in notes if n.startswith("Not read as a file of appointments")]
+    assert "36 files beside the extract" in skipped
+    assert "export_00.csv" in skipped and "and 24 more (their column names are not" in skipped
+    assert "a_draft.csv (their values are not those of appointments)" in skipped
+    assert "letter.docx, minutes.pdf (not a CSV, text or Excel file)" in skipped
+    assert "z_later.csv (a file of appointments was found first)" in skipped
+    assert "referrals.csv" not in skipped and "service.yml" not in skipped
+
+
 def test_split_lsoa_2011_codes_get_a_stated_rule_that_file_order_does_not_change(tmp_path):
     """An export of LSOA 2011 codes, some of areas split in 2021, with the real ONS lookup,
     IMD 2025 and census files."""

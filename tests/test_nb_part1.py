@@ -421,7 +421,9 @@ def test_runs_without_lsoa_codes(run_notebook, no_lsoa_config: Path, name: str) 
     check_clean_run(nb, name)
     assert "This step needs home area (LSOA) codes" in all_text(nb)
     if name == "deprivation-and-core20":
-        assert str(glued["core20_ratio"]) == "nan"  # a neutral value, not a made-up figure
+        # No made-up figure: a missing one, read back as None (never the text "nan").
+        assert glued["core20_ratio"] is None
+        assert "home area (LSOA) codes" in glued["core20_ratio_why"]
     if name == "access-and-outcome-gaps":
         assert glued["funnel_above_998"] == 0
         assert glued["dna_overall_pct"] == pytest.approx(glued_sample_dna(run_notebook), abs=1e-9)

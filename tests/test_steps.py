@@ -1,7 +1,7 @@
 """Every analytic step's ``run(service)``, called directly (no notebooks), on the sample and
 on extracts that real services produce: only the required columns, no home areas, no
-``accepted`` column, a single group, everyone in one home area, a 400-referral service and
-an extract whose ethnicity values are all invalid.
+``accepted`` column, a single group, everyone in one home area, a 400-referral service, an
+80-referral one and an extract whose ethnicity values are all invalid.
 
 Headline figures are checked against plain pandas on the raw sample file, and every step
 must say in words why a view it cannot show is missing, never print "nan" or crash.
@@ -98,6 +98,12 @@ def _first_400(cfg, extract):
     return cfg, extract.loc[order[:400]]
 
 
+def _first_80(cfg, extract):
+    """A tiny service: the first 80 referrals of one year."""
+    cfg, extract = _first_400(cfg, extract)
+    return cfg, extract.head(80)
+
+
 def _ethnicity_invalid(cfg, extract):
     extract["Ethnic Category"] = "Q9"
     return cfg, extract
@@ -110,6 +116,7 @@ EDGES = {
     "one-ethnic-group": _one_group,
     "one-home-area": _one_area,
     "400-referrals": _first_400,
+    "80-referrals": _first_80,
     "ethnicity-all-invalid": _ethnicity_invalid,
 }
 
@@ -125,7 +132,7 @@ def edge(tmp_path_factory):
 
     def get(name):
         if name not in made:
-            rows = None if name == "400-referrals" else 2500
+            rows = None if name in ("400-referrals", "80-referrals") else 2500
             made[name] = _service(tmp_path_factory.mktemp(name), EDGES[name], rows)
         return made[name]
 
@@ -160,6 +167,20 @@ def check_result(result, step_name: str) -> None:
     for text in result.words():
         assert not BAD_WORDS.search(text), f"{step_name}: {text!r}"
     assert result.findings, f"{step_name} found nothing to say"
+    # A headline figure is a number, words, or None with the reason it is not shown: never
+    # NaN or infinity (read back from a notebook as the text "nan" or "inf").
+    for key in steps.STEPS[step_name].HEADLINES:
+        if key not in result.values:
+            continue
+        value = result.values[key]
+        if value is None:
+            why = result.values.get(f"{key}_why")
+            assert isinstance(why, str) and why.strip(), f"{step_name}: {key} says not why"
+            assert not BAD_WORDS.search(why), (step_name, key, why)
+        elif isinstance(value, str):
+            assert value.strip() and not BAD_WORDS.search(value), (step_name, key, value)
+        else:
+            assert math.isfinite(value), (step_name, key, value)
     # Shown counts are controlled: none of 1 to 7 in a count column (the row account and the
     # counts of areas are exact on purpose: they count rows of the file and published areas).
     for name, table in result.tables.items():
@@ -331,7 +352,9 @@ def test_without_home_areas_each_view_says_why(edge):
     gaps = access_and_outcome_gaps.run(service)
     for view in ("dna_imd_quintile", "gradient", "funnel", "two_way"):
         assert "home area (LSOA) codes" in gaps.notes[view]
-    assert math.isnan(deprivation_and_core20.run(service).values["core20_ratio"])
+    deprivation = deprivation_and_core20.run(service)
+    assert deprivation.values["core20_ratio"] is None
+    assert "home area (LSOA) codes" in deprivation.values["core20_ratio_why"]
 
 
 def test_areas_that_match_no_deprivation_data(tmp_path):
@@ -352,7 +375,7 @@ def test_areas_that_match_no_deprivation_data(tmp_path):
         check_result(steps.STEPS[name].run(service), name)
     deprivation = deprivation_and_core20.run(service)
     assert "home area (LSOA) codes" in deprivation.notes["core20"]
-    assert math.isnan(deprivation.values["core20_ratio"])
+    assert deprivation.values["core20_ratio"] is None
     gaps = access_and_outcome_gaps.run(service)
     assert "home area (LSOA) codes" in gaps.notes["gradient"]
     assert gaps.values["dna_overall_pct"] > 0  # what needs no home area is still measured

@@ -252,14 +252,21 @@ def test_plain_papermill_works(tmp_path):
 
 def test_a_headline_figure_that_could_not_be_worked_out_reads_not_available():
     """On a tiny service the Core20 share is withheld and the slope index cannot be worked
-    out: the front page and the index say so in words, never "nan", and no change is
-    worked out from such a figure."""
+    out: the steps glue None (read back as None, never the text "nan"), the front page and
+    the index say so in words, with the step's reason, and no change is worked out from
+    such a figure."""
+    from equity_helpers.notebooks import glued_value
     from equity_helpers.workbook.results import _as_number, _fmt
 
-    assert _fmt(float("nan"), "core20_pct") == "not available"
+    assert glued_value("nan") is None and glued_value("-inf") is None
+    assert glued_value("[1.5, nan]") == [1.5, None] and glued_value("'nan'") == "nan"
+    assert _fmt(None, "core20_ratio") == "not available"
+    why = "Too few referrals come from Core20 areas to show their share."
+    assert _fmt(None, "core20_share_referrals", why) == f"not available. {why}"
+    assert _fmt(12.25, "core20_share_referrals", why) == "12.2"  # a figure needs no reason
+    assert _fmt(float("nan"), "core20_pct") == "not available"  # an older run's manifest
     assert _fmt(float("inf")) == "not available"
-    assert _fmt("nan", "core20_ratio") == "not available"  # as read back from a notebook
-    assert _fmt([1.25, float("nan")]) == "1.2, not available"
+    assert _fmt([1.25, None]) == "1.2, not available"
     assert _fmt(80.0, "core20_pct") == "80.0" and _fmt("no group") == "no group"
     assert _as_number(float("nan")) is None and _as_number("nan") is None
     assert _as_number("5,974") == 5974.0 and _as_number(3) == 3.0 and _as_number("none") is None

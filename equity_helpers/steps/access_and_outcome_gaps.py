@@ -19,7 +19,7 @@ from ..wording import (
     too_few,
     withheld,
 )
-from .base import Chart, StepResult, Table, cached, number_or_nan, seal_chart
+from .base import Chart, StepResult, Table, cached, headline, number_or_none, seal_chart
 
 #: The prepared columns this step reads: every field it splits by, every measure's counts.
 READS = tuple(
@@ -141,7 +141,22 @@ def _by_ethnic_group(result: StepResult, counted, rule, measures) -> None:
     else:
         result.notes["dna_ethnic_group"] = NO_DNA
         result.values["dna_eth_sentence"] = "Missed appointments are not in this extract."
-    result.values["dna_overall_pct"] = dna_overall
+    headline(
+        result,
+        "dna_overall_pct",
+        dna_overall,
+        "Every group's rate is hidden, so no overall rate is shown."
+        if "dna_rate" in measures
+        else NO_DNA,
+    )
+    result.values["dna_overall_sentence"] = (
+        f"{result.values['dna_overall_scope']}, {number(dna_overall)}% of offered appointments "
+        "were missed."
+        if is_number(dna_overall)
+        else "No overall rate is shown, since every group's rate is hidden."
+        if "dna_rate" in measures
+        else "Missed appointments are not in this extract."
+    )
 
     if _has_imd(data) and "dna_rate" in measures:
         t = _rates(result, counted, rule, "dna_rate", "imd_quintile")
@@ -227,7 +242,7 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims, counted) -> None
         waits = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         longest = waits.dropna(subset=["median"]).sort_values("median").tail(1) if parts else waits
         result.values["wait_overall"] = (
-            number_or_nan(data["wait_days"].median()) if not _any_hidden(parts) else float("nan")
+            number_or_none(data["wait_days"].median()) if not _any_hidden(parts) else None
         )
         result.values["wait_sentence"] = (
             f"The longest median wait is for "
@@ -261,7 +276,7 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims, counted) -> None
             )
     else:
         result.notes["waits"] = "This view needs first appointment dates in the extract."
-        result.values["wait_overall"] = float("nan")
+        result.values["wait_overall"] = None
         result.values["wait_sentence"] = "Waits are not in this extract."
     if "wait_days" in data and _any_hidden(parts):
         result.values["wait_overall_sentence"] = withheld("median wait")
@@ -306,7 +321,7 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims, counted) -> None
             )
         mean = data["outcome_improvement"].mean()
         hidden = _any_hidden(parts)
-        result.values["outcome_overall"] = float("nan") if hidden else number_or_nan(mean)
+        result.values["outcome_overall"] = None if hidden else number_or_none(mean)
         result.values["outcome_sentence"] = (
             withheld("average improvement")
             if hidden
@@ -317,7 +332,7 @@ def _waits_and_outcomes(result: StepResult, service, wait_dims, counted) -> None
     else:
         result.notes["outcome"] = "This view needs start and end outcome scores in the extract."
         result.values["outcome_direction"] = "Outcome scores are not in this extract."
-        result.values["outcome_overall"] = float("nan")
+        result.values["outcome_overall"] = None
         result.values["outcome_sentence"] = "No change in scores could be worked out."
 
 
@@ -330,6 +345,8 @@ def _gradient(result: StepResult, counted, rule, measures) -> None:
         else None
     )
     keys = ["dna_sii", "dna_sii_lower", "dna_sii_upper", "dna_rii"]
+    if sii is not None and not (len(sii) and is_number(sii.iloc[0]["sii"])):
+        sii = None  # a line was fitted to too little to give a slope
     if sii is None:
         result.notes["gradient"] = (
             NO_LSOA
@@ -338,7 +355,8 @@ def _gradient(result: StepResult, counted, rule, measures) -> None:
             if "dna_rate" not in measures
             else "Too few deciles have missed appointments to fit a line."
         )
-        result.values.update(dict.fromkeys(keys, float("nan")))
+        result.values.update(dict.fromkeys(keys))
+        headline(result, "dna_sii", None, result.notes["gradient"])
         result.values["sii_sentence"] = "No gradient could be measured."
         result.values["sii_summary"] = (
             "No slope or relative index of inequality could be worked out."
@@ -359,7 +377,7 @@ def _gradient(result: StepResult, counted, rule, measures) -> None:
     )
     row = sii.iloc[0]
     values = [row["sii"], row["sii_lower95_0cl"], row["sii_upper95_0cl"], row["rii"]]
-    result.values.update({k: float(v) for k, v in zip(keys, values, strict=True)})
+    result.values.update({k: number_or_none(v) for k, v in zip(keys, values, strict=True)})
     side = "most" if row["sii"] < 0 else "least"
     result.values["sii_sentence"] = (
         f"The fitted line puts the rate {abs(row['sii']):.1f} percentage points higher at the "
@@ -400,7 +418,7 @@ def _funnel(result: StepResult, data, rule, measures) -> None:
         "funnel_hidden",
         "funnel_plain_above_95",
     )
-    result.values["funnel_phi"] = result.values["funnel_tau2"] = float("nan")
+    result.values["funnel_phi"] = result.values["funnel_tau2"] = None
     result.values["funnel_dispersion_sentence"] = "No areas could be compared."
     if points is None or not len(points):
         result.notes["funnel"] = (
@@ -443,8 +461,8 @@ def _funnel(result: StepResult, data, rule, measures) -> None:
         (on_chart["value"].to_numpy() / 100 > at_n["upper95_0cl"].to_numpy()).sum()
     )
     if "phi" in points.attrs:
-        result.values["funnel_phi"] = float(points.attrs["phi"])
-        result.values["funnel_tau2"] = tau2
+        result.values["funnel_phi"] = number_or_none(points.attrs["phi"])
+        result.values["funnel_tau2"] = number_or_none(tau2)
         result.values["funnel_dispersion_sentence"] = _dispersion_sentence(
             points.attrs["phi"], tau2
         )
@@ -555,10 +573,7 @@ def run(service) -> StepResult:
     _gaps(result, counted, rule, measures, dims)
     v = result.values
     result.findings = [
-        f"{v['dna_overall_scope']}, {number(v['dna_overall_pct'])}% of offered appointments "
-        "were missed."
-        if is_number(v["dna_overall_pct"])
-        else "Missed appointments are not in this extract.",
+        v["dna_overall_sentence"],
         v["dna_eth_sentence"],
         v["dna_imd_sentence"],
         v["drop_sentence"],

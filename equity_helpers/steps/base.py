@@ -179,9 +179,31 @@ def glue(name: str, value: Any) -> None:
     display({GLUE_PREFIX + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
 
 
-def number_or_nan(value) -> float:
-    """A float for a glued figure: NaN stands for "not available" and is never put in words."""
-    return float(value) if is_number(value) else float("nan")
+def number_or_none(value) -> float | None:
+    """A glued figure as a float, or None for one that could not be worked out or is withheld.
+
+    A missing figure is glued as None, never as NaN or infinity: those read back from a
+    notebook as the text "nan" or "inf", which would reach the front page as a figure.
+
+    >>> number_or_none(12), number_or_none(float("nan")), number_or_none(None)
+    (12.0, None, None)
+    """
+    return float(value) if is_number(value) else None
+
+
+def headline(result: StepResult, key: str, value, why: str) -> None:
+    """Glue a headline figure; one that could not be worked out or is withheld is glued as
+    None, with ``<key>_why`` saying why in words (the front page shows the reason).
+
+    >>> r = StepResult("x"); headline(r, "ratio", float("nan"), "Too few referrals to show.")
+    >>> r.values
+    {'ratio': None, 'ratio_why': 'Too few referrals to show.'}
+    """
+    result.values[key] = number_or_none(value)
+    if result.values[key] is None:
+        result.values[f"{key}_why"] = why
+    else:
+        result.values.pop(f"{key}_why", None)
 
 
 def protect_labels(service) -> None:

@@ -8,7 +8,7 @@ from ..errors import CATALOGUE
 from ..extract import ACCOUNT_COUNT_HEADER, account_lines, account_table
 from ..privacy import count_words
 from ..wording import is_number, number
-from .base import Chart, StepResult, Table, cached
+from .base import Chart, StepResult, Table, cached, headline, number_or_none
 
 #: The prepared columns this step reads (see :func:`equity_helpers.steps.columns_for`).
 READS = ("referral_month", *EQUALITY_FIELDS, "lsoa_code", "lsoa_status")
@@ -44,8 +44,13 @@ def run(service) -> StepResult:
         shown, "Completeness of equality fields", COUNTS, PERCENTS, export="data_completeness"
     )
     eth = comp.set_index("field").loc["ethnicity"]
-    result.values["ethnicity_recorded_pct"] = float(eth["% recorded"])
-    result.values["ethnicity_gap_pct"] = float(eth["% not stated or not known"])
+    headline(
+        result,
+        "ethnicity_recorded_pct",
+        eth["% recorded"],
+        "Too few referrals have ethnicity recorded to show a share.",
+    )
+    result.values["ethnicity_gap_pct"] = number_or_none(eth["% not stated or not known"])
     result.values["ethnicity_sentence"] = (
         f"Ethnicity is recorded for {number(eth['% recorded'])}% of referrals. For "
         f"{number(eth['% not stated or not known'])}% it is not stated or not known."

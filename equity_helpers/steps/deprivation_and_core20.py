@@ -9,7 +9,7 @@ from .. import analysis, stats
 from ..codes import BROAD_GROUPS
 from ..privacy import control_counts, people_publishable, published_percentage
 from ..wording import NO_LSOA, imd_words, is_number
-from .base import Chart, StepResult, Table, cached, number_or_nan
+from .base import Chart, StepResult, Table, cached, headline, number_or_none
 
 #: The prepared columns this step reads (see :func:`equity_helpers.steps.columns_for`).
 READS = (
@@ -81,6 +81,8 @@ def core20(service) -> dict:
     )
     if not pd.isna(out["share_ref"]):  # a hidden count hides its ratio too
         out.update(ratio=ratio, lower=lower if x else nan, upper=upper if x else nan)
+    else:
+        out["why_not"] = "Too few referrals come from Core20 areas to show their share."
     return out
 
 
@@ -249,7 +251,7 @@ def _no_local_fifths(result: StepResult, why: str) -> None:
     result.notes["local_fifths"] = result.notes["fifths_rates"] = why
     result.values["local_fifths_sentence"] = "No comparison by local fifth was possible."
     for key in ("national", "local"):
-        result.values[f"{key}_fifths_sii"] = float("nan")
+        result.values[f"{key}_fifths_sii"] = None
         result.values[f"{key}_fifths_sii_sentence"] = "No slope could be fitted."
 
 
@@ -290,7 +292,7 @@ def _local_fifths(service, result: StepResult) -> None:
     )
     sii = {scheme: fifths_sii(t) for scheme, t in tables.items()}
     for scheme, key in zip(FIFTHS, ("national", "local"), strict=True):
-        result.values[f"{key}_fifths_sii"] = number_or_nan(sii[scheme]["sii"])
+        result.values[f"{key}_fifths_sii"] = number_or_none(sii[scheme]["sii"])
         result.values[f"{key}_fifths_sii_sentence"] = _sii_words(sii[scheme], scheme)
     national = tables["National fifths"]["% of people"]
     result.values["local_fifths_sentence"] = (
@@ -388,7 +390,9 @@ def run(service) -> StepResult:
         ("lower", "core20_ratio_lower"),
         ("upper", "core20_ratio_upper"),
     ):
-        result.values[name] = number_or_nan(c20[key])
+        result.values[name] = number_or_none(c20[key])
+    for key, name in (("ratio", "core20_ratio"), ("share_ref", "core20_share_referrals")):
+        headline(result, name, c20[key], c20["why_not"] or "It could not be worked out.")
     result.values["core20_verdict"] = _verdict(c20)
     result.values["core20_sentence"] = _sentence(c20)
     result.data["core20"] = c20

@@ -9,7 +9,7 @@ from .. import analysis, stats
 from ..measures import MEASURES
 from ..privacy import control_counts, people_publishable
 from ..wording import group_phrase
-from .base import Chart, StepResult, Table, cached, seal_chart
+from .base import Chart, StepResult, Table, cached, headline, seal_chart
 
 #: The prepared columns this step reads, beside the focus field its config names
 #: (:func:`config_columns`): every measure's, since the config chooses the measure.
@@ -114,7 +114,7 @@ def _before_after(result: StepResult, service, f: dict, change, when: str) -> st
         ("gap_change_lower", lo),
         ("gap_change_upper", hi),
     ):
-        result.values[key] = float(value)
+        headline(result, key, value, "The gap could not be worked out from the published counts.")
     excludes = (
         "does not include 0, so the change is unlikely to be chance alone"
         if verdict != "no clear change"

@@ -6,7 +6,7 @@ import pandas as pd
 
 from .. import analysis
 from ..wording import UNKNOWN_GROUPS, label, number
-from .base import Chart, StepResult, Table, cached, number_or_nan
+from .base import Chart, StepResult, Table, cached, number_or_none
 
 HEADLINES: dict[str, str] = {}
 #: Columns the pathway needs beyond the required ones.
@@ -74,11 +74,11 @@ def run(service) -> StepResult:
     best = extremes.iloc[-1] if len(extremes) else None
     v = result.values
     v["pathway_worst_group"] = worst["label"] if worst is not None else "not available"
-    v["pathway_worst_completion_pct"] = number_or_nan(
+    v["pathway_worst_completion_pct"] = number_or_none(
         worst["% completed"] if worst is not None else None
     )
     v["pathway_best_group"] = best["label"] if best is not None else "not available"
-    v["pathway_best_completion_pct"] = number_or_nan(
+    v["pathway_best_completion_pct"] = number_or_none(
         best["% completed"] if best is not None else None
     )
     v["pathway_biggest_loss_step"] = (

@@ -6,7 +6,8 @@ import pandas as pd
 
 from .. import readability
 from ..safe_html import md_text
-from .base import Chart, StepResult, Table, cached
+from ..wording import number
+from .base import Chart, StepResult, Table, cached, headline
 
 #: This step reads letters, not the extract's rows.
 READS: tuple[str, ...] = ()
@@ -69,8 +70,12 @@ def run(service) -> StepResult:
         return result
 
     has_after = "after_reading_age" in scores
-    before = round(float(scores["before_reading_age"].mean()), 1)
-    result.values["reading_age_before"] = before
+    headline(
+        result,
+        "reading_age_before",
+        round(float(scores["before_reading_age"].mean()), 1),
+        "No letter could be scored.",
+    )
     shown = scores.rename(columns=RENAME).drop(
         columns=["before_fk_grade", "after_fk_grade"], errors="ignore"
     )
@@ -86,8 +91,12 @@ def run(service) -> StepResult:
         numbers=("Reading ease before", "Reading ease after"),
     )
     if has_after:
-        after = round(float(scores["after_reading_age"].mean()), 1)
-        result.values["reading_age_after"] = after
+        headline(
+            result,
+            "reading_age_after",
+            round(float(scores["after_reading_age"].mean()), 1),
+            "No rewritten letter could be scored.",
+        )
         b, a = scores["before_reading_age"].mean(), scores["after_reading_age"].mean()
         result.texts["summary"] = (
             f"Across the documents, the average reading age was **{b:.1f}** before the rewrite "
@@ -123,7 +132,9 @@ def run(service) -> StepResult:
             "shown."
         )
         result.notes["pairs"] = "*No chart: it needs letters both before and after a rewrite.*"
-        result.findings = [f"The current documents have an average reading age of {before:.1f}."]
+        result.findings = [
+            f"The current documents have an average reading age of {number(result.values['reading_age_before'])}."
+        ]
 
     texts = readability.read_folder(before_dir)
     longest = [readability.longest_sentences(t, n=3).assign(Document=n) for n, t in texts]

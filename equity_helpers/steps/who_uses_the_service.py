@@ -10,7 +10,7 @@ from ..codes import CENSUS_AGE_GROUPS
 from ..privacy import control_counts, format_count, people_publishable
 from ..wording import NO_LSOA, group_name, imd_words, is_number, label, noun
 from . import deprivation_and_core20
-from .base import Chart, StepResult, Table, cached, number_or_nan
+from .base import Chart, StepResult, Table, cached, headline, number_or_none
 
 #: The prepared columns this step reads, with those of the Core20 comparison it makes.
 READS = (
@@ -346,7 +346,9 @@ def run(service) -> StepResult:
     else:
         result.notes["ratios"] = "No comparison could be made, so there are no ratios to show."
     core20 = deprivation_and_core20.core20(service)
-    result.values["core20_ratio"] = number_or_nan(core20["ratio"])
+    headline(
+        result, "core20_ratio", core20["ratio"], core20["why_not"] or "It could not be worked out."
+    )
     result.values["core20_sentence"] = (
         "People from the most deprived fifth of areas (Core20) have a ratio of "
         f"{core20['ratio']:.2f}."
@@ -359,7 +361,9 @@ def run(service) -> StepResult:
     result.values["n_under_represented"] = int(len(under))
     first = under.iloc[0] if len(under) else None
     result.values["most_under_group"] = str(first["group"]) if first is not None else "no group"
-    result.values["most_under_ratio"] = number_or_nan(first["ratio"] if first is not None else None)
+    result.values["most_under_ratio"] = number_or_none(
+        first["ratio"] if first is not None else None
+    )
     result.values["under_sentence"] = (
         f"The most under-represented group is {first['group']}, with a ratio of "
         f"{first['ratio']:.2f}: about {round(first['ratio'] * 10)} referrals for every 10 you "

@@ -14,7 +14,7 @@ from ..notebooks import NotebookInfo
 from ..safe_html import md_text
 from .cache import _versions
 from .paths import sanitise_paths
-from .results import DECIMALS, HEADLINES, StepResult, _as_number, _fmt
+from .results import DECIMALS, HEADLINES, StepResult, _as_number, _fmt, not_shown
 
 
 def _public_config(cfg: ServiceConfig) -> str:
@@ -106,6 +106,7 @@ def _front_page(
         lines.append(f"| {{doc}}`{s.title} <steps/{s.name}>` | {status} |")
     lines.append("")
     if headlines:
+        why = not_shown(steps)
         lines += ["## Headline figures", ""]
         if baseline:
             lines += ["| Figure | Now | Baseline | Change |", "|---|---:|---:|---:|"]
@@ -122,11 +123,11 @@ def _front_page(
                 if a is not None and b is not None:
                     change = f"{a - b:+,.{DECIMALS.get(key, 1)}f}"
                 lines.append(
-                    f"| {label} | {md_text(_fmt(now, key))} | "
-                    f"{md_text(_fmt(old, key)) if old is not None else '-'} | {change} |"
+                    f"| {label} | {md_text(_fmt(now, key, why.get(key)))} | "
+                    f"{md_text(_fmt(old, key)) if key in baseline else '-'} | {change} |"
                 )
             else:
-                lines.append(f"| {label} | {md_text(_fmt(now, key))} |")
+                lines.append(f"| {label} | {md_text(_fmt(now, key, why.get(key)))} |")
         lines.append("")
     lines += [
         "## Versions and config",

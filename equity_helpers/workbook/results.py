@@ -60,6 +60,19 @@ class WorkbookResult:
         return {k: glued[k] for k, _ in HEADLINES if k in glued}
 
 
+def not_shown(steps: list[StepResult]) -> dict[str, str]:
+    """Why each headline figure that could not be worked out or is withheld is not shown,
+    in its step's words, by glue name (see :func:`equity_helpers.steps.base.headline`)."""
+    glued = {}
+    for s in steps:
+        glued.update(s.glued)
+    return {
+        k: glued[f"{k}_why"]
+        for k, _ in HEADLINES
+        if k in glued and glued[k] is None and isinstance(glued.get(f"{k}_why"), str)
+    }
+
+
 def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "service"
 
@@ -76,19 +89,17 @@ def _as_number(v) -> float | None:
     return v if is_number(v) else None
 
 
-#: How a glued figure that is not a number reads back from a notebook (Python's own text).
-_NOT_FIGURES = {"nan", "inf", "-inf"}
-
-
-def _fmt(v, key: str | None = None) -> str:
+def _fmt(v, key: str | None = None, why: str | None = None) -> str:
     """A headline figure as its step's page shows it (one decimal place unless it says);
-    a figure that could not be worked out or was withheld reads "not available".
+    a figure that could not be worked out or was withheld (glued as None) reads "not
+    available", followed by ``why`` when the step said why.
 
-    >>> _fmt(float("nan")), _fmt("nan"), _fmt(1234.56)
-    ('not available', 'not available', '1,234.6')
+    >>> _fmt(None), _fmt(1234.56), _fmt(None, why="Too few referrals to show.")
+    ('not available', '1,234.6', 'not available. Too few referrals to show.')
     """
-    if isinstance(v, float) or (isinstance(v, str) and v.strip().lower() in _NOT_FIGURES):
-        return number(v, f",.{DECIMALS.get(key, 1)}f")
+    if v is None or isinstance(v, float):
+        shown = number(v, f",.{DECIMALS.get(key, 1)}f")
+        return f"{shown}. {why}" if why and not is_number(v) else shown
     if isinstance(v, list):
         return ", ".join(_fmt(x, key) for x in v)
     return str(v)

@@ -180,7 +180,13 @@ def layout(table: Table) -> Layout:
         numeric = [c for c in cells if c.kind in ("int", "number")]
         hidden = [c for c in cells if c.kind == "hidden"]
         texts = [c for c in cells if c.kind == "text"]
-        if not cells or (texts and (len(texts) >= len(numeric) or _LABEL_HEADER.search(header))):
+        if (
+            not cells
+            or _LABEL_HEADER.fullmatch(header.strip())
+            or (texts and (len(texts) >= len(numeric) or _LABEL_HEADER.search(header)))
+        ):
+            # A column headed just "Group" (or "Field", "Month"...) names groups, even when
+            # every name is a number: one deprivation quintile, "2", is not two people.
             labels.append(j)
         elif not numeric and hidden:
             (counts if not _NOT_COUNT.search(header) else measures).append(j)

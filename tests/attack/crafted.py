@@ -139,7 +139,11 @@ def build_lone_score(folder: Path) -> Path:
     The table of mean improvement hides the Black group, so a mean for everyone beside it
     would give that one person's score away.
     """
-    data = sample_rows()
+    return write_case(folder, "lone-score", _plant_lone_score(sample_rows()))
+
+
+def _plant_lone_score(data: pd.DataFrame) -> pd.DataFrame:
+    """Plant the lone score of :func:`build_lone_score` in ``data`` (changed in place)."""
     black = data["Ethnic Category"].isin(["M", "N", "P"])
     data.loc[black, "Ethnic Category"] = "A"
     start = pd.to_numeric(data["C19-YRS Start"], errors="coerce")
@@ -151,7 +155,7 @@ def build_lone_score(folder: Path) -> Path:
     data.loc[keep, "Ethnic Category"] = "A"
     data.loc[lone, "Ethnic Category"] = "N"
     data.loc[lone, ["C19-YRS Start", "C19-YRS End"]] = ["60", str(60 - LONE_SCORE)]
-    return write_case(folder, "lone-score", data)
+    return data
 
 
 #: The wait in days of the one Black person in the lone-wait case: shorter than anyone's.
@@ -166,11 +170,14 @@ def build_lone_wait(folder: Path) -> Path:
     waited :data:`LONE_WAIT` days and every other wait is a different number of days, so
     the White median (everyone but them) differs from everyone's and would tell on which
     side the Black person lies. The gaps step's table of waits is attacked on its own
-    (``test_crafted.py``); the case is not among :data:`CASES`, whose workbooks are
-    attacked whole, because the attacker reads the pathway table's one deprivation group,
-    labelled "2", as a count of two people.
+    (``test_crafted.py``); the whole workbook is attacked as part of the lone-score case
+    (:func:`build_lone_score_and_wait`), which plants the same wait.
     """
-    data = sample_rows()
+    return write_case(folder, "lone-wait", _plant_lone_wait(sample_rows()))
+
+
+def _plant_lone_wait(data: pd.DataFrame) -> pd.DataFrame:
+    """Plant the lone wait of :func:`build_lone_wait` in ``data`` (changed in place)."""
     lone = _first_clean_row(data)
     data["LSOA"] = data.loc[lone, "LSOA"]
     data["Ethnic Category"] = "A"
@@ -181,7 +188,17 @@ def build_lone_wait(folder: Path) -> Path:
     days[lone] = LONE_WAIT
     first = referred + pd.to_timedelta(days, unit="D")
     data.loc[seen, "First Contact Date"] = first[seen].dt.strftime("%d/%m/%Y")
-    return write_case(folder, "lone-wait", data)
+    return data
+
+
+def build_lone_score_and_wait(folder: Path) -> Path:
+    """(g) and (h) in one extract: the one Black person's outcome score and wait.
+
+    The lone score (:func:`build_lone_score`) and the lone wait (:func:`build_lone_wait`)
+    are planted on the same person, so one workbook is attacked for both; with everyone
+    in one home area, the deprivation field's one group also gives everyone's mean score.
+    """
+    return write_case(folder, "lone-score", _plant_lone_wait(_plant_lone_score(sample_rows())))
 
 
 def build_sample(folder: Path) -> Path:
@@ -199,7 +216,10 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "one-hidden-group": (build_one_hidden_group, "a field where only one group is hidden"),
     "lone-month": (build_lone_month, "a month with one referral"),
     "one-area": (build_one_area, "every small group in one home area"),
-    "lone-score": (build_lone_score, "one person's outcome score beside a mean for everyone"),
+    "lone-score": (
+        build_lone_score_and_wait,
+        "one person's outcome score and wait beside figures for everyone",
+    ),
     "sample": (build_sample, "the synthetic sample service"),
 }
 

@@ -477,6 +477,21 @@ def test_vii_small_exact_counts_in_prose_alt_text_and_tables_are_found(tmp_path)
     assert not found(report, "vii", "one row")  # nor is "one row for each step"
 
 
+def test_vii_a_group_named_by_a_number_is_a_label_not_a_count(tmp_path):
+    """One deprivation quintile, labelled "2", in a column headed "Group" names a group; the
+    same small number in a column of people is still a count."""
+    publish(
+        tmp_path,
+        {
+            "tables/stages.csv": "Group,Stage,People\n2,Referred,315\n2,Accepted,280\n",
+            "tables/small.csv": "Quintile group,Stage,People\nQ2,Referred,2\nQ3,Referred,40\n",
+        },
+    )
+    report = attack_folder(tmp_path)
+    assert not found(report, "vii", "column 'Group'")
+    assert found(report, "vii", "row 'Q2 / Referred'", "count 2")
+
+
 def test_vii_the_row_account_of_the_file_is_exact_on_purpose(tmp_path):
     """Rows of the file, left out and why, say nothing about anyone's characteristics;
     the same small count in a table about people is still a finding."""

@@ -90,7 +90,7 @@ def test_every_small_group_lives_in_one_area(written):
     assert data.loc[small, "LSOA"].nunique() == 1
 
 
-def test_the_lone_score_is_one_black_person_among_30_scores(written):
+def test_the_lone_score_and_wait_are_one_black_person_s(written):
     from equity_helpers.config import load_config
     from equity_helpers.extract import prepare
 
@@ -102,6 +102,10 @@ def test_the_lone_score_is_one_black_person_among_30_scores(written):
     assert scored["ethnic_group"].astype(str).value_counts().to_dict() == {"White": 29, "Black": 1}
     black = scored[scored["ethnic_group"] == "Black"]["outcome_improvement"]
     assert black.tolist() == [LONE_SCORE]
+    # The same person's lone wait is planted too, so the whole workbook is attacked for it.
+    assert data.loc[data["ethnic_group"].eq("Black"), "wait_days"].tolist() == [LONE_WAIT]
+    assert data["imd_quintile"].nunique() == 1
+    assert set(data["ethnic_group"].astype(str)) == {"White", "Black"}
 
 
 def test_the_lone_wait_tempts_the_medians_attack_and_the_step_withholds_it(tmp_path):

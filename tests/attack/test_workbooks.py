@@ -10,10 +10,15 @@ The crafted workbooks are built together, two at a time, the first time a test a
 for one; they are part of ``make test``, so a change that lets a reader work out anything
 about a small group fails the suite. A finding's full reasoning is written to
 ``test-output/attack/<case>-findings.txt``.
+
+The same builds show what a tiny service's front page looks like: every headline figure is
+the step's own controlled figure or says why it is not shown, and no page shows "nan".
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,7 @@ import pytest
 from .attacks import attack_folder
 from .conftest import ATTACKED
 from .crafted import CASES, SAMPLE_CONFIG, build_workbooks
+from .facts import parse_cell, read_publication
 from .truth import truth_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,4 +67,74 @@ def test_the_attacker_finds_nothing(built, record_property):
     assert not report.findings, (
         f"{CASES[name][1]}: {len(report.grouped())} disclosure(s); "
         f"all in test-output/attack/{name}-findings.txt\n" + report.text()[:6000]
+    )
+
+
+#: Words that are never a figure: a missing value printed as it is held.
+NOT_A_FIGURE = re.compile(r"\b(nan|none|inf|infinity|<na>|nat)\b", re.IGNORECASE)
+#: The columns of the summary's table of gaps that hold figures.
+FIGURE_COLUMN = re.compile(r"%|number|gap|limit", re.IGNORECASE)
+NOT_AVAILABLE = "not available. "
+
+
+def headline_problems(folder: Path) -> list[str]:
+    """What is wrong with the headline figures on a built workbook's front page, and with
+    the figures of its summary page (an empty list when nothing is)."""
+    from equity_helpers.steps import STEPS
+    from equity_helpers.workbook.results import DECIMALS, HEADLINES
+
+    pub = read_publication(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())["headlines"]
+    key_of = {label: key for key, label in HEADLINES}
+    step_of = {key: name for name, module in STEPS.items() for key in module.HEADLINES}
+    page_text = {}
+    for text in pub.texts:
+        page_text.setdefault(text.source, []).append(text.text)
+    problems = []
+    (table,) = [
+        t for t in pub.tables if t.source == "html/index.html" and t.header[:1] == ["Figure"]
+    ]
+    for label, shown, *_ in table.rows:
+        key = key_of[label.replace("\u2019", "'")]  # the book curls quotes
+        where = f"front page, {label!r}: {shown!r}"
+        if not shown.strip() or NOT_A_FIGURE.search(shown):
+            problems.append(f"{where} is not a figure")
+        elif shown.startswith(NOT_AVAILABLE):  # withheld or not worked out: says why
+            if manifest[key] is not None or len(shown) <= len(NOT_AVAILABLE) + 10:
+                problems.append(f"{where} does not say why it is not shown")
+        elif isinstance(manifest[key], int | float):
+            # The step's own figure, shown on its page too, where the rule controls it.
+            places = DECIMALS.get(key, 1)
+            cell = parse_cell(shown)
+            if cell.kind not in ("int", "number") or shown != f"{manifest[key]:,.{places}f}":
+                problems.append(f"{where} is not the step's figure {manifest[key]!r}")
+            page = " ".join(page_text[f"html/steps/{step_of[key]}.html"])
+            if not re.search(rf"(?<![\d.]){re.escape(shown)}(?![\d])", page):
+                problems.append(f"{where} is not on the page of step {step_of[key]!r}")
+        elif not isinstance(manifest[key], str):
+            problems.append(f"{where}: the manifest holds {manifest[key]!r}")
+    summary = "html/steps/summary-and-plan.html"
+    for text in page_text[summary]:
+        if NOT_A_FIGURE.search(text):
+            problems.append(f"summary page: {text[:200]!r}")
+    for t in pub.tables:
+        if t.source != summary:
+            continue
+        for j, header in enumerate(t.header):
+            if not FIGURE_COLUMN.search(header):
+                continue
+            for row in t.rows:
+                cell = parse_cell(row[j] if j < len(row) else "")
+                if cell.kind not in ("int", "number", "hidden"):
+                    problems.append(f"summary page, {t.where}, {header!r}: {cell.text!r}")
+    return problems
+
+
+def test_the_front_page_and_summary_show_figures_or_say_why_not(built):
+    """A tiny service (400 referrals) and every crafted one: each headline figure on the
+    front page is the step's controlled figure, as its page shows it, or says why it is not
+    shown; no page shows "nan", "None", "inf" or an empty figure."""
+    name, folder, _ = built
+    assert not headline_problems(folder), f"{CASES[name][1]}:\n" + "\n".join(
+        headline_problems(folder)
     )
