@@ -306,3 +306,35 @@ def test_notebooks_in_one_kept_kernel_match_a_new_kernel_for_each(tmp_path):
         assert read_glued(one) == read_glued(new) and read_glued(one), job.name
         tables, tables_new = _files(Path(job.tables)), _files(fresh / "tables")
         assert tables == tables_new and tables, job.name
+
+
+def test_a_notebook_is_written_when_it_starts_and_ends_not_after_every_cell(tmp_path, monkeypatch):
+    import papermill.engines
+    import papermill.execute
+
+    writes = []
+    for module in (papermill.engines, papermill.execute):
+        original = module.write_ipynb
+
+        def counted(nb, path, _original=original):
+            writes.append(path)
+            return _original(nb, path)
+
+        monkeypatch.setattr(module, "write_ipynb", counted)
+    run = tmp_path / "run"
+    run.mkdir()
+    cells = [f"print({i})" for i in range(6)]
+    try:
+        status, nb = _run(run, _notebook(tmp_path, "six", *cells))
+        assert status == "ok"
+        assert _printed(nb) == [f"{i}\n" for i in range(6)]
+        assert len(writes) <= 2  # at the start and the end; papermill's default is 13
+        # A notebook whose kernel dies is still written, with what ran before it died.
+        writes.clear()
+        status, nb = _run(
+            run, _notebook(tmp_path, "dies", "print('before')", "import os\nos._exit(1)")
+        )
+        assert status == "failed" and _printed(nb) == ["before\n"]
+        assert len(writes) <= 2
+    finally:
+        kernels.release_kernels(str(run))
