@@ -104,6 +104,40 @@ def test_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
     assert _kernels_of(psutil.Process().pid) == []
 
 
+def test_a_kernel_started_ahead_has_loaded_the_package_and_leaves_no_trace(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    first = _notebook(
+        tmp_path,
+        "first",
+        WHO,
+        "import sys\n"
+        "print(sorted(m for m in ('equity_helpers.steps', 'matplotlib.pyplot') if m in sys.modules))",
+        "import matplotlib.pyplot as plt\n"
+        "names = ('_fig', '_ax', '_plt', '_io', '_plots', 'equity_helpers')\n"
+        "print([n for n in names if n in dir()], plt.get_fignums())",
+    )
+    try:
+        kernels.start_kernel(str(run), run / "notebooks")
+        started = _kernels_of(psutil.Process().pid)
+        assert len(started) == 1
+        status, nb = _run(run, first)
+        assert status == "ok"
+        who, loaded, seen = _printed(nb)
+        # The notebook ran in the kernel started ahead, in the run's private folder.
+        assert int(who.split()[0]) == started[0].pid
+        assert who.split(maxsplit=1)[1].strip() == str(run)
+        # That kernel had loaded the package's steps and Matplotlib before the notebook...
+        assert loaded.strip() == "['equity_helpers.steps', 'matplotlib.pyplot']"
+        # ...and the notebook sees none of its names and no open chart, and numbers its
+        # cells from 1, as in a new kernel.
+        assert seen.strip() == "[] []"
+        assert [c.execution_count for c in nb.cells] == [1, 2, 3]
+    finally:
+        assert kernels.release_kernels(str(run)) == 1
+    assert _kernels_of(psutil.Process().pid) == []
+
+
 def test_another_run_and_a_dead_kernel_each_get_a_new_kernel(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for run in (one, two):

@@ -166,9 +166,14 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _warm_up() -> None:
-    """Load what working out a step and running a notebook need, in a worker, before its
-    first step comes."""
+def _warm_up(work: str) -> None:
+    """Get a worker ready before its first step comes: start its kernel for the run whose
+    private folder is ``work`` (which then loads what notebooks use, in its own process),
+    and load what working out a step and running a notebook need."""
+    try:
+        kernels.start_kernel(work, Path(work) / "notebooks")
+    except Exception as exc:  # noqa: BLE001 - the first notebook starts a kernel itself
+        log.info("A kernel could not be started ahead of the notebooks: %s", exc)
     import papermill  # noqa: F401
 
     from .. import steps  # noqa: F401
@@ -573,7 +578,7 @@ def run_steps(
                 )
             )
             for _ in range(workers):  # each worker loads what it needs before its first step
-                pool.submit(_warm_up)
+                pool.submit(_warm_up, str(work))
         progress(f"Working out the steps and running their notebooks, {workers} at a time")
         while True:
             try:

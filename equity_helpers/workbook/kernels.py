@@ -34,6 +34,24 @@ get_ipython().reset(new_session=True)
 """
 
 
+#: Run in a worker's kernel as soon as it starts, before its first notebook comes: what every
+#: notebook loads (pandas, Matplotlib, the package and its steps), and a chart drawn and
+#: thrown away (the first chart drawn in a process loads the fonts). The first notebook
+#: clears the names away, as in any kept kernel.
+_WARM_UP = """\
+import io as _io
+import matplotlib.pyplot as _plt
+import equity_helpers.steps
+from equity_helpers import plots as _plots
+_fig, _ax = _plt.subplots()
+_ax.barh(["One group", "Another group"], [1, 2])
+_ax.set_title("A chart to load the fonts")
+_ax.set_xlabel("Rate (%)")
+_fig.savefig(_io.BytesIO(), format="svg", bbox_inches="tight")
+_plt.close(_fig)
+"""
+
+
 def _manager_class():
     from jupyter_client import AsyncKernelManager
 
@@ -171,6 +189,30 @@ def take_kernel(run: str, logs: Path) -> Kernel:
         kernel.shutdown()
         kernel = None
     return kernel if kernel is not None else Kernel(run, logs)
+
+
+def start_kernel(run: str, logs: Path) -> None:
+    """Start this thread's kernel for ``run`` before its first notebook comes, and have it
+    load what notebooks use (:data:`_WARM_UP`) while this thread does other work.
+
+    The kernel is kept as if a notebook had run in it: the first notebook clears it.
+    """
+    from jupyter_client import BlockingKernelClient
+
+    kernel = take_kernel(run, logs)
+    kc = BlockingKernelClient()
+    kc.load_connection_info(kernel.km.get_connection_info())
+    kc.start_channels(iopub=False, stdin=False, hb=False, control=False)
+    # Sent now, run by the kernel as soon as it is up. The client stays open (it is closed
+    # with the first notebook's), so the request is not lost while the kernel starts.
+    kc.execute(_WARM_UP, silent=True, store_history=False)
+    kernel.km.__dict__.setdefault("_given", []).append(kc)
+    kernel.used = True
+    with _kernels_lock:
+        old = _kernels.pop(threading.get_ident(), None)
+        _kernels[threading.get_ident()] = kernel
+    if old is not None and old is not kernel:
+        old.shutdown()
 
 
 def keep_kernel(kernel: Kernel) -> None:
