@@ -351,21 +351,3 @@ def test_each_notebook_goes_out_as_soon_as_its_step_is_worked_out():
     # The first notebook starts before the last step is worked out.
     first_notebook = min(at[("start", "notebook", j.name)] for j in todo)
     assert first_notebook < at[("start", "work", "c")]
-
-
-@pytest.mark.slow
-def test_the_workers_started_before_preparing_are_as_many_as_the_steps_to_run(
-    tmp_path, sample_one_step
-):
-    from equity_helpers.preparation import input_fingerprint
-    from equity_helpers.workbook.execute import steps_to_run
-
-    out = sample_one_step(tmp_path / "out")
-    (cache,) = Path(out, ".cache").glob("*/steps")
-    fingerprint = input_fingerprint(load_config(SAMPLE_CFG))
-    # The one step was kept: nothing to run unless forced or its inputs changed.
-    assert steps_to_run(cache=cache, fingerprint=fingerprint, steps=ONE_STEP) == 0
-    assert steps_to_run(cache=cache, fingerprint=fingerprint, steps=ONE_STEP, force=True) == 1
-    assert steps_to_run(cache=cache, fingerprint="another extract", steps=ONE_STEP) == 1
-    # Of all eight steps, the seven never run have no kept copy.
-    assert steps_to_run(cache=cache, fingerprint=fingerprint) == 7

@@ -372,35 +372,3 @@ def test_a_notebook_is_written_when_it_starts_and_ends_not_after_every_cell(tmp_
         assert len(writes) <= 2
     finally:
         kernels.release_kernels(str(run))
-
-
-def test_workers_started_before_the_extract_is_prepared_end_if_it_cannot_be(tmp_path, monkeypatch):
-    import time
-
-    from equity_helpers.workbook import pipeline
-
-    started = []
-
-    def cannot_prepare(cfg, work, progress):
-        # The workers start, and start their kernels, while the extract is prepared.
-        deadline = time.monotonic() + 120
-        while len(_kernels_of(os.getpid())) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        started.extend(_kernels_of(os.getpid()))
-        raise RuntimeError("the extract could not be read")
-
-    monkeypatch.setattr(pipeline, "_prepare", cannot_prepare)
-    with pytest.raises(RuntimeError, match="could not be read"):
-        run_workbook(SAMPLE, tmp_path / "out", jobs=2, force=True)
-    assert len(started) == 2
-    # Nothing the run started is left: no worker, no kernel.
-    left = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if any("spawn_main" in part or "ipykernel" in part for part in child.cmdline()):
-                left.append(child)
-        except psutil.Error:
-            pass
-    assert left == []
-    assert not any(_running(p.pid) for p in started)
-    assert _kernels_in_runs_of_this_process() == []

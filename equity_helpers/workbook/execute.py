@@ -308,63 +308,6 @@ def _missing_columns(info: NotebookInfo, columns: set[str]) -> list[str]:
     return [c for c in info.needs if c not in columns]
 
 
-def _entry(cache: Path, info: NotebookInfo, fingerprint: str, code: str, notebook_dir: Path):
-    """Where the kept copy of a step is, for these inputs and this code."""
-    return cache / f"{info.name}-{_step_key(info, fingerprint, code, notebook_dir)}"
-
-
-def steps_to_run(
-    *,
-    cache: Path,
-    fingerprint: str,
-    steps: list[str] | None = None,
-    notebook_dir: Path = NOTEBOOK_DIR,
-    force: bool = False,
-) -> int:
-    """How many of the chosen steps have no kept copy to reuse, before the extract is
-    prepared (:func:`plan_steps` decides; a step whose columns are missing is skipped)."""
-    if force:
-        return len([n for n in NOTEBOOKS if steps is None or n.name in steps])
-    code = _package_hash()
-    return sum(
-        1
-        for info in NOTEBOOKS
-        if (steps is None or info.name in steps)
-        and _cache_get(_entry(cache, info, fingerprint, code, notebook_dir)) is None
-    )
-
-
-def start_workers(work: Path, workers: int):
-    """Start ``workers`` worker processes for the run whose private folder is ``work``.
-
-    Each starts its kernel and loads what it needs (:func:`_warm_up`) at once, so a
-    caller can start them before preparing the extract. Hand them to :func:`run_steps`,
-    or end them with :func:`stop_workers`.
-    """
-    with _SigintHeld():  # workers start with Ctrl-C held back: the run answers it
-        pool = (
-            _InOrder()
-            if multiprocessing.current_process().daemon
-            else cf.ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-                initargs=(os.getpid(),),
-            )
-        )
-        for _ in range(workers):  # each worker loads what it needs before its first step
-            pool.submit(_warm_up, str(work))
-    pool.workers = workers
-    return pool
-
-
-def stop_workers(pool, work: Path) -> None:
-    """End a run's workers now, and their kernels, whatever they are doing."""
-    with _SigintIgnored():
-        _stop_pool(pool)
-        kernels.release_kernels(str(work))
-
-
 def plan_steps(
     cfg: ServiceConfig,
     prepared: Path,
@@ -401,7 +344,7 @@ def plan_steps(
             msg = render("RUN003", step=info.title, columns=", ".join(missing))
             results[info.name] = StepResult(info.name, info.title, "skipped", message=msg)
             continue
-        entry = _entry(cache, info, fingerprint, code, notebook_dir)
+        entry = cache / f"{info.name}-{_step_key(info, fingerprint, code, notebook_dir)}"
         target = work / "notebooks" / f"{info.name}.ipynb"
         if not force and _cache_get(entry) is not None:
             shutil.copy2(entry / "notebook.ipynb", target)
@@ -569,7 +512,6 @@ def run_steps(
     force: bool = False,
     roots: list[tuple[str, str]] | None = None,
     while_notebooks_run: Callable[[], object] | None = None,
-    pool=None,
 ) -> list[StepResult]:
     """Run the steps for one service on a pool of ``jobs`` workers; reuse unchanged ones.
 
@@ -579,34 +521,28 @@ def run_steps(
     another, clearing it between them (see :func:`_execute`); the workers, and their
     kernels, end when the service's steps are done.
     ``while_notebooks_run`` is called once the first steps are handed to the workers (the
-    pipeline gets the HTML build ready). ``pool``: workers already started for the run
-    (:func:`start_workers`); they are ended here too.
+    pipeline gets the HTML build ready).
     """
     roots = roots if roots is not None else _machine_roots()
-    try:
-        chosen, results, todo = plan_steps(
-            cfg,
-            prepared,
-            work,
-            cache=cache,
-            fingerprint=fingerprint,
-            steps=steps,
-            notebook_dir=notebook_dir,
-            force=force,
-        )
-    except BaseException:
-        if pool is not None:
-            stop_workers(pool, work)
-        raise
+    chosen, results, todo = plan_steps(
+        cfg,
+        prepared,
+        work,
+        cache=cache,
+        fingerprint=fingerprint,
+        steps=steps,
+        notebook_dir=notebook_dir,
+        force=force,
+    )
     total = len(chosen)
     done = len(results)
     for r in results.values():
         progress(f"[{done}/{total}] {r.title}: {r.status}")
     if not todo:
-        if pool is not None:
-            stop_workers(pool, work)
         return [results[n.name] for n in chosen if n.name in results]
-    workers = pool.workers if pool is not None else max(1, min(jobs, len(todo)))
+    ctx = multiprocessing.get_context("spawn")
+    pool = None
+    workers = max(1, min(jobs, len(todo)))
 
     def submit(kind: str, job: StepJob, written: bool) -> cf.Future:
         nonlocal pool
@@ -629,8 +565,20 @@ def run_steps(
         progress(f"[{done}/{total}] {job.title}: {status} in {seconds:.1f} s")
 
     try:
-        if pool is None:
-            pool = start_workers(work, workers)
+        # Workers start with Ctrl-C held back: the run, not each worker, answers it.
+        with _SigintHeld():
+            pool = (
+                _InOrder()
+                if multiprocessing.current_process().daemon
+                else cf.ProcessPoolExecutor(
+                    max_workers=workers,
+                    mp_context=ctx,
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
+                )
+            )
+            for _ in range(workers):  # each worker loads what it needs before its first step
+                pool.submit(_warm_up, str(work))
         progress(f"Working out the steps and running their notebooks, {workers} at a time")
         while True:
             try:

@@ -22,7 +22,7 @@ from ..notebooks import NOTEBOOK_DIR
 from ..pdf import print_pdf
 from ..preparation import input_fingerprint, prepare_to_file
 from .cache import _code_hash, _package_hash
-from .execute import _SigintIgnored, run_steps, start_workers, steps_to_run, stop_workers
+from .execute import _SigintIgnored, run_steps
 from .folders import (
     MADE_BY,
     RUN_PREFIX,
@@ -134,29 +134,13 @@ def _run_locked(
         return reused
     work, work_lock = _private_folder(run)
     try:
-        cache = out / ".cache" / name / "steps"
-        jobs = jobs or os.cpu_count() or 1
-        # The workers (and their kernels) start while the extract is prepared.
-        to_run = steps_to_run(
-            cache=cache,
-            fingerprint=run.fingerprint,
-            steps=steps,
-            notebook_dir=notebook_dir,
-            force=force,
-        )
-        pool = start_workers(work, min(jobs, to_run)) if to_run else None
-        try:
-            prepared, meta = _prepare(cfg, work, progress)
-        except BaseException:
-            if pool is not None:
-                stop_workers(pool, work)
-            raise
+        prepared, meta = _prepare(cfg, work, progress)
         results = run_steps(
             cfg,
             prepared,
             work,
-            jobs=jobs,
-            cache=cache,
+            jobs=jobs or os.cpu_count() or 1,
+            cache=out / ".cache" / name / "steps",
             fingerprint=run.fingerprint,
             progress=progress,
             steps=steps,
@@ -164,7 +148,6 @@ def _run_locked(
             force=force,
             roots=run.roots,
             while_notebooks_run=preload,
-            pool=pool,
         )
         result = _finish(run, meta, results, progress)
         result.seconds = time.perf_counter() - started
