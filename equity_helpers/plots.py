@@ -706,14 +706,17 @@ def fit_width(fig) -> None:
     the plot, not of the plot, and the plots are narrowed (their labels moving with them)
     until nothing reaches past either side: the numbers written after bars, a key.
     """
-    fig.canvas.draw()
+    # Laid out and measured without painting a picture: the sizes of the text are all
+    # that is needed, and painting every pixel at the charts' resolution cost most of a
+    # chart's time.
+    fig.draw_without_rendering()
     if fig.get_layout_engine() is not None:
         fig.set_layout_engine("none")  # keep the places the layout found; adjust them here
     renderer = fig.canvas.get_renderer()
     for _ in range(8):
         for ax in fig.axes:
             _title_over_labels(ax, renderer)
-        fig.canvas.draw()
+        fig.draw_without_rendering()
         box = fig.get_tightbbox(renderer)
         width = fig.get_figwidth()
         left, right = max(0.0, -box.x0) / width, max(0.0, box.x1 - width) / width

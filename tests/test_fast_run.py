@@ -251,14 +251,14 @@ def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch
         def alive(self):
             return not self.ended
 
-        def reset(self):
-            self.reset_before = len(calls)
+        def clearing(self):
+            return ("clear", self) if self.used else None
 
         def shutdown(self):
             self.ended = True
 
     def kernel_dies_first(*args, **kwargs):
-        calls.append(kwargs["km"])
+        calls.append((kwargs["km"], kwargs["on_notebook_start"]))
         if len(calls) == 1:
             raise RuntimeError("Kernel died before replying to kernel_info")
 
@@ -267,22 +267,44 @@ def test_a_kernel_that_never_started_is_started_again_once(tmp_path, monkeypatch
     run = str(tmp_path)
     status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, run)
     assert (status, message, len(calls)) == ("ok", "", 2)
-    # The kernel that died was ended, and the notebook ran in a new one, kept for the run.
+    # The kernel that died was ended, and the notebook ran in a new one (nothing to clear),
+    # kept for the run.
     assert [k.ended for k in kernels] == [True, False]
-    assert calls == [kernels[0].km, kernels[1].km]
+    assert calls == [(kernels[0].km, None), (kernels[1].km, None)]
 
     def kernel_always_dies(*args, **kwargs):
-        calls.append(kwargs["km"])
+        calls.append((kwargs["km"], kwargs["on_notebook_start"]))
         raise RuntimeError("Kernel died before replying to kernel_info")
 
     calls.clear()
     monkeypatch.setattr(pm, "execute_notebook", kernel_always_dies)
     status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, run)
     assert status == "failed" and "Kernel died" in message and len(calls) == 2
-    # The kept kernel was cleared and tried first, then a new one; neither is kept.
-    assert calls[0] is kernels[1].km and calls[1] is kernels[2].km and len(kernels) == 3
-    assert kernels[1].reset_before == 0 and not hasattr(kernels[2], "reset_before")
+    # The kept kernel was tried first, cleared as the notebook started, then a new one
+    # with nothing to clear; neither is kept.
+    assert calls == [(kernels[1].km, ("clear", kernels[1])), (kernels[2].km, None)]
+    assert len(kernels) == 3
     assert all(k.ended for k in kernels) and kept.release_kernels(run) == 0
+
+    def kept_kernel_cannot_be_cleared(*args, **kwargs):
+        calls.append((kwargs["km"], kwargs["on_notebook_start"]))
+        if kwargs["on_notebook_start"] is not None:
+            raise RuntimeError(kept.NOT_CLEARED)
+
+    calls.clear()
+    monkeypatch.setattr(pm, "execute_notebook", kept_kernel_cannot_be_cleared)
+    run = str(tmp_path / "another-run")  # the run above is over: its kernels are not kept
+    for _ in range(2):  # the first notebook starts a kernel; the second finds it kept
+        status, message, _ = execute._execute("in.ipynb", str(tmp_path / "out.ipynb"), {}, run)
+        assert (status, message) == ("ok", "")
+    # The second notebook's kernel could not be cleared: it was ended and a new one used.
+    assert calls == [
+        (kernels[3].km, None),
+        (kernels[3].km, ("clear", kernels[3])),
+        (kernels[4].km, None),
+    ]
+    assert [k.ended for k in kernels[3:]] == [True, False]
+    assert kept.release_kernels(run) == 1
 
 
 def test_each_notebook_goes_out_as_soon_as_its_step_is_worked_out():

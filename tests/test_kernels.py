@@ -104,6 +104,40 @@ def test_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
     assert _kernels_of(psutil.Process().pid) == []
 
 
+def test_a_kernel_started_ahead_has_loaded_the_package_and_leaves_no_trace(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    first = _notebook(
+        tmp_path,
+        "first",
+        WHO,
+        "import sys\n"
+        "print(sorted(m for m in ('equity_helpers.steps', 'matplotlib.pyplot') if m in sys.modules))",
+        "import matplotlib.pyplot as plt\n"
+        "names = ('_fig', '_ax', '_plt', '_io', '_plots', 'equity_helpers')\n"
+        "print([n for n in names if n in dir()], plt.get_fignums())",
+    )
+    try:
+        kernels.start_kernel(str(run), run / "notebooks")
+        started = _kernels_of(psutil.Process().pid)
+        assert len(started) == 1
+        status, nb = _run(run, first)
+        assert status == "ok"
+        who, loaded, seen = _printed(nb)
+        # The notebook ran in the kernel started ahead, in the run's private folder.
+        assert int(who.split()[0]) == started[0].pid
+        assert who.split(maxsplit=1)[1].strip() == str(run)
+        # That kernel had loaded the package's steps and Matplotlib before the notebook...
+        assert loaded.strip() == "['equity_helpers.steps', 'matplotlib.pyplot']"
+        # ...and the notebook sees none of its names and no open chart, and numbers its
+        # cells from 1, as in a new kernel.
+        assert seen.strip() == "[] []"
+        assert [c.execution_count for c in nb.cells] == [1, 2, 3]
+    finally:
+        assert kernels.release_kernels(str(run)) == 1
+    assert _kernels_of(psutil.Process().pid) == []
+
+
 def test_another_run_and_a_dead_kernel_each_get_a_new_kernel(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for run in (one, two):
@@ -306,3 +340,35 @@ def test_notebooks_in_one_kept_kernel_match_a_new_kernel_for_each(tmp_path):
         assert read_glued(one) == read_glued(new) and read_glued(one), job.name
         tables, tables_new = _files(Path(job.tables)), _files(fresh / "tables")
         assert tables == tables_new and tables, job.name
+
+
+def test_a_notebook_is_written_when_it_starts_and_ends_not_after_every_cell(tmp_path, monkeypatch):
+    import papermill.engines
+    import papermill.execute
+
+    writes = []
+    for module in (papermill.engines, papermill.execute):
+        original = module.write_ipynb
+
+        def counted(nb, path, _original=original):
+            writes.append(path)
+            return _original(nb, path)
+
+        monkeypatch.setattr(module, "write_ipynb", counted)
+    run = tmp_path / "run"
+    run.mkdir()
+    cells = [f"print({i})" for i in range(6)]
+    try:
+        status, nb = _run(run, _notebook(tmp_path, "six", *cells))
+        assert status == "ok"
+        assert _printed(nb) == [f"{i}\n" for i in range(6)]
+        assert len(writes) <= 2  # at the start and the end; papermill's default is 13
+        # A notebook whose kernel dies is still written, with what ran before it died.
+        writes.clear()
+        status, nb = _run(
+            run, _notebook(tmp_path, "dies", "print('before')", "import os\nos._exit(1)")
+        )
+        assert status == "failed" and _printed(nb) == ["before\n"]
+        assert len(writes) <= 2
+    finally:
+        kernels.release_kernels(str(run))

@@ -5,6 +5,7 @@ The kernels the workers keep for a service's notebooks are in :mod:`.kernels`.""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import logging
 import multiprocessing
 import os
@@ -165,9 +166,14 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _warm_up() -> None:
-    """Load what working out a step and running a notebook need, in a worker, before its
-    first step comes."""
+def _warm_up(work: str) -> None:
+    """Get a worker ready before its first step comes: start its kernel for the run whose
+    private folder is ``work`` (which then loads what notebooks use, in its own process),
+    and load what working out a step and running a notebook need."""
+    try:
+        kernels.start_kernel(work, Path(work) / "notebooks")
+    except Exception as exc:  # noqa: BLE001 - the first notebook starts a kernel itself
+        log.info("A kernel could not be started ahead of the notebooks: %s", exc)
     import papermill  # noqa: F401
 
     from .. import steps  # noqa: F401
@@ -175,6 +181,33 @@ def _warm_up() -> None:
 
 #: How papermill reports a kernel that died while starting, before any cell ran.
 _KERNEL_NEVER_STARTED = "Kernel died before replying to kernel_info"
+
+#: The name the runner's papermill engine is registered under (see :func:`_engine`).
+_ENGINE = "equity_helpers"
+
+
+@functools.cache
+def _engine() -> str:
+    """papermill's own engine, writing the output notebook when the notebook starts and
+    ends (and when its kernel dies, with what ran), not after every cell.
+
+    papermill writes the whole notebook before and after each cell by default: about 40
+    writes of a notebook that grows with each chart, all while the kernel waits.
+    """
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class _FewerWrites(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            output_path, nb_man.output_path = nb_man.output_path, None
+            try:
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            except BaseException:
+                nb_man.output_path = output_path  # the notebook as far as it ran, for the log
+                raise
+
+    papermill_engines.register(_ENGINE, _FewerWrites)
+    return _ENGINE
 
 
 def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str, float]:
@@ -192,24 +225,29 @@ def _execute(source: str, output: str, params: dict, cwd: str) -> tuple[str, str
         for attempt in (1, 2):
             try:
                 kernel = kernels.take_kernel(cwd, Path(output).parent)
+                clear, kernel.used = kernel.clearing(), True
                 pm.execute_notebook(
                     source,
                     output,
                     parameters=params,
+                    engine_name=_engine(),
                     kernel_name="python3",
                     km=kernel.km,
+                    on_notebook_start=clear,
                     progress_bar=False,
                     log_output=False,
                 )
                 break
             except RuntimeError as exc:
                 # A kernel that never started (on a busy machine two kernels can be given
-                # the same port), or that died before this notebook, ran nothing of the
-                # notebook: start a new one, once.
+                # the same port), that died before this notebook, or that could not be
+                # cleared of the last one, ran nothing of the notebook: start a new one, once.
                 if kernel is not None:
                     kernel.shutdown()
                     kernel = None
-                if attempt == 2 or not str(exc).startswith(_KERNEL_NEVER_STARTED):
+                if attempt == 2 or not str(exc).startswith(
+                    (_KERNEL_NEVER_STARTED, kernels.NOT_CLEARED)
+                ):
                     raise
         return "ok", "", time.perf_counter() - start
     except pm.PapermillExecutionError as exc:
@@ -540,7 +578,7 @@ def run_steps(
                 )
             )
             for _ in range(workers):  # each worker loads what it needs before its first step
-                pool.submit(_warm_up)
+                pool.submit(_warm_up, str(work))
         progress(f"Working out the steps and running their notebooks, {workers} at a time")
         while True:
             try:

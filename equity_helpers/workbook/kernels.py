@@ -16,6 +16,10 @@ from pathlib import Path
 #: A kernel keeps its shell history in memory: nothing is written to the user's home folder.
 _KERNEL_ARGUMENTS = ["--HistoryManager.hist_file=:memory:"]
 
+#: How a kept kernel that could not be cleared for the next notebook is reported (that
+#: notebook then runs in a new kernel).
+NOT_CLEARED = "The kernel could not be cleared for the next notebook"
+
 #: Run silently in a kept kernel before each notebook after its first: the notebook starts
 #: as in a new kernel, with no names of the one before, no open charts, the playbook's
 #: chart style, and its cells numbered from 1.
@@ -27,6 +31,24 @@ if "equity_helpers.plots" in _sys.modules:
     _sys.modules["equity_helpers.plots"].use_style()
 del _sys
 get_ipython().reset(new_session=True)
+"""
+
+
+#: Run in a worker's kernel as soon as it starts, before its first notebook comes: what every
+#: notebook loads (pandas, Matplotlib, the package and its steps), and a chart drawn and
+#: thrown away (the first chart drawn in a process loads the fonts). The first notebook
+#: clears the names away, as in any kept kernel.
+_WARM_UP = """\
+import io as _io
+import matplotlib.pyplot as _plt
+import equity_helpers.steps
+from equity_helpers import plots as _plots
+_fig, _ax = _plt.subplots()
+_ax.barh(["One group", "Another group"], [1, 2])
+_ax.set_title("A chart to load the fonts")
+_ax.set_xlabel("Rate (%)")
+_fig.savefig(_io.BytesIO(), format="svg", bbox_inches="tight")
+_plt.close(_fig)
 """
 
 
@@ -97,26 +119,31 @@ class Kernel:
         except Exception:  # noqa: BLE001 - a kernel that cannot be asked is not alive
             return False
 
-    def reset(self) -> None:
-        """Clear what the last notebook left, silently (raises if the kernel does not answer)."""
-        from jupyter_client import BlockingKernelClient
+    def clearing(self):
+        """What the notebook's client runs first, in a kernel an earlier notebook used: it
+        clears what that notebook left, silently, or raises :data:`NOT_CLEARED`. None for a
+        new kernel.
 
-        kc = BlockingKernelClient()
-        kc.load_connection_info(self.km.get_connection_info())
-        try:
-            kc.start_channels()
-            kc.wait_for_ready(timeout=60)
-            reply = kc.execute_interactive(
+        It runs on the client that runs the notebook, once that client is connected (a
+        client of its own would wait a few tenths of a second to connect, per notebook).
+        """
+        if not self.used:
+            return None
+        km = self.km
+
+        async def clear(**_kwargs) -> None:
+            kc = km.__dict__.get("_given", [None])[-1]
+            reply = await kc.execute_interactive(
                 _RESET,
                 silent=True,
                 store_history=False,
                 timeout=60,
                 output_hook=lambda msg: None,
             )
-        finally:
-            kc.stop_channels()
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError("the kernel could not be cleared for the next notebook")
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(NOT_CLEARED)
+
+        return clear
 
     def shutdown(self) -> None:
         """End the kernel (at once: it holds nothing to keep) and close its log."""
@@ -145,11 +172,11 @@ _ended_runs: set[str] = set()
 
 
 def take_kernel(run: str, logs: Path) -> Kernel:
-    """This thread's kernel for ``run``, ready for a notebook: the one it kept, cleared of
-    the last notebook, or a new one.
+    """This thread's kernel for ``run``: the one it kept, or a new one. A kept kernel is
+    cleared of its last notebook as the next one starts (see :meth:`Kernel.clearing`).
 
-    A kernel kept for another run, one that died, or one that does not answer when it is
-    cleared is ended first: no kernel carries one service's data into another's run.
+    A kernel kept for another run, or one that died, is ended first: no kernel carries one
+    service's data into another's run.
     """
     global _finalizer
     with _kernels_lock:
@@ -161,15 +188,31 @@ def take_kernel(run: str, logs: Path) -> Kernel:
     if kernel is not None and (kernel.run != run or not kernel.alive()):
         kernel.shutdown()
         kernel = None
-    if kernel is not None and kernel.used:
-        try:
-            kernel.reset()
-        except Exception:  # noqa: BLE001 - it does not answer: a new one
-            kernel.shutdown()
-            kernel = None
-    kernel = kernel if kernel is not None else Kernel(run, logs)
+    return kernel if kernel is not None else Kernel(run, logs)
+
+
+def start_kernel(run: str, logs: Path) -> None:
+    """Start this thread's kernel for ``run`` before its first notebook comes, and have it
+    load what notebooks use (:data:`_WARM_UP`) while this thread does other work.
+
+    The kernel is kept as if a notebook had run in it: the first notebook clears it.
+    """
+    from jupyter_client import BlockingKernelClient
+
+    kernel = take_kernel(run, logs)
+    kc = BlockingKernelClient()
+    kc.load_connection_info(kernel.km.get_connection_info())
+    kc.start_channels(iopub=False, stdin=False, hb=False, control=False)
+    # Sent now, run by the kernel as soon as it is up. The client stays open (it is closed
+    # with the first notebook's), so the request is not lost while the kernel starts.
+    kc.execute(_WARM_UP, silent=True, store_history=False)
+    kernel.km.__dict__.setdefault("_given", []).append(kc)
     kernel.used = True
-    return kernel
+    with _kernels_lock:
+        old = _kernels.pop(threading.get_ident(), None)
+        _kernels[threading.get_ident()] = kernel
+    if old is not None and old is not kernel:
+        old.shutdown()
 
 
 def keep_kernel(kernel: Kernel) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import importlib
 import io
 import logging
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -101,8 +103,7 @@ def site_config(cfg: ServiceConfig, book_config: Path = BOOK_CONFIG) -> dict:
     already ran), the small-number rule (and any warning) in every page's footer, the
     site's own static folder, and the safe_html extension that escapes the theme's slots.
     """
-    book = yaml.safe_load(book_config.read_text(encoding="utf-8")) or {}
-    config = {k: copy.deepcopy(v) for k, v in book.items() if k not in BOOK_ONLY}
+    config = _book_settings(book_config)
     # Plain text: the theme's title, author and footer slots are escaped once by the
     # safe_html extension, wherever the theme writes them.
     footer = cfg.disclosure.warning() or cfg.disclosure.describe()
@@ -119,6 +120,15 @@ def site_config(cfg: ServiceConfig, book_config: Path = BOOK_CONFIG) -> dict:
     }
     options["html_favicon"] = "_static/favicon.svg"
     options["html_static_path"] = ["_static"]
+    return config
+
+
+def _book_settings(book_config: Path) -> dict:
+    """The book's settings that the workbook's site keeps, with the site's extensions: the
+    book's, and the safe_html extension that escapes the theme's slots."""
+    book = yaml.safe_load(book_config.read_text(encoding="utf-8")) or {}
+    config = {k: copy.deepcopy(v) for k, v in book.items() if k not in BOOK_ONLY}
+    sphinx = config.setdefault("sphinx", {})
     sphinx["extra_extensions"] = [
         *sphinx.get("extra_extensions", []),
         "equity_helpers.safe_html",
@@ -162,15 +172,53 @@ def build_html(site: Path, html: Path) -> tuple[int, str]:
     return int(result or 0), output.getvalue()
 
 
+def site_modules(book_config: Path = BOOK_CONFIG) -> list[str]:
+    """The modules Sphinx loads to build a workbook's site: its own, its extensions
+    (Jupyter Book's, the book's and the site's own, with what they load as they are set
+    up) and the theme.
+
+    The book's local extensions are found from their folder, put on Python's path as the
+    build puts it.
+    """
+    from jupyter_book.config import get_final_config
+    from sphinx.application import builtin_extensions
+
+    settings = _book_settings(book_config)
+    for folder in settings["sphinx"]["local_extensions"].values():
+        if folder not in sys.path:
+            sys.path.append(folder)
+    config, _ = get_final_config(
+        user_yaml=settings,
+        cli_config={"latex_individualpages": False},
+        validate=False,
+    )
+    theme = config.get("html_theme")
+    return [
+        *builtin_extensions,
+        *config.get("extensions", []),
+        *([theme] if isinstance(theme, str) else []),
+        "myst_nb.sphinx_ext",
+        "sphinx.search.en",
+    ]
+
+
 def preload() -> threading.Thread:
-    """Load Sphinx and Jupyter Book in the background (a few seconds), while notebooks run."""
+    """Load Sphinx, Jupyter Book and every module the site's build uses, in the background
+    (a few seconds), while notebooks run."""
 
     def load():
         try:
             import jupyter_book.sphinx  # noqa: F401
             import myst_nb  # noqa: F401
+
+            names = site_modules()
         except Exception:  # noqa: BLE001 - the build itself reports any problem
-            pass
+            return
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - as above
+                pass
 
     thread = threading.Thread(target=load, name="preload-sphinx", daemon=True)
     thread.start()
