@@ -121,6 +121,18 @@ def reference_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def sample_service():
+    """The sample service opened once for the session. A step's ``run`` keeps its result on
+    the service, so each step is worked out on the sample once, whichever modules ask.
+
+    For tests that only read it: never change its data, config or results.
+    """
+    from equity_helpers import open_service
+
+    return open_service(str(SAMPLE_CONFIG))
+
+
+@pytest.fixture(scope="session")
 def built_book(tmp_path_factory, request) -> Path:
     """Build the whole book once, as `make book` does, and return its HTML folder.
 
