@@ -17,6 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from equity_helpers.lazy import skip_iri_checker
+
+# Loading nbformat (many test modules do) would build jsonschema's parser of web addresses,
+# about a second of CPU, which no notebook schema uses: left out here as in a run's own
+# processes. (nbval, which loads nbformat before this file is read, is off by default in
+# pyproject.toml; tests/test_nbval.py turns it on for its own session.)
+skip_iri_checker()
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
 TEST_OUTPUT = ROOT / "test-output"
