@@ -31,7 +31,9 @@ def _close_figures():
 
 
 def _texts(fig) -> list[Text]:
-    fig.canvas.draw()
+    # Laid out and measured as a draw does, without painting the pixels (the boxes of the
+    # text are the same either way).
+    fig.draw_without_rendering()
     return [
         t
         for t in fig.findobj(Text)
