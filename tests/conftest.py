@@ -17,6 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from equity_helpers.lazy import skip_iri_checker
+
+# Loading nbformat (many test modules do) would build jsonschema's parser of web addresses,
+# about a second of CPU, which no notebook schema uses: left out here as in a run's own
+# processes. (nbval, which loads nbformat before this file is read, is off by default in
+# pyproject.toml; tests/test_nbval.py turns it on for its own session.)
+skip_iri_checker()
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
 TEST_OUTPUT = ROOT / "test-output"
@@ -118,6 +126,18 @@ def reference_dir() -> Path:
             "Tests check the loaders and statistics against it."
         )
     return SHARED_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def sample_service():
+    """The sample service opened once for the session. A step's ``run`` keeps its result on
+    the service, so each step is worked out on the sample once, whichever modules ask.
+
+    For tests that only read it: never change its data, config or results.
+    """
+    from equity_helpers import open_service
+
+    return open_service(str(SAMPLE_CONFIG))
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,9 @@ def _close_figures():
 
 
 def _texts(fig) -> list[Text]:
-    fig.canvas.draw()
+    # Laid out and measured as a draw does, without painting the pixels (the boxes of the
+    # text are the same either way).
+    fig.draw_without_rendering()
     return [
         t
         for t in fig.findobj(Text)
@@ -53,13 +55,14 @@ def _drawn_texts(fig) -> list[Text]:
 
 def _overlapping(texts: list[Text]) -> list[tuple[str, str]]:
     """Pairs of texts whose boxes share more than a pixel each way."""
+    # Each box is measured once (laying a text out again for every pair is slow).
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts]
     found = []
-    for a, b in itertools.combinations(texts, 2):
-        box_a, box_b = a.get_window_extent(), b.get_window_extent()
+    for (text_a, box_a), (text_b, box_b) in itertools.combinations(boxes, 2):
         width = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
         height = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
         if width > 1 and height > 1:
-            found.append((a.get_text(), b.get_text()))
+            found.append((text_a, text_b))
     return found
 
 
@@ -277,16 +280,14 @@ def test_pixels_inside_an_svg_chart_are_print_resolution():
 
 
 @pytest.fixture(scope="module")
-def step_charts():
+def step_charts(sample_service):
     """Every chart the steps draw for the sample service, with its name."""
-    from equity_helpers import open_service
     from equity_helpers.steps import STEPS
 
-    service = open_service(ROOT / "sample_data" / "sample_service.yml")
     return [
         (f"{name} {key}", chart)
         for name, step in STEPS.items()
-        for key, chart in step.run(service).charts.items()
+        for key, chart in step.run(sample_service).charts.items()
     ]
 
 

@@ -282,7 +282,7 @@ def test_sample_file_is_copied_not_modified(tmp_path):
 EXAMPLE = SAMPLE / "appointments_example"
 
 
-def test_the_appointments_example_agrees_with_the_sample(sample_raw):
+def test_the_appointments_example_agrees_with_the_sample(sample_raw, sample):
     """The worked example's counts, derived from its appointments, are the sample's own."""
     import sys
 
@@ -304,7 +304,7 @@ def test_the_appointments_example_agrees_with_the_sample(sample_raw):
     ):
         assert prepared.data[column].sum() == counts.loc[ok, source].sum(), column
     # Each referral's columns are those the sample's referral file gives it.
-    own = prepare(load_config(SAMPLE / "sample_service.yml")).data.head(len(prepared.data))
+    own = sample.data.head(len(prepared.data))  # the sample prepared once for the module
     assert prepared.account.rows_used == make_appointments.N_REFERRALS
     whole = own["appointments_offered"].notna().to_numpy()
     for column in (

@@ -262,12 +262,11 @@ def test_who_uses_matches_independent_ratios(run_notebook, referrals, population
     assert glued["core20_ratio"] == pytest.approx(core20["ratio"], abs=0.006)
 
 
-def test_who_uses_ratio_interval_is_katz(referrals, population) -> None:
+def test_who_uses_ratio_interval_is_katz(referrals, population, sample_service) -> None:
     """The helper's interval for one group equals the textbook Katz interval."""
-    from equity_helpers import open_service
     from equity_helpers.analysis import representation as helper_representation
 
-    table = helper_representation(open_service(str(CONFIG)), "ethnic_group").set_index("group")
+    table = helper_representation(sample_service, "ethnic_group").set_index("group")
     rep = representation(referrals, population)
     asian = rep[(rep["dim"] == "ethnic group") & (rep["group"] == "Asian")].iloc[0]
     assert table.loc["Asian", "ratio"] == pytest.approx(asian["ratio"], abs=0.006)

@@ -33,6 +33,8 @@ def test_notebooks_pass_nbval():
             sys.executable,
             "-m",
             "pytest",
+            "-p",
+            "nbval",  # off by default (pyproject.toml): on for this session
             "--nbval-lax",
             # Two notebooks at a time; every cell of a notebook stays in its one kernel.
             "-n",

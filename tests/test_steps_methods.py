@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from equity_helpers import open_service
 from equity_helpers.codes import CENSUS_AGE_GROUPS
 from equity_helpers.privacy import DisclosureRule
 from equity_helpers.steps import (
@@ -26,13 +25,12 @@ from equity_helpers.steps import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "sample_data" / "sample_service.yml"
 OFF = DisclosureRule(enabled=False)
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return open_service(str(CONFIG))
+def sample(sample_service):
+    return sample_service
 
 
 # ----------------------------------------------------------------------------- who uses the service

@@ -233,7 +233,7 @@ def test_hashing_an_extract_reads_it_a_piece_at_a_time(tmp_path):
     assert peak < 4 * 2**20, f"hashing held {peak / 2**20:.0f} MB"
 
 
-def test_preparing_to_a_file_uses_batches_for_a_big_csv(tmp_path, monkeypatch):
+def test_preparing_to_a_file_uses_batches_for_a_big_csv(tmp_path, monkeypatch, sample_whole):
     """prepare_to_file prepares a CSV over the size limit in batches, with the same result."""
     from equity_helpers import batches, preparation
 
@@ -250,10 +250,12 @@ def test_preparing_to_a_file_uses_batches_for_a_big_csv(tmp_path, monkeypatch):
     batched, meta = preparation.prepare_to_file(cfg, tmp_path / "batched.parquet")
     assert called, "the big file was not prepared in batches"
     assert meta == read_prepared(batched)[1] and meta["fingerprint"]
-    assert_same(cfg, tmp_path, made=batched)
+    assert_same(cfg, tmp_path, made=batched, whole=sample_whole)
 
 
-def test_the_prepare_command_prepares_a_big_csv_in_batches(tmp_path, monkeypatch, capsys):
+def test_the_prepare_command_prepares_a_big_csv_in_batches(
+    tmp_path, monkeypatch, capsys, sample_whole
+):
     """`equity-workbook prepare` takes the runner's path: a big CSV in batches, same result."""
     from equity_helpers import batches
     from equity_helpers.cli import main
@@ -273,7 +275,7 @@ def test_the_prepare_command_prepares_a_big_csv_in_batches(tmp_path, monkeypatch
     assert main(["prepare", "--config", str(SAMPLE), "--out", str(out)]) == 0
     shown = capsys.readouterr().out
     assert called, "the big file was not prepared in batches"
-    assert_same(load_config(SAMPLE), tmp_path, made=out)
+    assert_same(load_config(SAMPLE), tmp_path, made=out, whole=sample_whole)
     report = prepare(load_config(SAMPLE)).report()
     assert shown == report + f"\n\nPrepared data written to {out}\n"
     # Without --out the report is the same, and no prepared file is left behind.

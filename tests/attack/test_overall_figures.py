@@ -62,13 +62,13 @@ def test_the_figures_for_everyone_are_shown_when_no_group_is_hidden(lone_score, 
     )
 
 
-def test_every_field_of_the_mean_table_hides_a_group_when_one_does():
+def test_every_field_of_the_mean_table_hides_a_group_when_one_does(sample_service):
     """Attack xi: a field with every group shown gives everyone's total, so when one field
     hides a group each other field hides its smallest group too."""
     from equity_helpers import analysis
     from equity_helpers.wording import label
 
-    service = open_service("sample_data/sample_service.yml")
+    service = sample_service
     outcome = access_and_outcome_gaps.run(service).tables["outcome"].frame
     blocks = {field: t for field, t in outcome.groupby("Field", sort=False)}
     assert any(t["People"].isna().any() for t in blocks.values())  # the sample hides one
