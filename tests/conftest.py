@@ -172,6 +172,7 @@ def _build_book() -> str:
         shutil.rmtree(out / "_build", ignore_errors=True)
         stamp.parent.mkdir(parents=True)
         stamp.write_text(_package_hash())
+    _run_book_notebooks(out / "_build" / ".jupyter_cache")
     bin_dir = Path(sys.executable).parent
     cmd = [
         str(bin_dir / "jupyter-book"),
@@ -192,6 +193,52 @@ def _build_book() -> str:
             + proc.stdout[-4000:]
         )
     return str(out / "_build" / "html")
+
+
+def _run_book_notebooks(cache_path: Path, at_once: int = 2) -> None:
+    """Run the book's notebooks two at a time into its execution cache, before the build.
+
+    The build (``execute_notebooks: cache``) runs each notebook it finds no finished run
+    of, one after another; a notebook run here is read, run and kept exactly as the build
+    would (MyST-NB's reader, the notebook's folder as the working folder, errors not
+    allowed, the book's time limit), so the build takes its outputs from the cache. A
+    notebook that fails here is not kept: the build runs it again and reports the error.
+    """
+    import concurrent.futures as cf
+
+    import yaml
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    execute = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]
+    cache = get_cache(cache_path)
+    todo = []
+    for md in sorted((ROOT / "notebooks").glob("*.md")):
+        nb = read_myst_markdown_notebook(md.read_text(encoding="utf-8"), path=md)
+        try:
+            cache.match_cache_notebook(nb)
+        except KeyError:
+            todo.append((md, nb))
+
+    def run(item):
+        md, nb = item
+        return single_nb_execution(
+            nb, cwd=str(md.parent), timeout=execute["timeout"], allow_errors=False
+        )
+
+    with cf.ThreadPoolExecutor(max_workers=at_once) as pool:
+        for (md, nb), result in zip(todo, pool.map(run, todo), strict=True):
+            if result.err is None:
+                record = cache.add_nb_to_project(
+                    str(md), read_data={"type": "plugin", "name": "myst_nb_md"}
+                )
+                cache.cache_notebook_bundle(
+                    CacheBundleIn(nb, record.uri, data={"execution_seconds": result.time}),
+                    check_validity=False,
+                    overwrite=True,
+                )
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ xi.  the same within one table of means split by two fields (ethnic group, depri
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter, defaultdict
@@ -544,6 +545,8 @@ def _remap(rows_c: list, n_cells: int, prog: Program) -> list:
 _ITEM = re.compile(
     r"(?P<label>[A-Z][\w'+/-]*(?:[ -][\w'+/-]+){0,5}?)\s*:?\s+(?P<n>\d[\d,]*|\*)\s*\((?P<p>\d+(?:\.\d+)?|\*)\s*%?\)"
 )
+#: How every match of :data:`_ITEM` ends: a count's percentage in brackets.
+_ITEM_END = re.compile(r"\((?:\d+(?:\.\d+)?|\*)\s*%?\)")
 _OF = re.compile(
     r"(?P<n>\d[\d,]*)\s+(?:out\s+)?of\s+(?:the\s+|all\s+)?(?P<d>\d[\d,]*)\b[^.%]{0,80}?\(?(?P<p>\d+(?:\.\d+)?)\s*%"
 )
@@ -551,18 +554,27 @@ _OF = re.compile(
 
 def attack_text_family(text: Text, truth: Truth, report: Report) -> None:
     """Attack i on prose: 'Asian 10 (2.7%), White 320 (94.1%)' share one total."""
-    items = [
-        (m["label"], m["n"], m["p"])
-        for m in _ITEM.finditer(text.text)
-        if m["p"] != "*" and m["n"] != "*"
-    ]
+    items, of = _text_items(text.text)
     context = f"percentages in '{_short(text.text)}'"
     if len(items) >= 2:
-        percentage_family(items, None, text.source, text.where, context, truth, report)
-    for m in _OF.finditer(text.text):
-        percentage_family(
-            [(m["n"], m["n"], m["p"])], m["d"], text.source, text.where, context, truth, report
-        )
+        percentage_family(list(items), None, text.source, text.where, context, truth, report)
+    for n, d, p in of:
+        percentage_family([(n, n, p)], d, text.source, text.where, context, truth, report)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _text_items(text: str) -> tuple[tuple, tuple]:
+    """The labelled counts with percentages, and the 'n of d (p%)' phrases, in a text
+    (read once: the same text is published in several files)."""
+    # Every match of _ITEM ends as _ITEM_END does, and every match of _OF holds a percent
+    # sign: a text without one has none (and the patterns are slow to try on long texts).
+    items = tuple(
+        (m["label"], m["n"], m["p"])
+        for m in (_ITEM.finditer(text) if _ITEM_END.search(text) else ())
+        if m["p"] != "*" and m["n"] != "*"
+    )
+    of = _OF.finditer(text) if "%" in text else ()
+    return items, tuple((m["n"], m["d"], m["p"]) for m in of)
 
 
 _CELL_ITEM = re.compile(r"^(?P<n>\d[\d,]*)\s*\((?P<p>\d+(?:\.\d+)?)\s*%\)$")
@@ -704,12 +716,15 @@ def _field_named(group: Group, cells: list[str], title: str, n_labels: int) -> b
     return n_labels == 1 and bool(pattern.search(title))
 
 
-def _value_forms(group: Group) -> set[str]:
+@functools.cache
+def _value_forms(group: Group) -> frozenset[str]:
+    """Every way a table's label cell may write the group's value (worked out once per
+    group: every row of every table is matched against every small group)."""
     forms = {group.value.lower(), *(a.lower() for a in group.aliases)}
     if group.field in ("imd_quintile", "imd_decile"):
         word = "quintile" if group.field == "imd_quintile" else "decile"
         forms |= {f"{word} {group.value}", f"imd {word} {group.value}"}
-    return forms
+    return frozenset(forms)
 
 
 def _cell_value(cell: str, group: Group) -> str:
@@ -719,8 +734,15 @@ def _cell_value(cell: str, group: Group) -> str:
     bracket: it is its own group (sized in :mod:`.truth` as everything merged into it), not
     an extract answer "Other", which only a line called "Other" names.
     """
+    return _named_value(cell, group.field_label)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _named_value(cell: str, field_label: str) -> str:
+    """:func:`_cell_value` for a field's plain name (the same cells recur in every copy
+    of a table and are matched against every small group of the field)."""
     low = cell.strip().lower()
-    label = group.field_label.lower()
+    label = field_label.lower()
     if low.startswith(label + ":"):
         low = low[len(label) + 1 :].strip()
     if low.startswith(OTHER_SMALL_GROUPS.lower()):
