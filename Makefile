@@ -53,14 +53,11 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# One process by default. `make test TEST_WORKERS=2` runs the suite on two pytest-xdist
-# workers: a module's tests stay together, the book and the sample workbook are built
-# once, and the modules with slow tests start first (tests/conftest.py). Measured on a
-# busy two-core machine, two workers ran the fast tests slower (323 s against 236 s) and
-# used a third more CPU time, so one process stays the default.
-TEST_WORKERS ?= 0
+# The tests run on one pytest-xdist worker per core, at most two (pyproject.toml);
+# `make test TEST_WORKERS=0` runs them in one process.
+TEST_ARGS := $(if $(TEST_WORKERS),-n $(TEST_WORKERS))
 test: setup browser-deps lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+	$(BIN)/python -m pytest $(TEST_ARGS) --durations=15
 
 # Jupyter Book reuses a notebook's outputs while the notebook's text is unchanged, and Sphinx
 # reads again only the pages whose text changed; when the package that computes the outputs

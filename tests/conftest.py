@@ -373,7 +373,11 @@ def sample_one_step(tmp_path_factory, request):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Say how many pages the browser and axe checked, and what they found."""
+    """Say how many attacks the built workbooks met, how many pages the browser and axe
+    checked, and what they found."""
+    from attack.conftest import report_attacks  # tests/attack, beside this file
+
+    report_attacks(terminalreporter)
     report = TEST_OUTPUT / "accessibility.json"
     if report.is_file():
         import json

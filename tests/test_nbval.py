@@ -55,6 +55,8 @@ def test_the_headline_contract_passes_nbval():
             "pytest",
             "-p",
             "nbval",  # off by default (pyproject.toml): on for this session
+            "-n",
+            "0",  # one notebook: no workers
             "--nbval-lax",
             "-p",
             "no:cacheprovider",

@@ -1,4 +1,6 @@
-"""Report how hard the attacker tried, in the test summary of any run that attacked a workbook."""
+"""What the attack tests record for the run's summary (printed by ``report_attacks``, which
+tests/conftest.py calls: the run's controller loads that file whether or not it runs the
+tests itself)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from __future__ import annotations
 ATTACKED = "attacked"
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
+def report_attacks(terminalreporter) -> None:
+    """How many attacks each attacked workbook met, and what they found."""
     attacked = [
         value
         for reports in terminalreporter.stats.values()
