@@ -1,7 +1,7 @@
 """Shared fixtures: paths, the real reference data, and one book build per test session.
 
-The suite can run on several workers (pytest-xdist, ``--dist loadfile``; ``make test
-TEST_WORKERS=2``). A test module's tests stay on one worker, so a module's fixtures are
+The suite runs on one worker per core, at most two (pytest-xdist, ``--dist loadfile``,
+set in pyproject.toml; ``-n 0`` runs it in one process). A test module's tests stay on one worker, so a module's fixtures are
 made once; the session's book and sample workbook are made once for the whole run, by
 whichever worker needs them first (see :func:`_once_per_run`).
 """
