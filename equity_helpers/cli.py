@@ -85,7 +85,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .init import check
+    from .starter import check
 
     problems, report = check(args.config)
     if not problems:
@@ -121,7 +121,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from .init import starter_config_path, write_starter_config
+    from .starter import starter_config_path, write_starter_config
 
     asked = starter_config_path(args.extract, args.out)
     notes: list[str] = []

@@ -37,8 +37,8 @@ from hypothesis import strategies as st
 from equity_helpers.config import CANONICAL_COLUMNS, load_config
 from equity_helpers.errors import CATALOGUE, PlaybookError
 from equity_helpers.extract import prepare
-from equity_helpers.init import _read as read_starter_extract
-from equity_helpers.init import check, write_starter_config
+from equity_helpers.starter import _read as read_starter_extract
+from equity_helpers.starter import check, write_starter_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "bad_inputs"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from equity_helpers.errors import CATALOGUE
-from equity_helpers.init import guess_columns
+from equity_helpers.starter import guess_columns
 
 sys.path.insert(0, str(Path(__file__).parent))
 import second_service  # noqa: E402
@@ -756,7 +756,7 @@ def test_init_looks_through_a_folder_of_exports_by_their_column_names(tmp_path, 
     """An extract saved among many other exports: init finds the file of appointments and
     reads whole only the files whose column names could be appointments; the others are
     named, with why they were passed over."""
-    from equity_helpers import init
+    from equity_helpers import starter
 
     rows = sample_rows(40, seed=5)
     extract = tmp_path / "referrals.csv"
@@ -776,14 +776,14 @@ def test_init_looks_through_a_folder_of_exports_by_their_column_names(tmp_path, 
     (tmp_path / "z_later.csv").write_text("Referral Number,Appt Date,Outcome\nLC1,,\n")
 
     read_whole = []
-    real_read = init._read
+    real_read = starter._read
     monkeypatch.setattr(
-        init,
+        starter,
         "_read",
         lambda path, *a, **k: read_whole.append(Path(path).name) or real_read(path, *a, **k),
     )
     notes: list[str] = []
-    path, _ = init.write_starter_config(extract, tmp_path / "service.yml", notes=notes)
+    path, _ = starter.write_starter_config(extract, tmp_path / "service.yml", notes=notes)
     written = yaml.safe_load(path.read_text(encoding="utf-8"))["appointments"]
     assert written["path"] == "x_contacts.csv"
     # The extract, the two files named like appointments, and the one found (its section).

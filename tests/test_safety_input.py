@@ -19,8 +19,8 @@ from equity_helpers.cli import main
 from equity_helpers.config import load_config
 from equity_helpers.errors import CATALOGUE, PlaybookError
 from equity_helpers.extract import prepare
-from equity_helpers.init import check, write_starter_config
 from equity_helpers.reference import load_imd
+from equity_helpers.starter import check, write_starter_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "bad_inputs"
@@ -470,8 +470,8 @@ def test_init_finds_an_lsoa_column_by_its_values_and_fills_in_the_lookup(tmp_pat
 
 def test_init_decides_the_lsoa_year_by_the_codes_not_the_name(tmp_path):
     """A column named 'Home area' holding 2021 codes needs no lookup for IMD 2025."""
-    from equity_helpers.init import lsoa_year
     from equity_helpers.reference import load_lsoa_lookup
+    from equity_helpers.starter import lsoa_year
 
     lookup = load_lsoa_lookup(REAL_LOOKUP)
     extract = _lsoa_extract(tmp_path, "Home area 2011", 2021)

@@ -7,7 +7,7 @@ that still stops a run, all at once, with every TODO mark named.
 
 Example
 -------
->>> from equity_helpers.init import guess_columns
+>>> from equity_helpers.starter import guess_columns
 >>> guess_columns(["Referral Number", "Date Referred", "Stated Gender", "NHS Number"])["sex"]
 'Stated Gender'
 """
