@@ -26,6 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "sample_service.yml"
 
 
+@pytest.fixture
+def run(tmp_path) -> Path:
+    """A run's private folder, as the runner makes it."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    return folder
+
+
 def _notebook(folder: Path, name: str, *cells: str) -> str:
     nb = new_notebook(cells=[new_code_cell(c) for c in cells])
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -63,9 +71,7 @@ def _kernels_of(pid: int) -> list[psutil.Process]:
 WHO = "import os\nprint(os.getpid(), os.getcwd())"
 
 
-def test_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
+def test_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path, run):
     first = _notebook(
         tmp_path,
         "first",
@@ -104,9 +110,7 @@ def test_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
     assert _kernels_of(psutil.Process().pid) == []
 
 
-def test_a_kernel_started_ahead_has_loaded_the_package_and_leaves_no_trace(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
+def test_a_kernel_started_ahead_has_loaded_the_package_and_leaves_no_trace(tmp_path, run):
     first = _notebook(
         tmp_path,
         "first",
@@ -161,9 +165,7 @@ def test_another_run_and_a_dead_kernel_each_get_a_new_kernel(tmp_path):
     assert _kernels_of(psutil.Process().pid) == []
 
 
-def test_each_thread_keeps_its_own_kernel(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
+def test_each_thread_keeps_its_own_kernel(tmp_path, run):
     who = _notebook(tmp_path, "who", WHO)
     pids: dict[str, list[str]] = {}
     both = threading.Barrier(2)  # both threads alive at once, so never one thread's id
@@ -365,7 +367,9 @@ def test_notebooks_in_kept_kernels_match_a_new_kernel_for_each(tmp_path, sample_
         assert tables == tables_new and tables, job.name
 
 
-def test_a_notebook_is_written_when_it_starts_and_ends_not_after_every_cell(tmp_path, monkeypatch):
+def test_a_notebook_is_written_when_it_starts_and_ends_not_after_every_cell(
+    tmp_path, run, monkeypatch
+):
     import papermill.engines
     import papermill.execute
 
@@ -378,8 +382,6 @@ def test_a_notebook_is_written_when_it_starts_and_ends_not_after_every_cell(tmp_
             return _original(nb, path)
 
         monkeypatch.setattr(module, "write_ipynb", counted)
-    run = tmp_path / "run"
-    run.mkdir()
     cells = [f"print({i})" for i in range(6)]
     try:
         status, nb = _run(run, _notebook(tmp_path, "six", *cells))

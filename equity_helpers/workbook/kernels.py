@@ -64,9 +64,16 @@ def _manager_class():
         """
 
         def client(self, **kwargs):
-            kc = super().client(**kwargs)
+            return self.remember(super().client(**kwargs))
+
+        def remember(self, kc):
+            """Hold a client of this kernel until :meth:`close_clients`."""
             self.__dict__.setdefault("_given", []).append(kc)
             return kc
+
+        def last_client(self):
+            """The client given out last (the running notebook's)."""
+            return self.__dict__.get("_given", [None])[-1]
 
         def close_clients(self) -> None:
             for kc in self.__dict__.pop("_given", []):
@@ -132,8 +139,7 @@ class Kernel:
         km = self.km
 
         async def clear(**_kwargs) -> None:
-            kc = km.__dict__.get("_given", [None])[-1]
-            reply = await kc.execute_interactive(
+            reply = await km.last_client().execute_interactive(
                 _RESET,
                 silent=True,
                 store_history=False,
@@ -206,13 +212,10 @@ def start_kernel(run: str, logs: Path) -> None:
     # Sent now, run by the kernel as soon as it is up. The client stays open (it is closed
     # with the first notebook's), so the request is not lost while the kernel starts.
     kc.execute(_WARM_UP, silent=True, store_history=False)
-    kernel.km.__dict__.setdefault("_given", []).append(kc)
+    kernel.km.remember(kc)
     kernel.used = True
-    with _kernels_lock:
-        old = _kernels.pop(threading.get_ident(), None)
+    with _kernels_lock:  # take_kernel took this thread's kept kernel out: none is left
         _kernels[threading.get_ident()] = kernel
-    if old is not None and old is not kernel:
-        old.shutdown()
 
 
 def keep_kernel(kernel: Kernel) -> None:
