@@ -141,19 +141,13 @@ def _by_ethnic_group(result: StepResult, counted, rule, measures) -> None:
     else:
         result.notes["dna_ethnic_group"] = NO_DNA
         result.values["dna_eth_sentence"] = "Missed appointments are not in this extract."
-    headline(
-        result,
-        "dna_overall_pct",
-        dna_overall,
-        "Every group's rate is hidden, so no overall rate is shown."
-        if "dna_rate" in measures
-        else NO_DNA,
-    )
+    hidden = "No overall rate is shown, since every group's rate is hidden."
+    headline(result, "dna_overall_pct", dna_overall, hidden if "dna_rate" in measures else NO_DNA)
     result.values["dna_overall_sentence"] = (
         f"{result.values['dna_overall_scope']}, {number(dna_overall)}% of offered appointments "
         "were missed."
         if is_number(dna_overall)
-        else "No overall rate is shown, since every group's rate is hidden."
+        else hidden
         if "dna_rate" in measures
         else "Missed appointments are not in this extract."
     )

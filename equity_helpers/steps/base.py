@@ -193,7 +193,8 @@ def number_or_none(value) -> float | None:
 
 def headline(result: StepResult, key: str, value, why: str) -> None:
     """Glue a headline figure; one that could not be worked out or is withheld is glued as
-    None, with ``<key>_why`` saying why in words (the front page shows the reason).
+    None, with ``<key>_why`` saying why in words (the front page shows the reason; a blank
+    ``why`` says only that it could not be worked out).
 
     >>> r = StepResult("x"); headline(r, "ratio", float("nan"), "Too few referrals to show.")
     >>> r.values
@@ -201,7 +202,7 @@ def headline(result: StepResult, key: str, value, why: str) -> None:
     """
     result.values[key] = number_or_none(value)
     if result.values[key] is None:
-        result.values[f"{key}_why"] = why
+        result.values[f"{key}_why"] = why or "It could not be worked out."
     else:
         result.values.pop(f"{key}_why", None)
 

@@ -392,7 +392,7 @@ def run(service) -> StepResult:
     ):
         result.values[name] = number_or_none(c20[key])
     for key, name in (("ratio", "core20_ratio"), ("share_ref", "core20_share_referrals")):
-        headline(result, name, c20[key], c20["why_not"] or "It could not be worked out.")
+        headline(result, name, c20[key], c20["why_not"])
     result.values["core20_verdict"] = _verdict(c20)
     result.values["core20_sentence"] = _sentence(c20)
     result.data["core20"] = c20

@@ -346,9 +346,7 @@ def run(service) -> StepResult:
     else:
         result.notes["ratios"] = "No comparison could be made, so there are no ratios to show."
     core20 = deprivation_and_core20.core20(service)
-    headline(
-        result, "core20_ratio", core20["ratio"], core20["why_not"] or "It could not be worked out."
-    )
+    headline(result, "core20_ratio", core20["ratio"], core20["why_not"])
     result.values["core20_sentence"] = (
         "People from the most deprived fifth of areas (Core20) have a ratio of "
         f"{core20['ratio']:.2f}."

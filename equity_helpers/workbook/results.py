@@ -54,18 +54,22 @@ class WorkbookResult:
         return self.error is None and not self.failures and self.pdf_error is None
 
     def headlines(self) -> dict:
-        glued = {}
-        for s in self.steps:
-            glued.update(s.glued)
+        glued = _glued(self.steps)
         return {k: glued[k] for k, _ in HEADLINES if k in glued}
+
+
+def _glued(steps: list[StepResult]) -> dict:
+    """Every value the steps' notebooks glued, by name."""
+    glued = {}
+    for s in steps:
+        glued.update(s.glued)
+    return glued
 
 
 def not_shown(steps: list[StepResult]) -> dict[str, str]:
     """Why each headline figure that could not be worked out or is withheld is not shown,
     in its step's words, by glue name (see :func:`equity_helpers.steps.base.headline`)."""
-    glued = {}
-    for s in steps:
-        glued.update(s.glued)
+    glued = _glued(steps)
     return {
         k: glued[f"{k}_why"]
         for k, _ in HEADLINES
