@@ -564,38 +564,37 @@ _PEEK_BYTES = 64 * 1024
 
 
 def _peek_headers(path: Path) -> list[list[str]]:
-    """The column names a file could have, from a cheap look at its opening only.
-
-    For a text file, the header the extract reader would take, from its first 64 KiB;
-    for a workbook, in each sheet's first 30 rows, those the reader could take as the
-    header: the rows naming two or more columns it knows, else the first mostly filled.
+    """The column names a file could have, from a cheap look at its opening only: the
+    header the extract reader would take (:func:`equity_helpers.extract._find_header`),
+    from a text file's first 64 KiB, or from each sheet's first 30 rows of a workbook.
     """
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
+    from .extract import _decode, _find_header, _layout
 
-        wanted = {w for ws in APPOINTMENT_SYNONYMS.values() for w in ws}
-        book = load_workbook(path, read_only=True, data_only=True)
-        headers = []
-        try:
-            for ws in book.worksheets:
-                rows = [
-                    [str(v).strip() for v in row if v is not None and str(v).strip()]
-                    for row in ws.iter_rows(max_row=30, values_only=True)
-                ]
-                named = [r for r in rows if sum(c.lower() in wanted for c in r) >= 2]
-                most = max((len(r) for r in rows), default=0)
-                filled = [r for r in rows if len(r) >= max(2, most * 0.8)]
-                headers += named or filled[:1]
-        finally:
-            book.close()
-        return headers
-    from .extract import _decode, _layout
-
-    with path.open("rb") as fh:
-        opening = fh.read(_PEEK_BYTES)
-    text = _decode(opening)[0].lstrip("\ufeff")
     expected = [w for ws in APPOINTMENT_SYNONYMS.values() for w in ws]
-    return [[c.strip() for c in _layout(text, expected).header]]
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        with path.open("rb") as fh:
+            opening = fh.read(_PEEK_BYTES)
+        text = _decode(opening)[0].lstrip("\ufeff")
+        return [[c.strip() for c in _layout(text, expected).header]]
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheets = [list(ws.iter_rows(max_row=30, values_only=True)) for ws in book.worksheets]
+    finally:
+        book.close()
+    headers = []
+    for rows in sheets:
+        # As a text file's lines: a row's cells up to its last filled one.
+        cells = [["" if v is None else str(v).strip() for v in row] for row in rows]
+        records = [
+            (i, c[: max((j + 1 for j, v in enumerate(c) if v), default=0)])
+            for i, c in enumerate(cells)
+        ]
+        if any(fields for _, fields in records):
+            header = records[_find_header(records, expected)[0]][1]
+            headers.append([c for c in header if c])
+    return headers
 
 
 def _names_appointments(headers: list[list[str]]) -> bool:
