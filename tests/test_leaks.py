@@ -423,3 +423,19 @@ def test_the_config_shown_shortens_file_settings_and_nothing_else():
     assert shown["extract"]["path"] == "extract.csv"
     assert shown["reference"]["imd_path"] == "imd.csv"
     assert "analyst" not in _public_config(dataclasses.replace(cfg, raw=raw))
+
+
+def test_the_config_shown_counts_the_services_own_labels_and_never_shows_them():
+    """init writes a values line for every label in the extract: one held by one person
+    (a religion only they wrote, say) must not reach the workbook's config page."""
+    import copy
+    import dataclasses
+
+    from equity_helpers.workbook.pages import _public_config
+
+    cfg = load_config(SAMPLE / "sample_service.yml")
+    raw = copy.deepcopy(cfg.raw)
+    raw["values"] = {"religion": {"Lone Religion": "9", "Church of England": "2"}}
+    text = _public_config(dataclasses.replace(cfg, raw=raw))
+    assert "Lone Religion" not in text and "Church of England" not in text
+    assert yaml.safe_load(text)["values"]["religion"].startswith("2 of the service's own labels")

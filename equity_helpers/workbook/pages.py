@@ -21,10 +21,14 @@ def _public_config(cfg: ServiceConfig) -> str:
     """The config as run, with the file settings shortened to file names (no machine paths).
 
     Only settings that name files are shortened: a column called "Appt Dt/Time" or a
-    service called "Derby/Derbyshire MSK" is shown as written.
+    service called "Derby/Derbyshire MSK" is shown as written. The service's own labels
+    under ``values`` are counted, not shown: ``init`` writes a line for every label the
+    extract holds, and a label held by one person must not be published.
     """
 
     def strip(o, key=""):
+        if key.startswith("values.") and isinstance(o, dict):
+            return f"{len(o)} of the service's own labels, each read as an NHS code (not shown)"
         if isinstance(o, dict):
             return {k: strip(v, f"{key}.{k}".lstrip(".")) for k, v in o.items()}
         if isinstance(o, list):
