@@ -93,6 +93,9 @@ _ETHNIC_LABELS = {
 for _code, _label in ETHNIC_CATEGORIES.items():
     _ETHNIC_LABELS[_label.lower()] = _code
     _ETHNIC_LABELS[_label.split(": ", 1)[-1].lower()] = _code
+    if ": " in _label:  # the broad group's short name too, as exports write it: "Asian - Pakistani"
+        _broad, _specific = _label.split(": ", 1)
+        _ETHNIC_LABELS[f"{_broad.split()[0]}: {_specific}".lower()] = _code
 
 SEX_CODES = {"1": "Male", "2": "Female", "9": "Indeterminate", "X": "Not known"}
 _SEX_LABELS = {
@@ -245,6 +248,8 @@ def normalise_ethnicity(values: pd.Series, custom: dict | None = None) -> pd.Ser
 
     >>> normalise_ethnicity(pd.Series(["A", "Indian", "", "Q", "H - Asian - Indian"])).tolist()
     ['A', 'H', '99', 'Invalid', 'H']
+    >>> normalise_ethnicity(pd.Series(["Asian - Pakistani", "Black: Caribbean", "Other: Chinese"])).tolist()
+    ['J', 'M', 'R']
     """
     builtin = {c.lower(): c for c in ETHNIC_CATEGORIES} | _ETHNIC_LABELS
     raw = values.astype("string").str.strip()
